@@ -1,0 +1,1 @@
+//! Command-line flags and their validation; thin over the library.

@@ -1,0 +1,1 @@
+//! TODO: cgroup handling owned by the sensor work.

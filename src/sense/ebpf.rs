@@ -1,0 +1,1 @@
+//! TODO: eBPF sensor owned by the sensor work.

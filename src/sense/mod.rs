@@ -1,0 +1,68 @@
+//! Sensors: what records the file accesses of one container's processes.
+//!
+//! One trait, [`Sensor`], over several mechanisms: [`ebpf`] (host-side syscall tracepoints,
+//! filtered by the container's cgroup) today; ptrace and fanotify fit the same trait.
+//! A sensor reports raw [`Access`]es; making sense of them against the image is [`crate::closure`]'s job.
+
+pub mod cgroup;
+pub mod ebpf;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::Result;
+
+/// The system call family that touched a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessKind {
+    Open,
+    Exec,
+    Stat,
+    Access,
+    Readlink,
+}
+
+/// One path a container process looked up. `path` is absolute in the container's filesystem
+/// (relative paths already resolved against the cwd or dirfd) but not normalised: it may hold
+/// `..`, `.` and symlinks, which only the image can resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Access {
+    pub path: String,
+    pub kind: AccessKind,
+    pub pid: u32,
+    pub comm: String,
+    /// The syscall's return value (negative errno on failure).
+    pub result: i64,
+}
+
+/// Everything a sensor saw during one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trace {
+    pub sensor: String,
+    pub accesses: Vec<Access>,
+    /// Events the kernel side could not deliver (ring buffer full).
+    pub lost_events: u64,
+    /// Events whose path could not be read or resolved completely.
+    pub unresolved_paths: u64,
+    /// Names of the system calls the container made, where the sensor records them.
+    pub syscalls: BTreeSet<String>,
+}
+
+/// Settings the container must be created with so that the sensor sees it.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerHooks {
+    /// Docker `HostConfig.CgroupParent`.
+    pub cgroup_parent: Option<String>,
+}
+
+/// A running recorder of one container's file accesses. Creating one starts recording;
+/// [`Sensor::finish`] (or dropping it) stops and releases every kernel resource it holds.
+pub trait Sensor: Send {
+    fn name(&self) -> &'static str;
+    /// What the container must be created with for this sensor to see it.
+    fn container_hooks(&self) -> ContainerHooks;
+    /// Stops recording and returns the trace. Call after the container has been removed.
+    fn finish(self: Box<Self>) -> Result<Trace>;
+}

@@ -1,0 +1,1 @@
+//! Raw system calls and kernel interfaces, kept in one place.
