@@ -1,1 +1,293 @@
-//! TODO
+//! The one narrow door to the Docker Engine API. [`DockerApi`] names exactly the calls the
+//! pipeline makes; [`Bollard`] implements it over bollard with API-version negotiation (the
+//! daemons we meet speak 1.41, bollard defaults to 1.53).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
+
+use crate::{Error, Result};
+
+/// What the pipeline needs to know about an image in the daemon.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub id: String,
+    pub size: u64,
+    pub repo_tags: Vec<String>,
+}
+
+/// How to create a container: like `docker run IMAGE` plus the sensor's needs.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// Container ports (`80/tcp`) to publish on a random loopback port.
+    pub publish: Vec<String>,
+    /// `HostConfig.CgroupParent`, so a sensor can tell this container's processes apart.
+    pub cgroup_parent: Option<String>,
+    /// Replaces the image's entrypoint when set (the image's Cmd then is not used unless `cmd` says so).
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// Extra `--security-opt` values (e.g. `seccomp=...`).
+    pub security_opt: Vec<String>,
+}
+
+/// A container's state as far as the pipeline cares.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerState {
+    pub running: bool,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    /// Container port (`80/tcp`) → host port on 127.0.0.1.
+    pub published: BTreeMap<String, u16>,
+}
+
+/// The Docker API calls minify makes. Implemented by [`Bollard`]; tests may fake it.
+#[allow(async_fn_in_trait)]
+pub trait DockerApi {
+    /// Where the daemon is (for messages).
+    fn endpoint(&self) -> &str;
+    async fn inspect_image(&self, image: &str) -> Result<ImageSummary>;
+    /// `docker save` as a byte stream; never buffered whole.
+    fn save_image(&self, image: &str) -> BoxStream<'static, std::io::Result<Bytes>>;
+    /// `docker load` of a docker-archive file, streamed from disk.
+    async fn load_image(&self, archive: &Path) -> Result<()>;
+    async fn remove_image(&self, image: &str) -> Result<()>;
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
+    async fn start_container(&self, id: &str) -> Result<()>;
+    async fn inspect_container(&self, id: &str) -> Result<ContainerState>;
+    /// Sends the container's STOPSIGNAL, then SIGKILL after `timeout_secs`.
+    async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<()>;
+    /// Force-removes the container and its anonymous volumes; absent containers are not an error.
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    /// The last `lines` lines of stdout and stderr.
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String>;
+}
+
+/// [`DockerApi`] over bollard.
+#[derive(Clone)]
+pub struct Bollard {
+    docker: bollard::Docker,
+    endpoint: String,
+}
+
+impl Bollard {
+    /// Connects as the docker CLI would (`DOCKER_HOST`, else the local socket) and negotiates
+    /// the API version, failing with [`Error::DaemonUnreachable`] if the daemon does not answer.
+    pub async fn connect() -> Result<Bollard> {
+        let endpoint =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable = |e: bollard::errors::Error| Error::DaemonUnreachable {
+            endpoint: endpoint.clone(),
+            message: e.to_string(),
+        };
+        let docker = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        Ok(Bollard { docker, endpoint })
+    }
+
+    /// Whether the daemon runs on this host (so a host-side kernel sensor can see its containers).
+    pub fn is_local(&self) -> bool {
+        self.endpoint.starts_with("unix://") || self.endpoint.starts_with('/')
+    }
+}
+
+fn api_error(call: &'static str) -> impl Fn(bollard::errors::Error) -> Error {
+    move |e| Error::Docker {
+        call,
+        message: e.to_string(),
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+impl DockerApi for Bollard {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    async fn inspect_image(&self, image: &str) -> Result<ImageSummary> {
+        let info = self.docker.inspect_image(image).await.map_err(|e| {
+            if is_not_found(&e) {
+                Error::ImageNotFound {
+                    image: image.to_string(),
+                }
+            } else {
+                api_error("inspect image")(e)
+            }
+        })?;
+        Ok(ImageSummary {
+            id: info.id.unwrap_or_default(),
+            size: info.size.unwrap_or(0).max(0) as u64,
+            repo_tags: info.repo_tags.unwrap_or_default(),
+        })
+    }
+
+    fn save_image(&self, image: &str) -> BoxStream<'static, std::io::Result<Bytes>> {
+        let docker = self.docker.clone();
+        let image = image.to_string();
+        // bollard's stream borrows the client; move a clone into an owning stream.
+        futures_util::stream::once(async move { docker.export_image(&image).map_err(std::io::Error::other) })
+            .flatten()
+            .boxed()
+    }
+
+    async fn load_image(&self, archive: &Path) -> Result<()> {
+        let file = tokio::fs::File::open(archive)
+            .await
+            .map_err(Error::io(format!("opening {}", archive.display())))?;
+        let body = tokio_util::io::ReaderStream::new(file);
+        let options = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let mut progress = self.docker.import_image_stream(options, body, None);
+        while let Some(item) = progress.next().await {
+            item.map_err(api_error("load image"))?;
+        }
+        Ok(())
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        let options = bollard::query_parameters::RemoveImageOptions {
+            force: false,
+            noprune: false,
+            ..Default::default()
+        };
+        match self.docker.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_error("remove image")(e)),
+        }
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+        let port_bindings = spec
+            .publish
+            .iter()
+            .map(|port| {
+                let binding = PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                };
+                (port.clone(), Some(vec![binding]))
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            exposed_ports: Some(spec.publish.clone()),
+            host_config: Some(HostConfig {
+                port_bindings: Some(port_bindings),
+                cgroup_parent: spec.cgroup_parent.clone(),
+                security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = bollard::query_parameters::CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(api_error("create container"))?;
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(api_error("start container"))
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<ContainerState> {
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(api_error("inspect container"))?;
+        let state = info.state.unwrap_or_default();
+        let mut published = BTreeMap::new();
+        for (port, bindings) in info
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default()
+        {
+            let host_port = bindings
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|b| b.host_port.and_then(|p| p.parse::<u16>().ok()));
+            if let Some(host_port) = host_port {
+                published.insert(port, host_port);
+            }
+        }
+        Ok(ContainerState {
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code.unwrap_or(0),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            published,
+        })
+    }
+
+    async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<()> {
+        let options = bollard::query_parameters::StopContainerOptions {
+            t: Some(timeout_secs as i32),
+            signal: None,
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_error("stop container")(e)),
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let options = bollard::query_parameters::RemoveContainerOptions {
+            force: true,
+            v: true,
+            link: false,
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_error("remove container")(e)),
+        }
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
+        let options = bollard::query_parameters::LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let chunks: Vec<_> = self
+            .docker
+            .logs(id, Some(options))
+            .try_collect()
+            .await
+            .map_err(api_error("container logs"))?;
+        Ok(chunks.iter().map(|c| c.to_string()).collect())
+    }
+}

@@ -1,1 +1,31 @@
-//! TODO
+//! Probes: drive the running container through its real paths so the sensor sees them.
+//!
+//! Default probing ([`http`]) waits for each exposed TCP port to answer HTTP, then crawls
+//! same-origin links from `/`. Each probe yields a [`ProbeResult`] that the report keeps and that
+//! verification compares between the original and the slim image.
+
+pub mod http;
+
+use serde::{Deserialize, Serialize};
+
+/// The outcome of one probe, comparable across runs of the original and the slim image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// `http`, `tcp`, `exec`, ...
+    pub kind: String,
+    /// Container port (`80/tcp`) or command the probe targeted.
+    pub target: String,
+    /// What was asked, e.g. `GET /index.html`.
+    pub request: String,
+    pub status: Option<u16>,
+    pub body_sha256: Option<String>,
+    pub body_bytes: u64,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl ProbeResult {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}

@@ -1,0 +1,258 @@
+//! Default HTTP probing: readiness by retrying `GET /` with backoff, then a bounded breadth-first
+//! crawl of same-origin links (href/src attributes, CSS `url()`), so static sites, templates and
+//! linked assets are all exercised.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use sha2::{Digest, Sha256};
+
+use super::ProbeResult;
+
+/// Bounds of the default crawl.
+#[derive(Debug, Clone)]
+pub struct CrawlLimits {
+    pub max_depth: usize,
+    pub max_pages: usize,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+impl Default for CrawlLimits {
+    fn default() -> Self {
+        CrawlLimits {
+            max_depth: 3,
+            max_pages: 100,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A client for loopback probing: no proxies (the host's `http_proxy` must not capture
+/// 127.0.0.1), self-signed certificates accepted.
+pub fn client(request_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .timeout(request_timeout)
+        .build()
+        .unwrap_or_default()
+}
+
+/// Fetches `url` once and summarises the answer.
+pub async fn fetch(client: &reqwest::Client, target: &str, url: &Url) -> (ProbeResult, Option<String>) {
+    let started = Instant::now();
+    let mut result = ProbeResult {
+        kind: "http".into(),
+        target: target.into(),
+        request: format!("GET {}", path_and_query(url)),
+        status: None,
+        body_sha256: None,
+        body_bytes: 0,
+        error: None,
+        duration_ms: 0,
+    };
+    let mut html = None;
+    match client.get(url.clone()).send().await {
+        Ok(response) => {
+            result.status = Some(response.status().as_u16());
+            let is_text = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.contains("html") || ct.contains("css"));
+            match response.bytes().await {
+                Ok(body) => {
+                    result.body_bytes = body.len() as u64;
+                    result.body_sha256 = Some(hex::encode(Sha256::digest(&body)));
+                    if is_text {
+                        html = Some(String::from_utf8_lossy(&body).into_owned());
+                    }
+                }
+                Err(e) => result.error = Some(format!("reading body: {e}")),
+            }
+        }
+        Err(e) => result.error = Some(error_chain(&e)),
+    }
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    (result, html)
+}
+
+/// Waits until `base` answers any HTTP response, retrying with exponential backoff until
+/// `deadline`. `still_alive` is asked between attempts so a crashed app ends the wait early.
+pub async fn wait_until_answering<F, Fut>(
+    client: &reqwest::Client,
+    base: &Url,
+    deadline: Instant,
+    mut still_alive: F,
+) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let last_error = match client.get(base.clone()).send().await {
+            Ok(_) => return Ok(()),
+            Err(e) => error_chain(&e),
+        };
+        if Instant::now() + delay > deadline {
+            return Err(format!("{base} did not answer HTTP in time (last error: {last_error})"));
+        }
+        if !still_alive().await {
+            return Err(format!("the container stopped while waiting for {base}"));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Crawls from `base` breadth-first, following same-origin links up to the limits.
+pub async fn crawl(client: &reqwest::Client, target: &str, base: &Url, limits: &CrawlLimits) -> Vec<ProbeResult> {
+    let mut results = Vec::new();
+    let mut seen = BTreeSet::from([base.to_string()]);
+    let mut queue = VecDeque::from([(base.clone(), 0usize)]);
+    while let Some((url, depth)) = queue.pop_front() {
+        if results.len() >= limits.max_pages {
+            break;
+        }
+        let (result, text) = fetch_with_retries(client, target, &url).await;
+        results.push(result);
+        let Some(text) = text else { continue };
+        if depth >= limits.max_depth {
+            continue;
+        }
+        for link in extract_links(&text) {
+            let Ok(mut next) = url.join(&link) else { continue };
+            next.set_fragment(None);
+            if next.origin() != base.origin() || !seen.insert(next.to_string()) {
+                continue;
+            }
+            queue.push_back((next, depth + 1));
+        }
+    }
+    results
+}
+
+/// Retries connection-level failures (not HTTP error statuses) three times with backoff.
+pub async fn fetch_with_retries(
+    client: &reqwest::Client,
+    target: &str,
+    url: &Url,
+) -> (ProbeResult, Option<String>) {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        let (result, text) = fetch(client, target, url).await;
+        attempt += 1;
+        if result.status.is_some() || attempt >= 3 {
+            return (result, text);
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 3;
+    }
+}
+
+/// Link targets in HTML (`href=`, `src=`) and CSS (`url(...)`), in document order.
+pub fn extract_links(text: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    let lower = text.to_ascii_lowercase();
+    for marker in ["href=", "src=", "url("] {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(marker) {
+            let start = from + pos + marker.len();
+            from = start;
+            let rest = &text[start..];
+            let (quoted, body) = match rest.chars().next() {
+                Some(q @ ('"' | '\'')) => (Some(q), &rest[1..]),
+                _ => (None, rest),
+            };
+            let end = body
+                .find(|c: char| match quoted {
+                    Some(q) => c == q,
+                    None => c.is_whitespace() || c == '>' || c == ')',
+                })
+                .unwrap_or(body.len());
+            let link = body[..end].trim();
+            let skip = link.is_empty()
+                || link.starts_with('#')
+                || ["javascript:", "mailto:", "data:", "tel:"]
+                    .iter()
+                    .any(|scheme| link.to_ascii_lowercase().starts_with(scheme));
+            if !skip {
+                links.push(link.to_string());
+            }
+        }
+    }
+    links
+}
+
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_quoted_unquoted_and_css_links_but_not_fragments_or_scripts() {
+        let html = r##"<a href="/a.html">a</a> <img SRC='img/b.png'> <a href=c.html>c</a>
+            <a href="#top">x</a> <a href="javascript:void(0)">y</a>
+            <style>body { background: url(/bg.png) }</style>"##;
+        assert_eq!(extract_links(html), vec!["/a.html", "c.html", "img/b.png", "/bg.png"]);
+    }
+
+    #[tokio::test]
+    async fn crawl_stays_on_origin_and_respects_page_limit() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let body = match path.as_str() {
+                        "/" => r#"<a href="/one">1</a><a href="http://example.com/x">ext</a><a href="/two#frag">2</a>"#.to_string(),
+                        "/one" => r#"<a href="/">home</a><a href="/deep/three">3</a>"#.to_string(),
+                        _ => format!("page {path}"),
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        let base = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let client = client(Duration::from_secs(5));
+        let results = crawl(&client, "80/tcp", &base, &CrawlLimits::default()).await;
+        let requests: Vec<_> = results.iter().map(|r| r.request.as_str()).collect();
+        assert_eq!(requests, vec!["GET /", "GET /one", "GET /two", "GET /deep/three"]);
+        assert!(results.iter().all(|r| r.status == Some(200)));
+
+        let limited = CrawlLimits { max_pages: 2, ..CrawlLimits::default() };
+        assert_eq!(crawl(&client, "80/tcp", &base, &limited).await.len(), 2);
+    }
+}
