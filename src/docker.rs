@@ -16,6 +16,8 @@ pub struct ImageSummary {
     pub id: String,
     pub size: u64,
     pub repo_tags: Vec<String>,
+    /// `ExposedPorts` of the image config (`80/tcp`).
+    pub exposed_ports: Vec<String>,
 }
 
 /// How to create a container: like `docker run IMAGE` plus the sensor's needs.
@@ -32,6 +34,8 @@ pub struct ContainerSpec {
     pub cmd: Option<Vec<String>>,
     /// Extra `--security-opt` values (e.g. `seccomp=...`).
     pub security_opt: Vec<String>,
+    /// Labels marking the container as minify's (so leftovers can be found).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A container's state as far as the pipeline cares.
@@ -131,6 +135,10 @@ impl DockerApi for Bollard {
             id: info.id.unwrap_or_default(),
             size: info.size.unwrap_or(0).max(0) as u64,
             repo_tags: info.repo_tags.unwrap_or_default(),
+            exposed_ports: info
+                .config
+                .and_then(|c| c.exposed_ports)
+                .unwrap_or_default(),
         })
     }
 
@@ -190,6 +198,7 @@ impl DockerApi for Bollard {
             entrypoint: spec.entrypoint.clone(),
             cmd: spec.cmd.clone(),
             exposed_ports: Some(spec.publish.clone()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
             host_config: Some(HostConfig {
                 port_bindings: Some(port_bindings),
                 cgroup_parent: spec.cgroup_parent.clone(),
