@@ -1,1 +1,183 @@
-//! TODO
+//! The build report: what went in, what came out, what was kept and why, how the probes went and
+//! how long each phase took. Written as JSON (`--report`), summarised for humans on stderr.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::closure::Reason;
+use crate::probe::ProbeResult;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImageRef {
+    pub name: String,
+    pub id: String,
+    /// Size as the daemon reports it (uncompressed bytes of all layers).
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptPath {
+    pub path: String,
+    /// `file`, `dir`, `symlink`, `hardlink`, `device`, `fifo`.
+    pub kind: &'static str,
+    pub size: u64,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SensorSummary {
+    pub name: String,
+    pub accesses: usize,
+    pub distinct_paths: usize,
+    pub lost_events: u64,
+    pub unresolved_paths: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileCounts {
+    pub source_entries: usize,
+    pub source_bytes: u64,
+    pub kept_entries: usize,
+    pub kept_bytes: u64,
+}
+
+/// Wall-clock time per phase, in milliseconds, in the order the phases ran.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub phases: Vec<(String, u64)>,
+    pub total_ms: u64,
+}
+
+impl Timings {
+    pub fn record(&mut self, phase: &str, since: Instant) {
+        self.phases
+            .push((phase.to_string(), since.elapsed().as_millis() as u64));
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub minify_version: String,
+    pub source: ImageRef,
+    pub result: ImageRef,
+    pub sensor: SensorSummary,
+    pub files: FileCounts,
+    pub probes: Vec<ProbeResult>,
+    pub kept: Vec<KeptPath>,
+    /// ELF needs that no library in the image satisfied: `(object, soname)`.
+    pub unresolved_needs: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+    pub timings: Timings,
+    /// Extra facts from later phases, keyed by topic.
+    pub notes: BTreeMap<String, String>,
+}
+
+impl Report {
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(path, json).map_err(Error::io(format!("writing report {}", path.display())))
+    }
+
+    /// A few lines for a human: sizes, counts, probes, sensor health, timings.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let ratio = if self.source.size > 0 {
+            self.result.size as f64 / self.source.size as f64 * 100.0
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "minified {} ({}) -> {} ({}), {:.1}% of the original",
+            self.source.name,
+            human_bytes(self.source.size),
+            self.result.name,
+            human_bytes(self.result.size),
+            ratio
+        );
+        let _ = writeln!(
+            out,
+            "kept {} of {} paths ({} of {} file bytes)",
+            self.files.kept_entries,
+            self.files.source_entries,
+            human_bytes(self.files.kept_bytes),
+            human_bytes(self.files.source_bytes)
+        );
+        let failed = self.probes.iter().filter(|p| !p.ok()).count();
+        let _ = writeln!(out, "probes: {} run, {} failed", self.probes.len(), failed);
+        let _ = writeln!(
+            out,
+            "sensor {}: {} events on {} paths, {} lost, {} unresolved",
+            self.sensor.name,
+            self.sensor.accesses,
+            self.sensor.distinct_paths,
+            self.sensor.lost_events,
+            self.sensor.unresolved_paths
+        );
+        let phases: Vec<String> = self
+            .timings
+            .phases
+            .iter()
+            .map(|(name, ms)| format!("{name} {:.2}s", *ms as f64 / 1000.0))
+            .collect();
+        let _ = writeln!(
+            out,
+            "time: {:.2}s ({})",
+            self.timings.total_ms as f64 / 1000.0,
+            phases.join(", ")
+        );
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+        out
+    }
+}
+
+/// `1.5 MB`-style sizes (decimal units, as docker prints them).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_uses_decimal_units_like_docker() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_500), "1.5 kB");
+        assert_eq!(human_bytes(133_700_000), "133.7 MB");
+    }
+
+    #[test]
+    fn summary_states_sizes_ratio_and_lost_events() {
+        let report = Report {
+            source: ImageRef { name: "app:1".into(), id: "sha256:a".into(), size: 100_000_000 },
+            result: ImageRef { name: "app.slim:1".into(), id: "sha256:b".into(), size: 5_000_000 },
+            sensor: SensorSummary { name: "ebpf".into(), lost_events: 3, ..Default::default() },
+            ..Default::default()
+        };
+        let summary = report.summary();
+        assert!(summary.contains("app:1 (100.0 MB) -> app.slim:1 (5.0 MB), 5.0% of the original"), "{summary}");
+        assert!(summary.contains("3 lost"), "{summary}");
+    }
+}
