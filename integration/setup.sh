@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Prepares this machine for minify's demo and tests (Debian bookworm, as root). Idempotent and
+# fast when everything is in place:
+#   1. installs missing Debian packages (docker daemon, BPF toolchain, debootstrap, gcc, curl),
+#   2. mounts tracefs at /sys/kernel/tracing if needed,
+#   3. starts dockerd in the background if `docker info` fails, and waits for it,
+#   4. builds the fixture images (integration/fixtures.sh; extra arguments are passed on).
+# env: MINIFY_DOCKERD_LOG (default /var/log/minify-dockerd.log), MINIFY_DOCKERD_TIMEOUT (60 s)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "run as root (sudo $0): installs packages, starts dockerd, loads BPF"
+
+# --- 1. packages ------------------------------------------------------------------------------
+PACKAGES=(
+    docker.io                                  # dockerd, containerd, runc (the docker client may be newer)
+    clang llvm libbpf-dev bpftool              # building and inspecting the eBPF sensor
+    debootstrap debian-archive-keyring wget    # the fixture base image
+    gcc libc6-dev                              # the static fixture (gcc -static)
+    curl ca-certificates                       # checking fixtures, rustup
+    git pkg-config make
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # the docker.io postinst may try to start the daemon; that is fine either way (see step 3)
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- 2. tracefs -------------------------------------------------------------------------------
+if ! mountpoint -q /sys/kernel/tracing; then
+    log "mounting tracefs at /sys/kernel/tracing"
+    mount -t tracefs tracefs /sys/kernel/tracing || die "cannot mount tracefs at /sys/kernel/tracing"
+fi
+
+# --- 3. dockerd -------------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+        log "starting docker.service"
+        systemctl start docker || true
+    fi
+fi
+if ! docker info >/dev/null 2>&1; then
+    DLOG="${MINIFY_DOCKERD_LOG:-/var/log/minify-dockerd.log}"
+    if pgrep -x dockerd >/dev/null; then
+        log "dockerd is running but not answering yet; waiting"
+    else
+        command -v dockerd >/dev/null || die "dockerd not found (package docker.io)"
+        log "starting dockerd in the background (log: $DLOG)"
+        nohup dockerd >>"$DLOG" 2>&1 </dev/null &
+        disown || true
+    fi
+    timeout="${MINIFY_DOCKERD_TIMEOUT:-60}"
+    for ((i = 0; ; i++)); do
+        docker info >/dev/null 2>&1 && break
+        if ((i >= timeout)); then
+            tail -n 20 "$DLOG" >&2 2>/dev/null || true
+            die "dockerd did not answer within ${timeout} s (log: $DLOG)"
+        fi
+        sleep 1
+    done
+    log "dockerd is up"
+fi
+
+# --- 4. fixtures ------------------------------------------------------------------------------
+"$HERE/fixtures.sh" "$@"
