@@ -1,1 +1,84 @@
-fn main() {}
+//! The `minify` command: parse flags, run the library, print a paragraph on failure, exit with
+//! the documented code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use minify::cli::{exit, exit_code, Cli, Command};
+use minify::docker::Bollard;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = if cli.verbose { "minify=debug,info" } else { "minify=warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            let code = error
+                .downcast_ref::<minify::Error>()
+                .map(exit_code)
+                .unwrap_or(exit::FAILURE);
+            eprintln!("minify: error: {error:#}");
+            code
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Build(args) => {
+            // Flags are checked before any daemon or kernel work starts.
+            let options = args.validate()?;
+            let spinner = Spinner::new();
+            let report = runtime.block_on(async {
+                let docker = Bollard::connect().await?;
+                minify::pipeline::build(&docker, &options, &|phase| spinner.set(phase)).await
+            });
+            spinner.finish();
+            let report = report?;
+            eprint!("{}", report.summary());
+            eprintln!("report: {}", options.report_path.display());
+            if cli.verbose {
+                for (phase, ms) in &report.timings.phases {
+                    eprintln!("  {phase:<22} {:>8.3}s", *ms as f64 / 1000.0);
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// A spinner on stderr when it is a terminal; silent otherwise (CI logs stay clean).
+struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    fn new() -> Spinner {
+        if !std::io::stderr().is_terminal() {
+            return Spinner(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Spinner(Some(bar))
+    }
+
+    fn set(&self, phase: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(phase.to_string());
+        }
+        tracing::debug!(phase, "phase");
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,1 +1,216 @@
-//! Command-line flags and their validation; thin over the library.
+//! Command-line flags, their validation, and the stable exit codes. Thin: every flag turns into
+//! a field of a library options struct before any daemon or kernel work starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::pipeline::BuildOptions;
+use crate::probe::http::CrawlLimits;
+use crate::{Error, Result};
+
+/// Exit codes, stable for CI scripts.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// Anything not covered below (I/O, sensor, internal errors).
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    /// Image missing, daemon unreachable or a Docker API call failed.
+    pub const IMAGE_OR_DAEMON: i32 = 3;
+    /// The original image failed to start or to answer its probes.
+    pub const PROBE_FAILED: i32 = 4;
+    /// The slim image answered differently from the original.
+    pub const VERIFY_FAILED: i32 = 5;
+    /// Interrupted by Ctrl-C / SIGTERM (after cleaning up).
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// The exit code for an error, per [`exit`].
+pub fn exit_code(error: &Error) -> i32 {
+    match error {
+        Error::Usage(_) => exit::USAGE,
+        Error::DaemonUnreachable { .. } | Error::ImageNotFound { .. } | Error::Docker { .. } => {
+            exit::IMAGE_OR_DAEMON
+        }
+        Error::ContainerExited { .. } | Error::Probe { .. } => exit::PROBE_FAILED,
+        Error::Interrupted => exit::INTERRUPTED,
+        _ => exit::FAILURE,
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "minify", version, about = "Make container images small and safe by watching what they really use")]
+pub struct Cli {
+    /// More detail on stderr (per-phase timings, debug logs).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run IMAGE, probe it, trace the files it uses, and build its slim twin.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The image to minify (name[:tag] or id). It is never modified.
+    pub image: String,
+    /// Name of the slim image [default: REPO.slim:TAG].
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub tag: Option<String>,
+    /// Where to write the JSON report.
+    #[arg(long, value_name = "FILE", default_value = "minify-report.json")]
+    pub report: PathBuf,
+    /// With no exposed ports (or after probing), let the app run this many seconds more.
+    #[arg(long, value_name = "SECONDS")]
+    pub continue_after: Option<u64>,
+    /// How long to wait for each exposed port to answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub ready_timeout: u64,
+    /// Grace period between the STOPSIGNAL and SIGKILL when stopping the container.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub stop_timeout: u64,
+    /// Link depth of the default HTTP crawl.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub crawl_depth: usize,
+    /// Most pages the default HTTP crawl fetches per port.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub crawl_max_pages: usize,
+}
+
+impl BuildArgs {
+    /// Checks every flag and turns them into library options; no daemon or kernel access.
+    pub fn validate(&self) -> Result<BuildOptions> {
+        if self.image.trim().is_empty() {
+            return Err(Error::Usage("the image name is empty".into()));
+        }
+        if let Some(tag) = &self.tag {
+            validate_reference(tag)?;
+        }
+        if self.ready_timeout == 0 || self.stop_timeout > 3600 {
+            return Err(Error::Usage(
+                "--ready-timeout must be at least 1 second and --stop-timeout at most 3600".into(),
+            ));
+        }
+        if self.crawl_max_pages == 0 {
+            return Err(Error::Usage("--crawl-max-pages must be at least 1".into()));
+        }
+        let report_dir = match self.report.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !report_dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "--report {}: directory {} does not exist",
+                self.report.display(),
+                report_dir.display()
+            )));
+        }
+        Ok(BuildOptions {
+            image: self.image.clone(),
+            tag: self.tag.clone().unwrap_or_else(|| default_slim_tag(&self.image)),
+            report_path: self.report.clone(),
+            continue_after: self.continue_after.map(Duration::from_secs),
+            ready_timeout: Duration::from_secs(self.ready_timeout),
+            stop_timeout_secs: self.stop_timeout as i64,
+            crawl: CrawlLimits {
+                max_depth: self.crawl_depth,
+                max_pages: self.crawl_max_pages,
+                ..CrawlLimits::default()
+            },
+        })
+    }
+}
+
+/// Checks `NAME[:TAG]` against Docker's reference grammar (lowercase repository, tag ≤ 128 chars).
+pub fn validate_reference(reference: &str) -> Result<()> {
+    let (repo, tag) = split_reference(reference);
+    let repo_ok = !repo.is_empty()
+        && repo.split('/').enumerate().all(|(i, part)| {
+            !part.is_empty()
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || "._-".contains(c)
+                        || (i == 0 && (c == ':' || c.is_ascii_uppercase()))
+                })
+        });
+    let tag_ok = tag.is_none_or(|t| {
+        !t.is_empty()
+            && t.len() <= 128
+            && !t.starts_with(['.', '-'])
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    });
+    if repo_ok && tag_ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--tag {reference:?} is not a valid image reference (expected lowercase name[:tag])"
+        )))
+    }
+}
+
+/// Splits `repo[:tag]`, aware of registry ports (`host:5000/app`) and digests (`app@sha256:…`).
+fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    let reference = reference.split('@').next().unwrap_or(reference);
+    match reference.rfind(':') {
+        Some(colon) if !reference[colon..].contains('/') => {
+            (&reference[..colon], Some(&reference[colon + 1..]))
+        }
+        _ => (reference, None),
+    }
+}
+
+/// The docker-slim convention: `app:1.2` → `app.slim:1.2`; an id → `minify-slim:<short id>`.
+pub fn default_slim_tag(image: &str) -> String {
+    let bare_id = image.strip_prefix("sha256:").unwrap_or(image);
+    if image.starts_with("sha256:")
+        || (bare_id.len() >= 12 && bare_id.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return format!("minify-slim:{}", &bare_id[..12.min(bare_id.len())]);
+    }
+    let (repo, tag) = split_reference(image);
+    format!("{repo}.slim:{}", tag.unwrap_or("latest"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_tag_follows_docker_slim_convention() {
+        assert_eq!(default_slim_tag("minify-fixture/nginx:1"), "minify-fixture/nginx.slim:1");
+        assert_eq!(default_slim_tag("app"), "app.slim:latest");
+        assert_eq!(default_slim_tag("localhost:5000/app"), "localhost:5000/app.slim:latest");
+        assert_eq!(default_slim_tag("app@sha256:abcd"), "app.slim:latest");
+        assert_eq!(default_slim_tag("sha256:0123456789abcdef0123"), "minify-slim:0123456789ab");
+    }
+
+    #[test]
+    fn invalid_tags_are_usage_errors_before_any_daemon_work() {
+        for bad in ["Upper/Case", "app:", "app:-x", "a//b", ""] {
+            assert!(validate_reference(bad).is_err(), "{bad} should be rejected");
+        }
+        for good in ["app", "app.slim:1", "host:5000/team/app:v1.2-3"] {
+            assert!(validate_reference(good).is_ok(), "{good} should be accepted");
+        }
+    }
+
+    #[test]
+    fn build_flags_are_validated() {
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["minify", "build", "app:1"];
+            argv.extend_from_slice(extra);
+            let Command::Build(args) = Cli::try_parse_from(argv).unwrap().command;
+            args.validate()
+        };
+        assert_eq!(args(&[]).unwrap().tag, "app.slim:1");
+        assert!(matches!(args(&["--tag", "Bad Tag"]), Err(Error::Usage(_))));
+        assert!(matches!(args(&["--report", "/nonexistent/dir/r.json"]), Err(Error::Usage(_))));
+        assert!(matches!(args(&["--ready-timeout", "0"]), Err(Error::Usage(_))));
+    }
+}

@@ -1,0 +1,208 @@
+//! Helpers shared by the end-to-end tests: facility checks that fail loudly under CI, fixture
+//! lookup, containers started with the docker CLI, plain HTTP/1.0 requests, and cleanup guards.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// True when running under CI, where a missing facility is a failure, not a skip.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Returns whether the test can go on; panics under CI when it can't.
+pub fn require(facility: &str, check: Result<(), String>) -> bool {
+    match check {
+        Ok(()) => true,
+        Err(why) if under_ci() => panic!("{facility} is required under CI=true but unavailable: {why}"),
+        Err(why) => {
+            eprintln!("SKIP: {facility} unavailable ({why}); run integration/setup.sh as root");
+            false
+        }
+    }
+}
+
+pub fn docker_check() -> Result<(), String> {
+    let out = Command::new("docker").arg("info").output().map_err(|e| format!("docker CLI: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("docker info failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+pub fn sensor_check() -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("not root".into());
+    }
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err("no kernel BTF at /sys/kernel/btf/vmlinux".into());
+    }
+    Ok(())
+}
+
+/// The daemon, the sensor and the named fixture image, or false (skip) outside CI.
+pub fn require_fixture(image: &str) -> bool {
+    require("the Docker daemon", docker_check())
+        && require("the eBPF sensor (root + BTF)", sensor_check())
+        && require(
+            &format!("fixture image {image} (integration/fixtures.sh)"),
+            image_exists(image).then_some(()).ok_or_else(|| "not built".to_string()),
+        )
+}
+
+pub fn image_exists(image: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
+/// Removes what a test made (containers, images) when dropped, also when the test panics.
+#[derive(Default)]
+pub struct Cleanup {
+    containers: Vec<String>,
+    images: Vec<String>,
+}
+
+impl Cleanup {
+    pub fn container(&mut self, name: &str) {
+        self.containers.push(name.to_string());
+    }
+    pub fn image(&mut self, name: &str) {
+        self.images.push(name.to_string());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = Command::new("docker").args(["rm", "-f", "-v", c]).output();
+        }
+        for i in &self.images {
+            let _ = Command::new("docker").args(["rmi", i]).output();
+        }
+    }
+}
+
+/// Starts `image` detached with its ports published on loopback; returns the host port of
+/// container port `port`.
+pub fn run_published(cleanup: &mut Cleanup, image: &str, port: u16) -> u16 {
+    let name = unique("minify-test-run");
+    cleanup.container(&name);
+    docker(&["run", "-d", "--name", &name, "-p", &format!("127.0.0.1::{port}"), image]);
+    let mapping = docker(&["port", &name, &format!("{port}/tcp")]);
+    mapping
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no published port in {mapping:?}"))
+}
+
+/// One HTTP/1.0 answer: status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+pub fn get(port: u16, path: &str) -> std::io::Result<Answer> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP header in {} bytes", raw.len())))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    Ok(Answer { status, body: raw[split + 4..].to_vec() })
+}
+
+/// Waits until `GET /` answers on `port`.
+pub fn wait_answering(port: u16, timeout: Duration) {
+    let until = Instant::now() + timeout;
+    loop {
+        match get(port, "/") {
+            Ok(_) => return,
+            Err(e) if Instant::now() > until => panic!("port {port} never answered: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The fixed request list of a fixture (integration/requests/NAME.txt).
+pub fn request_list(fixture: &str) -> Vec<String> {
+    let path = format!("{}/integration/requests/{fixture}.txt", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// Runs the `minify` binary with `args`; returns (exit code, stdout, stderr).
+pub fn minify(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_minify"))
+        .args(args)
+        .output()
+        .expect("minify binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Names of minify's cgroup directories still present under the unified hierarchy.
+pub fn leftover_cgroups() -> Vec<String> {
+    std::fs::read_dir("/sys/fs/cgroup/unified")
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("minify-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Containers carrying minify's owner label.
+pub fn leftover_containers() -> String {
+    docker(&["ps", "-aq", "--filter", "label=dev.minify.run"])
+}
+
+/// Serialises the tests of one binary that use the daemon and the sensor: they count leftovers
+/// by label and cgroup name, which concurrent builds would make ambiguous.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
