@@ -16,3 +16,12 @@ pub struct BuildOptions {
     pub stop_timeout_secs: i64,
     pub crawl: CrawlLimits,
 }
+
+/// Temporary until the image and closure modules land: keeps the binary compiling.
+pub async fn build<D: crate::docker::DockerApi>(
+    _docker: &D,
+    _options: &BuildOptions,
+    _phase: &dyn Fn(&str),
+) -> crate::Result<crate::report::Report> {
+    Err(crate::Error::Usage("build is not wired up yet".into()))
+}
