@@ -1,1 +1,193 @@
-fn main() { println!("xtask: bench"); }
+//! Project tasks that are not tests: `cargo xtask bench` measures `minify build` per fixture
+//! (per-phase timings from its report, wall-clock, peak RSS) against a baseline measured in the
+//! same run: the unavoidable docker work of a naive run of the same image (`docker save` to
+//! /dev/null, then `docker run`, one request, `docker stop`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Fixtures benchmarked: (image, container port, wall-clock target in seconds).
+const FIXTURES: &[(&str, u16, Option<f64>)] = &[
+    ("minify-fixture/nginx:1", 80, Some(8.0)),
+    ("minify-fixture/python:1", 8000, None),
+    ("minify-fixture/static:1", 8080, None),
+];
+const BIG_FIXTURE: (&str, u16, Option<f64>) = ("minify-fixture/big:1", 80, None);
+const RSS_TARGET_MB: f64 = 100.0;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => bench(args.iter().any(|a| a == "--big")),
+        _ => {
+            eprintln!("usage: cargo xtask bench [--big]");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn bench(big: bool) -> Result<()> {
+    let root = root();
+    let mut fixtures_cmd = Command::new(root.join("integration/fixtures.sh"));
+    if big {
+        fixtures_cmd.arg("--big");
+    }
+    run_ok(&mut fixtures_cmd).context("building fixtures")?;
+    run_ok(
+        Command::new("cargo")
+            .args(["build", "--release", "--bin", "minify"])
+            .current_dir(&root),
+    )?;
+    let minify = root.join("target/release/minify");
+
+    let mut fixtures = FIXTURES.to_vec();
+    if big {
+        fixtures.push(BIG_FIXTURE);
+    }
+    println!(
+        "{:<28} {:>9} {:>10} {:>9} {:>9} {:>10} {:>9}  phases",
+        "fixture", "minify s", "baseline s", "ratio", "RSS MB", "size %", "target"
+    );
+    for (image, port, target) in fixtures {
+        let baseline = baseline_seconds(image, port)?;
+        let dir = tempfile_dir()?;
+        let report_path = dir.join("report.json");
+        let tag = format!("minify-bench/slim:{}", std::process::id());
+        let started = Instant::now();
+        let (status, peak_rss_kb) = run_measured(
+            Command::new(&minify)
+                .args(["build", image, "--tag", &tag, "--report"])
+                .arg(&report_path)
+                .stderr(Stdio::null()),
+        )?;
+        let wall = started.elapsed().as_secs_f64();
+        let _ = Command::new("docker").args(["rmi", &tag]).output();
+        if !status {
+            bail!("minify build {image} failed");
+        }
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let size_pct = report["result"]["size"].as_f64().unwrap_or(0.0)
+            / report["source"]["size"].as_f64().unwrap_or(1.0)
+            * 100.0;
+        let phases: Vec<String> = report["timings"]["phases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some(format!("{} {:.2}", p[0].as_str()?, p[1].as_f64()? / 1000.0)))
+            .collect();
+        let rss_mb = peak_rss_kb as f64 / 1024.0;
+        let verdict = match target {
+            Some(t) if wall <= t && rss_mb <= RSS_TARGET_MB => format!("ok<{t}s"),
+            Some(t) => format!("MISS<{t}s"),
+            None if rss_mb <= RSS_TARGET_MB => "ok".into(),
+            None => "MISS rss".into(),
+        };
+        println!(
+            "{image:<28} {wall:>9.2} {baseline:>10.2} {:>9.2} {rss_mb:>9.1} {size_pct:>9.1}% {verdict:>9}  {}",
+            wall / baseline,
+            phases.join(", ")
+        );
+    }
+    println!("ratio = minify wall-clock / baseline (docker save + run + one request + stop of the original)");
+    println!("RSS target {RSS_TARGET_MB} MB (peak resident set of the minify process)");
+    Ok(())
+}
+
+/// The naive cost of looking at the image: save it, run it until it answers once, stop it.
+fn baseline_seconds(image: &str, port: u16) -> Result<f64> {
+    let started = Instant::now();
+    run_ok(Command::new("sh").args(["-c", &format!("docker save {image} > /dev/null")]))?;
+    let name = format!("minify-bench-baseline-{}", std::process::id());
+    run_ok(Command::new("docker").args([
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        &format!("127.0.0.1::{port}"),
+        image,
+    ]))?;
+    let result = (|| -> Result<()> {
+        let out = Command::new("docker")
+            .args(["port", &name, &format!("{port}/tcp")])
+            .output()?;
+        let mapping = String::from_utf8_lossy(&out.stdout);
+        let host_port = mapping
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .context("no published port")?
+            .trim()
+            .to_string();
+        let until = Instant::now() + Duration::from_secs(60);
+        while !Command::new("curl")
+            .args([
+                "-sf",
+                "-o",
+                "/dev/null",
+                &format!("http://127.0.0.1:{host_port}/"),
+            ])
+            .status()?
+            .success()
+        {
+            if Instant::now() > until {
+                bail!("{image} never answered");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        run_ok(Command::new("docker").args(["stop", "-t", "10", &name]))
+    })();
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    result?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn run_ok(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Runs a command and returns (success, peak RSS in KiB) from wait4's rusage.
+fn run_measured(cmd: &mut Command) -> Result<(bool, i64)> {
+    let child = cmd.spawn().with_context(|| format!("running {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if waited != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    std::mem::forget(child);
+    Ok((
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        usage.ru_maxrss,
+    ))
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "minify-bench-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
