@@ -60,7 +60,10 @@ if [[ -z "$image2" ]]; then
     out="$(answers "$image")"
     printf '%s\n' "$out"
     # every request must get an HTTP answer (000 = no answer)
-    ! grep -q '^000 ' <<<"$out"
+    if grep -q '^000 ' <<<"$out"; then
+        echo "$image: some requests got no answer" >&2
+        exit 1
+    fi
 else
     a="$(answers "$image")"
     b="$(answers "$image2")"

@@ -32,9 +32,21 @@ done
 if ((${#missing[@]})); then
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Keep package scripts from starting services (the docker.io postinst would try to start
+    # dockerd through init scripts, which fails without an init system); step 3 starts it.
+    own_policy=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        own_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq
-    # the docker.io postinst may try to start the daemon; that is fine either way (see step 3)
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if ((own_policy)); then
+        rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
 fi
 
 # --- 2. tracefs -------------------------------------------------------------------------------
