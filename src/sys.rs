@@ -1,1 +1,193 @@
-//! Raw system calls and kernel interfaces, kept in one place.
+//! Raw system calls and kernel interfaces (/proc, /sys, tracefs), kept in one place so the rest
+//! of the crate stays free of `unsafe` and of hard-coded kernel paths.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Linux capability numbers (include/uapi/linux/capability.h).
+pub const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_PERFMON: u32 = 38;
+pub const CAP_BPF: u32 = 39;
+
+/// Where tracefs is normally mounted; the older location is tried when it is already there.
+const TRACEFS_MOUNT: &str = "/sys/kernel/tracing";
+const TRACEFS_LEGACY: &str = "/sys/kernel/debug/tracing";
+
+/// The calling process's effective capability set (`CapEff` of /proc/self/status).
+pub fn effective_capabilities() -> io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no CapEff in /proc/self/status"))
+}
+
+/// True when `capability` is in the effective set.
+pub fn has_capability(capability: u32) -> bool {
+    effective_capabilities()
+        .map(|caps| caps & (1u64 << capability) != 0)
+        .unwrap_or(false)
+}
+
+/// The effective user id.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The tracefs directory holding `events/`, mounting tracefs at /sys/kernel/tracing when no
+/// mounted copy is found (container hosts often boot without it).
+pub fn ensure_tracefs() -> io::Result<PathBuf> {
+    for candidate in [TRACEFS_MOUNT, TRACEFS_LEGACY] {
+        if Path::new(candidate).join("events").is_dir() {
+            return Ok(PathBuf::from(candidate));
+        }
+    }
+    mount_pseudo_fs("tracefs", TRACEFS_MOUNT, "tracefs")?;
+    if Path::new(TRACEFS_MOUNT).join("events").is_dir() {
+        Ok(PathBuf::from(TRACEFS_MOUNT))
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("tracefs mounted at {TRACEFS_MOUNT} but has no events/ directory"),
+        ))
+    }
+}
+
+/// True when tracepoint `category/name` exists in tracefs.
+pub fn tracepoint_exists(tracefs: &Path, category: &str, name: &str) -> bool {
+    tracefs.join("events").join(category).join(name).is_dir()
+}
+
+/// `mount -t fstype source target` with no options.
+pub fn mount_pseudo_fs(source: &str, target: &str, fstype: &str) -> io::Result<()> {
+    let to_cstring = |s: &str| {
+        CString::new(s)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in mount argument"))
+    };
+    let (source, target_c, fstype) = (
+        to_cstring(source)?,
+        to_cstring(target)?,
+        to_cstring(fstype)?,
+    );
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call; data is NULL.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target_c.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One line of /proc/self/mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub source: String,
+    pub target: PathBuf,
+    pub fstype: String,
+    pub options: String,
+}
+
+/// The mount table of this process's mount namespace.
+pub fn mounts() -> io::Result<Vec<MountEntry>> {
+    let table = std::fs::read_to_string("/proc/self/mounts")?;
+    Ok(table
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            Some(MountEntry {
+                source: unescape_mount_field(fields.next()?),
+                target: PathBuf::from(unescape_mount_field(fields.next()?)),
+                fstype: fields.next()?.to_string(),
+                options: fields.next().unwrap_or_default().to_string(),
+            })
+        })
+        .collect())
+}
+
+/// /proc/self/mounts writes space, tab, newline and backslash as octal escapes.
+fn unescape_mount_field(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let value = bytes[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+            out.push(value as u8);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The inode number of `path`; for a cgroup v2 directory this is the cgroup id BPF reports.
+pub fn inode_of(path: &Path) -> io::Result<u64> {
+    Ok(std::fs::metadata(path)?.ino())
+}
+
+/// Waits up to `timeout_ms` for `fd` to become readable; true when it is.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut pollfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: pollfd is a valid, initialised array of length 1 for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
+    match rc {
+        0 => Ok(false),
+        n if n > 0 => Ok(true),
+        _ => {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_octal_in_mount_fields() {
+        assert_eq!(
+            unescape_mount_field(r"/mnt/with\040space"),
+            "/mnt/with space"
+        );
+        assert_eq!(unescape_mount_field(r"/plain"), "/plain");
+        assert_eq!(unescape_mount_field(r"/trailing\04"), r"/trailing\04");
+    }
+
+    #[test]
+    fn reads_own_capabilities_and_mounts() {
+        effective_capabilities().expect("CapEff is always in /proc/self/status");
+        let table = mounts().expect("/proc/self/mounts is readable");
+        assert!(table.iter().any(|m| m.target == Path::new("/")));
+    }
+}

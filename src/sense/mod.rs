@@ -27,7 +27,7 @@ pub enum AccessKind {
 /// One path a container process looked up. `path` is absolute in the container's filesystem
 /// (relative paths already resolved against the cwd or dirfd) but not normalised: it may hold
 /// `..`, `.` and symlinks, which only the image can resolve.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Access {
     pub path: String,
     pub kind: AccessKind,
