@@ -39,7 +39,7 @@ cleanup() {
         # a debootstrap'ed tree may still have /proc etc. mounted if debootstrap was interrupted
         if [[ -d "$d/rootfs" ]]; then
             for m in proc sys dev/pts dev; do
-                mountpoint -q "$d/rootfs/$m" 2>/dev/null && umount -l "$d/rootfs/$m" || true
+                if mountpoint -q "$d/rootfs/$m" 2>/dev/null; then umount -l "$d/rootfs/$m" || true; fi
             done
         fi
         rm -rf --one-file-system "$d"
@@ -85,7 +85,7 @@ remove_old() {
     for ((i = ${#OLD_IDS[@]} - 1; i >= 0; i--)); do
         id="${OLD_IDS[$i]}"
         if [[ "$(docker image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null)" == 0 ]]; then
-            docker image rm "$id" >/dev/null 2>&1 && log "removed superseded image ${id:7:12}" || true
+            if docker image rm "$id" >/dev/null 2>&1; then log "removed superseded image ${id:7:12}"; fi
         fi
     done
 }

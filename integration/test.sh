@@ -16,6 +16,11 @@ echo "setup took $((SECONDS - t0)) s" >&2
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup) and put ~/.cargo/bin on PATH" >&2; exit 1; }
 cargo --version >&2
+# a rustup "minimal" profile lacks clippy and rustfmt
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null || { echo "cargo clippy / cargo fmt missing and no rustup to add them" >&2; exit 1; }
+    rustup component add clippy rustfmt
+fi
 
 step "cargo test --workspace"
 cargo test --workspace
