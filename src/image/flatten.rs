@@ -1,1 +1,836 @@
-//! TODO: owned by the image plumbing work.
+//! Flattening: applying an image's layer tars in order to one [`FsIndex`], the way docker's
+//! overlay would show the filesystem. Only tar headers are read (content is skipped by seeking);
+//! each regular file remembers where its bytes sit in its layer tar.
+//!
+//! Whiteouts follow the OCI/aufs convention: `.wh.<name>` deletes `<name>` and its subtree from
+//! LOWER layers; `.wh..wh..opq` hides the lower-layer children of its directory but never entries
+//! of its own layer, whatever order the tar lists them in. Both work without buffering a layer:
+//! every entry remembers its layer, and deletions only touch entries of lower layers.
+
+use std::fmt;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use crate::image::{ContentRef, Entry, EntryKind, FsIndex};
+use crate::{Error, Result};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+const XATTR_PAX_PREFIX: &str = "SCHILY.xattr.";
+
+/// Something in a layer that was skipped or repaired instead of failing the whole image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlattenWarning {
+    pub layer: usize,
+    /// The member path as the tar spelled it.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FlattenWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "layer {} entry {:?}: {}",
+            self.layer, self.path, self.message
+        )
+    }
+}
+
+/// Normalises a tar member or image path to the index form: absolute, no `.`/`..` components,
+/// no duplicate or trailing slashes. `None` when `..` would climb above the root.
+pub fn normalize_path(raw: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            name => parts.push(name),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// The parent of a normalised path (`None` for `/`).
+pub fn parent_path(path: &str) -> Option<&str> {
+    if path == "/" {
+        return None;
+    }
+    match path.rfind('/') {
+        Some(0) => Some("/"),
+        Some(i) => Some(&path[..i]),
+        None => None,
+    }
+}
+
+/// Flattens `layers` (bottom first); warnings are logged.
+pub fn flatten(layers: &[PathBuf]) -> Result<FsIndex> {
+    let (index, warnings) = flatten_with_warnings(layers)?;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(index)
+}
+
+/// Flattens `layers` (bottom first) and returns what had to be skipped or repaired. The index
+/// always holds `/` (a default 0755 root dir unless a layer lists `./`).
+pub fn flatten_with_warnings(layers: &[PathBuf]) -> Result<(FsIndex, Vec<FlattenWarning>)> {
+    let mut flattener = Flattener::default();
+    // The root always exists, so lookups and parent walks never special-case an empty image.
+    flattener
+        .index
+        .entries
+        .insert("/".to_string(), default_dir("/".to_string(), 0));
+    for (layer, path) in layers.iter().enumerate() {
+        flattener.apply_layer(layer, path)?;
+    }
+    Ok((flattener.index, flattener.warnings))
+}
+
+#[derive(Default)]
+struct Flattener {
+    index: FsIndex,
+    warnings: Vec<FlattenWarning>,
+}
+
+/// What one tar member does to the filesystem.
+enum Change {
+    Add(Entry),
+    /// `.wh.<name>`: delete the path.
+    Whiteout(String),
+    /// `.wh..wh..opq`: hide the lower contents of the dir.
+    Opaque(String),
+    Skip,
+}
+
+impl Flattener {
+    fn warn(&mut self, layer: usize, path: &str, message: impl Into<String>) {
+        self.warnings.push(FlattenWarning {
+            layer,
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn apply_layer(&mut self, layer: usize, layer_path: &PathBuf) -> Result<()> {
+        let context = || format!("layer {layer} ({})", layer_path.display());
+        let file = File::open(layer_path).map_err(Error::io(context()))?;
+        let layer_len = file.metadata().map_err(Error::io(context()))?.len();
+        let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, file));
+        let entries = archive.entries_with_seek().map_err(|e| Error::Archive {
+            context: context(),
+            message: e.to_string(),
+        })?;
+        for member in entries {
+            let mut member = member.map_err(|e| Error::Archive {
+                context: context(),
+                message: e.to_string(),
+            })?;
+            let change = self.read_member(layer, layer_len, &mut member);
+            match change {
+                Change::Add(entry) => self.add(entry),
+                Change::Whiteout(path) => self.remove_lower(layer, &path, true),
+                Change::Opaque(dir) => self.remove_lower(layer, &dir, false),
+                Change::Skip => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn read_member<R: std::io::Read>(
+        &mut self,
+        layer: usize,
+        layer_len: u64,
+        member: &mut tar::Entry<'_, R>,
+    ) -> Change {
+        let raw_path = String::from_utf8_lossy(&member.path_bytes()).into_owned();
+        let Ok(path_text) = std::str::from_utf8(&member.path_bytes()).map(str::to_string) else {
+            self.warn(layer, &raw_path, "path is not UTF-8; skipped");
+            return Change::Skip;
+        };
+        let Some(path) = normalize_path(&path_text) else {
+            self.warn(layer, &raw_path, "path climbs above the root; skipped");
+            return Change::Skip;
+        };
+        let header = member.header();
+        let entry_type = header.entry_type();
+        if entry_type.is_pax_global_extensions() {
+            return Change::Skip;
+        }
+
+        let name = path.rsplit('/').next().unwrap_or("");
+        if let Some(whited) = name.strip_prefix(WHITEOUT_PREFIX) {
+            let dir = parent_path(&path).unwrap_or("/");
+            if name == OPAQUE_MARKER {
+                return Change::Opaque(dir.to_string());
+            }
+            if whited.starts_with(".wh.") || whited.is_empty() {
+                // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not part of the filesystem.
+                return Change::Skip;
+            }
+            return Change::Whiteout(join(dir, whited));
+        }
+
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let uid = header.uid().unwrap_or(0);
+        let gid = header.gid().unwrap_or(0);
+        let mut mtime = header.mtime().unwrap_or(0);
+        let size = member.size();
+        let content_offset = member.raw_file_position();
+        let link_target = member
+            .link_name_bytes()
+            .map(|t| String::from_utf8_lossy(&t).into_owned());
+        let device = (
+            header.device_major().ok().flatten().unwrap_or(0),
+            header.device_minor().ok().flatten().unwrap_or(0),
+        );
+
+        let mut xattrs = Vec::new();
+        if let Ok(Some(extensions)) = member.pax_extensions() {
+            for extension in extensions.flatten() {
+                let Ok(key) = extension.key() else { continue };
+                if let Some(name) = key.strip_prefix(XATTR_PAX_PREFIX) {
+                    xattrs.push((name.to_string(), extension.value_bytes().to_vec()));
+                } else if key == "mtime" {
+                    // PAX mtimes are decimal seconds with an optional fraction.
+                    if let Some(seconds) = extension
+                        .value()
+                        .ok()
+                        .and_then(|v| v.split('.').next())
+                        .and_then(|v| v.parse().ok())
+                    {
+                        mtime = seconds;
+                    }
+                }
+            }
+        }
+
+        let mut entry = Entry {
+            path: path.clone(),
+            kind: EntryKind::File,
+            mode,
+            uid,
+            gid,
+            mtime,
+            size: 0,
+            xattrs,
+            content: None,
+            layer,
+        };
+        use tar::EntryType as T;
+        entry.kind = match entry_type {
+            T::Regular | T::Continuous => {
+                if content_offset.saturating_add(size) > layer_len {
+                    self.warn(
+                        layer,
+                        &raw_path,
+                        format!("declares {size} bytes, past the end of the layer; skipped"),
+                    );
+                    return Change::Skip;
+                }
+                entry.size = size;
+                entry.content = Some(ContentRef {
+                    layer,
+                    offset: content_offset,
+                });
+                EntryKind::File
+            }
+            T::Directory => EntryKind::Dir,
+            T::Symlink => match link_target {
+                // Stored as-is: resolving is the reader's business (and loops are legal).
+                Some(target) => EntryKind::Symlink { target },
+                None => {
+                    self.warn(layer, &raw_path, "symlink without a target; skipped");
+                    return Change::Skip;
+                }
+            },
+            T::Link => return self.hardlink(entry, link_target, &raw_path),
+            T::Char => EntryKind::CharDevice {
+                major: device.0,
+                minor: device.1,
+            },
+            T::Block => EntryKind::BlockDevice {
+                major: device.0,
+                minor: device.1,
+            },
+            T::Fifo => EntryKind::Fifo,
+            other => {
+                self.warn(
+                    layer,
+                    &raw_path,
+                    format!(
+                        "unsupported tar entry type {:?}; skipped",
+                        other.as_byte() as char
+                    ),
+                );
+                return Change::Skip;
+            }
+        };
+        if path == "/" && entry.kind != EntryKind::Dir {
+            self.warn(layer, &raw_path, "non-directory at the root; skipped");
+            return Change::Skip;
+        }
+        Change::Add(entry)
+    }
+
+    /// A hard link shares its target's inode: it takes the target's content and metadata, so that
+    /// it stays readable even if the target is whited out by a later layer.
+    fn hardlink(
+        &mut self,
+        mut entry: Entry,
+        link_target: Option<String>,
+        raw_path: &str,
+    ) -> Change {
+        let layer = entry.layer;
+        let Some(target) = link_target.as_deref().and_then(normalize_path) else {
+            self.warn(
+                layer,
+                raw_path,
+                "hard link target missing or climbs above the root; skipped",
+            );
+            return Change::Skip;
+        };
+        if target == entry.path {
+            self.warn(layer, raw_path, "hard link to itself; skipped");
+            return Change::Skip;
+        }
+        let Some(existing) = self.index.get(&target) else {
+            self.warn(
+                layer,
+                raw_path,
+                format!("hard link to {target}, which does not exist; skipped"),
+            );
+            return Change::Skip;
+        };
+        match &existing.kind {
+            EntryKind::File | EntryKind::Hardlink { .. } => {
+                // Link to the final inode, never to another link: chains would break when the
+                // intermediate link is not kept.
+                let inode_path = match &existing.kind {
+                    EntryKind::Hardlink { target } => target.clone(),
+                    _ => target,
+                };
+                entry.kind = EntryKind::Hardlink { target: inode_path };
+                entry.size = existing.size;
+                entry.content = existing.content;
+                entry.mode = existing.mode;
+                entry.uid = existing.uid;
+                entry.gid = existing.gid;
+                entry.mtime = existing.mtime;
+                entry.xattrs = existing.xattrs.clone();
+                Change::Add(entry)
+            }
+            EntryKind::Dir => {
+                self.warn(
+                    layer,
+                    raw_path,
+                    format!("hard link to directory {target}; skipped"),
+                );
+                Change::Skip
+            }
+            // Links to symlinks, devices and fifos: an independent copy is indistinguishable.
+            _ => {
+                let mut copy = existing.clone();
+                copy.path = entry.path;
+                copy.layer = layer;
+                Change::Add(copy)
+            }
+        }
+    }
+
+    fn add(&mut self, entry: Entry) {
+        let layer = entry.layer;
+        self.ensure_parents(layer, &entry.path);
+        if entry.kind != EntryKind::Dir {
+            // A non-directory replaces a whole subtree (docker removes the old dir first).
+            self.remove_descendants(&entry.path, |_| true);
+        }
+        self.index.entries.insert(entry.path.clone(), entry);
+    }
+
+    /// Makes every ancestor of `path` a directory: missing ones get a default entry, a
+    /// non-directory in the way is replaced (with a warning) as docker's unpacker would fail or
+    /// clobber it.
+    fn ensure_parents(&mut self, layer: usize, path: &str) {
+        let mut missing = Vec::new();
+        let mut current = parent_path(path);
+        while let Some(dir) = current {
+            match self.index.get(dir) {
+                Some(e) if e.kind == EntryKind::Dir => break,
+                Some(_) => {
+                    self.warn(
+                        layer,
+                        path,
+                        format!("parent {dir} is not a directory; replaced by one"),
+                    );
+                    missing.push(dir.to_string());
+                }
+                None => missing.push(dir.to_string()),
+            }
+            current = parent_path(dir);
+        }
+        for dir in missing {
+            self.index
+                .entries
+                .insert(dir.clone(), default_dir(dir, layer));
+        }
+    }
+
+    /// Deletes lower-layer entries under `path` (and `path` itself when `including_self`).
+    fn remove_lower(&mut self, layer: usize, path: &str, including_self: bool) {
+        if including_self && path != "/" && self.index.get(path).is_some_and(|e| e.layer < layer) {
+            self.index.entries.remove(path);
+        }
+        self.remove_descendants(path, |e| e.layer < layer);
+        // A same-layer entry may sit under a lower-layer dir that was just removed (a layer that
+        // omits its parent dir headers): give it its parents back.
+        let prefix = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        let survivors: Vec<String> = self
+            .index
+            .entries
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for survivor in survivors {
+            self.ensure_parents(layer, &survivor);
+        }
+    }
+
+    fn remove_descendants(&mut self, path: &str, should_remove: impl Fn(&Entry) -> bool) {
+        let prefix = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        let doomed: Vec<String> = self
+            .index
+            .entries
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .filter(|(key, entry)| key.as_str() != "/" && should_remove(entry))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in doomed {
+            self.index.entries.remove(&key);
+        }
+    }
+}
+
+/// The entry of a directory no layer described: root-owned 0755, as docker's unpacker makes it.
+fn default_dir(path: String, layer: usize) -> Entry {
+    Entry {
+        path,
+        kind: EntryKind::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        size: 0,
+        xattrs: Vec::new(),
+        content: None,
+        layer,
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Builds layer tars member by member for tests.
+    pub(crate) struct LayerBuilder {
+        builder: tar::Builder<Vec<u8>>,
+    }
+
+    impl LayerBuilder {
+        pub(crate) fn new() -> Self {
+            LayerBuilder {
+                builder: tar::Builder::new(Vec::new()),
+            }
+        }
+
+        fn header(kind: tar::EntryType, mode: u32) -> tar::Header {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(kind);
+            header.set_mode(mode);
+            header.set_mtime(1_700_000_000);
+            header.set_size(0);
+            header
+        }
+
+        pub(crate) fn file(mut self, path: &str, data: &[u8]) -> Self {
+            let mut header = Self::header(tar::EntryType::Regular, 0o644);
+            header.set_size(data.len() as u64);
+            self.builder.append_data(&mut header, path, data).unwrap();
+            self
+        }
+
+        pub(crate) fn dir(mut self, path: &str) -> Self {
+            let mut header = Self::header(tar::EntryType::Directory, 0o755);
+            self.builder
+                .append_data(&mut header, path, &[][..])
+                .unwrap();
+            self
+        }
+
+        pub(crate) fn symlink(mut self, path: &str, target: &str) -> Self {
+            let mut header = Self::header(tar::EntryType::Symlink, 0o777);
+            self.builder.append_link(&mut header, path, target).unwrap();
+            self
+        }
+
+        pub(crate) fn hardlink(mut self, path: &str, target: &str) -> Self {
+            let mut header = Self::header(tar::EntryType::Link, 0o644);
+            self.builder.append_link(&mut header, path, target).unwrap();
+            self
+        }
+
+        pub(crate) fn device(
+            mut self,
+            path: &str,
+            kind: tar::EntryType,
+            major: u32,
+            minor: u32,
+        ) -> Self {
+            let mut header = Self::header(kind, 0o600);
+            header.set_device_major(major).unwrap();
+            header.set_device_minor(minor).unwrap();
+            self.builder
+                .append_data(&mut header, path, &[][..])
+                .unwrap();
+            self
+        }
+
+        pub(crate) fn file_with_xattrs(
+            mut self,
+            path: &str,
+            data: &[u8],
+            xattrs: &[(&str, &[u8])],
+        ) -> Self {
+            let records: Vec<(String, &[u8])> = xattrs
+                .iter()
+                .map(|(k, v)| (format!("{XATTR_PAX_PREFIX}{k}"), *v))
+                .collect();
+            self.builder
+                .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+                .unwrap();
+            let mut header = Self::header(tar::EntryType::Regular, 0o4755);
+            header.set_uid(1000);
+            header.set_gid(1001);
+            header.set_size(data.len() as u64);
+            self.builder.append_data(&mut header, path, data).unwrap();
+            self
+        }
+
+        /// A member whose name is written raw into the header, bypassing tar's path checks.
+        pub(crate) fn raw_file(mut self, raw_name: &[u8], data: &[u8]) -> Self {
+            let mut header = Self::header(tar::EntryType::Regular, 0o644);
+            header.set_size(data.len() as u64);
+            let name = &mut header.as_old_mut().name;
+            name.fill(0);
+            name[..raw_name.len()].copy_from_slice(raw_name);
+            header.set_cksum();
+            self.builder.append(&header, data).unwrap();
+            self
+        }
+
+        pub(crate) fn bytes(self) -> Vec<u8> {
+            self.builder.into_inner().unwrap()
+        }
+    }
+
+    /// Writes layers to a temp dir and returns it with their paths.
+    pub(crate) fn write_layers(layers: Vec<Vec<u8>>) -> (tempfile::TempDir, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let path = dir.path().join(format!("layer{i}.tar"));
+                std::fs::write(&path, bytes).unwrap();
+                path
+            })
+            .collect();
+        (dir, paths)
+    }
+
+    fn flatten_layers(
+        layers: Vec<Vec<u8>>,
+    ) -> (
+        FsIndex,
+        Vec<FlattenWarning>,
+        Vec<PathBuf>,
+        tempfile::TempDir,
+    ) {
+        let (dir, paths) = write_layers(layers);
+        let (index, warnings) = flatten_with_warnings(&paths).unwrap();
+        (index, warnings, paths, dir)
+    }
+
+    fn content(paths: &[PathBuf], entry: &Entry) -> Vec<u8> {
+        use std::io::{Seek, SeekFrom};
+        let content = entry.content.unwrap();
+        let mut file = File::open(&paths[content.layer]).unwrap();
+        file.seek(SeekFrom::Start(content.offset)).unwrap();
+        let mut out = Vec::new();
+        file.take(entry.size).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    fn keys(index: &FsIndex) -> Vec<&str> {
+        index.entries.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn normalize_path_handles_dots_slashes_and_escapes() {
+        assert_eq!(normalize_path("./usr//bin/"), Some("/usr/bin".into()));
+        assert_eq!(normalize_path("/a/./b/../c"), Some("/a/c".into()));
+        assert_eq!(normalize_path("."), Some("/".into()));
+        assert_eq!(normalize_path("../../etc/passwd"), None);
+        assert_eq!(normalize_path("a/../../x"), None);
+        assert_eq!(parent_path("/a/b"), Some("/a"));
+        assert_eq!(parent_path("/a"), Some("/"));
+        assert_eq!(parent_path("/"), None);
+    }
+
+    #[test]
+    fn later_layers_override_and_content_points_into_the_right_layer() {
+        let lower = LayerBuilder::new()
+            .dir("etc/")
+            .file("etc/a", b"old")
+            .file("etc/b", b"bee")
+            .bytes();
+        let upper = LayerBuilder::new().file("etc/a", b"new!").bytes();
+        let (index, warnings, paths, _dir) = flatten_layers(vec![lower, upper]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(keys(&index), ["/", "/etc", "/etc/a", "/etc/b"]);
+        let a = index.get("/etc/a").unwrap();
+        assert_eq!((a.layer, a.size), (1, 4));
+        assert_eq!(content(&paths, a), b"new!");
+        assert_eq!(content(&paths, index.get("/etc/b").unwrap()), b"bee");
+    }
+
+    #[test]
+    fn implicit_parents_get_default_dirs() {
+        let layer = LayerBuilder::new().file("usr/local/bin/tool", b"x").bytes();
+        let (index, _, _, _dir) = flatten_layers(vec![layer]);
+        let dir = index.get("/usr/local").unwrap();
+        assert_eq!(
+            (dir.kind.clone(), dir.mode, dir.uid),
+            (EntryKind::Dir, 0o755, 0)
+        );
+    }
+
+    #[test]
+    fn whiteout_deletes_path_and_subtree_of_lower_layers() {
+        let lower = LayerBuilder::new()
+            .file("app/keep", b"k")
+            .file("app/gone/deep/file", b"d")
+            .file("app/gone2", b"g")
+            .bytes();
+        let upper = LayerBuilder::new()
+            .file("app/.wh.gone", b"")
+            .file("app/.wh.gone2", b"")
+            .bytes();
+        let (index, _, _, _dir) = flatten_layers(vec![lower, upper]);
+        assert_eq!(keys(&index), ["/", "/app", "/app/keep"]);
+    }
+
+    #[test]
+    fn opaque_dir_hides_lower_children_but_not_same_layer_ones_in_either_order() {
+        let lower = LayerBuilder::new()
+            .file("d/lower", b"l")
+            .file("d/sub/lower2", b"l")
+            .file("other", b"o")
+            .bytes();
+        let marker_first = LayerBuilder::new()
+            .dir("d/")
+            .file("d/.wh..wh..opq", b"")
+            .file("d/upper", b"u")
+            .bytes();
+        let marker_last = LayerBuilder::new()
+            .dir("d/")
+            .file("d/upper", b"u")
+            .file("d/.wh..wh..opq", b"")
+            .bytes();
+        for upper in [marker_first, marker_last] {
+            let (index, _, _, _dir) = flatten_layers(vec![lower.clone(), upper]);
+            assert_eq!(keys(&index), ["/", "/d", "/d/upper", "/other"]);
+        }
+    }
+
+    #[test]
+    fn whiteout_in_same_layer_does_not_delete_own_entries() {
+        let layer = LayerBuilder::new()
+            .file("x", b"1")
+            .file(".wh.x", b"")
+            .bytes();
+        let (index, _, _, _dir) = flatten_layers(vec![layer]);
+        assert!(index.get("/x").is_some());
+    }
+
+    #[test]
+    fn hardlink_copies_content_and_survives_target_whiteout() {
+        let lower = LayerBuilder::new()
+            .file("bin/real", b"payload")
+            .hardlink("bin/alias", "bin/real")
+            .hardlink("bin/alias2", "./bin/alias")
+            .bytes();
+        let upper = LayerBuilder::new().file("bin/.wh.real", b"").bytes();
+        let (index, warnings, paths, _dir) = flatten_layers(vec![lower, upper]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(index.get("/bin/real").is_none());
+        for link in ["/bin/alias", "/bin/alias2"] {
+            let entry = index.get(link).unwrap();
+            assert_eq!(
+                entry.kind,
+                EntryKind::Hardlink {
+                    target: "/bin/real".into()
+                }
+            );
+            assert_eq!(entry.size, 7);
+            assert_eq!(content(&paths, entry), b"payload");
+        }
+    }
+
+    #[test]
+    fn hardlink_to_missing_target_is_a_warning() {
+        let layer = LayerBuilder::new().hardlink("a", "nowhere").bytes();
+        let (index, warnings, _, _dir) = flatten_layers(vec![layer]);
+        assert!(index.get("/a").is_none());
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn symlink_loops_and_absolute_targets_are_stored_as_is() {
+        let layer = LayerBuilder::new()
+            .symlink("loop1", "loop2")
+            .symlink("loop2", "loop1")
+            .symlink("abs", "/etc/../../../etc/passwd")
+            .bytes();
+        let (index, _, _, _dir) = flatten_layers(vec![layer]);
+        assert_eq!(
+            index.get("/loop1").unwrap().kind,
+            EntryKind::Symlink {
+                target: "loop2".into()
+            }
+        );
+        assert_eq!(
+            index.get("/abs").unwrap().kind,
+            EntryKind::Symlink {
+                target: "/etc/../../../etc/passwd".into()
+            }
+        );
+    }
+
+    #[test]
+    fn xattrs_devices_and_modes_are_recorded() {
+        let capability: &[u8] = &[
+            1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let layer = LayerBuilder::new()
+            .file_with_xattrs("bin/ping", b"elf", &[("security.capability", capability)])
+            .device("dev/null", tar::EntryType::Char, 1, 3)
+            .device("dev/sda", tar::EntryType::Block, 8, 0)
+            .device("run/fifo", tar::EntryType::Fifo, 0, 0)
+            .bytes();
+        let (index, warnings, _, _dir) = flatten_layers(vec![layer]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let ping = index.get("/bin/ping").unwrap();
+        assert_eq!(
+            ping.xattrs,
+            vec![("security.capability".to_string(), capability.to_vec())]
+        );
+        assert_eq!(
+            (ping.mode, ping.uid, ping.gid, ping.mtime),
+            (0o4755, 1000, 1001, 1_700_000_000)
+        );
+        assert_eq!(
+            index.get("/dev/null").unwrap().kind,
+            EntryKind::CharDevice { major: 1, minor: 3 }
+        );
+        assert_eq!(
+            index.get("/dev/sda").unwrap().kind,
+            EntryKind::BlockDevice { major: 8, minor: 0 }
+        );
+        assert_eq!(index.get("/run/fifo").unwrap().kind, EntryKind::Fifo);
+    }
+
+    #[test]
+    fn hostile_paths_are_skipped_with_warnings() {
+        let layer = LayerBuilder::new()
+            .raw_file(b"../../etc/passwd", b"root::0:0")
+            .raw_file(b"/abs/olute", b"fine")
+            .raw_file(b"a/../../escape", b"no")
+            .bytes();
+        let (index, warnings, _, _dir) = flatten_layers(vec![layer]);
+        assert_eq!(keys(&index), ["/", "/abs", "/abs/olute"]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[test]
+    fn file_replacing_directory_drops_the_subtree() {
+        let lower = LayerBuilder::new().file("thing/inside", b"i").bytes();
+        let upper = LayerBuilder::new().file("thing", b"now a file").bytes();
+        let (index, _, _, _dir) = flatten_layers(vec![lower, upper]);
+        assert_eq!(keys(&index), ["/", "/thing"]);
+    }
+
+    #[test]
+    fn huge_declared_size_is_a_warning_not_a_panic() {
+        let mut bytes = LayerBuilder::new()
+            .file("ok", b"fine")
+            .file("big", &[0u8; 1024])
+            .bytes();
+        // Rewrite the second header's size to 8 GiB - 1 (octal field at offset 124).
+        let header_at = 1024;
+        bytes[header_at + 124..header_at + 136].copy_from_slice(b"77777777777\0");
+        let header = tar::Header::from_byte_slice(&bytes[header_at..header_at + 512]).clone();
+        let mut header = header;
+        header.set_cksum();
+        bytes[header_at..header_at + 512].copy_from_slice(header.as_bytes());
+        let (index, warnings, _, _dir) = flatten_layers(vec![bytes]);
+        assert!(index.get("/ok").is_some());
+        assert!(index.get("/big").is_none());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
+    #[test]
+    fn truncated_or_garbage_layers_are_errors() {
+        let bytes = LayerBuilder::new()
+            .file("a", &[1u8; 2000])
+            .file("b", b"x")
+            .bytes();
+        for cut in [100, 600, 3000] {
+            let (_dir, paths) = write_layers(vec![bytes[..cut].to_vec()]);
+            let result = flatten_with_warnings(&paths);
+            // A cut inside a header must fail; a cut inside content may only lose that entry.
+            match result {
+                Err(Error::Archive { .. }) => {}
+                Ok((_, warnings)) => assert!(!warnings.is_empty(), "cut {cut}"),
+                Err(other) => panic!("cut {cut}: unexpected {other}"),
+            }
+        }
+        let (_dir, paths) = write_layers(vec![vec![0x55; 1536]]);
+        assert!(matches!(
+            flatten_with_warnings(&paths),
+            Err(Error::Archive { .. })
+        ));
+    }
+}
