@@ -318,18 +318,24 @@ mod tests {
         bytes.push(0);
         bytes.extend_from_slice(&1u32.to_le_bytes());
         bytes.extend_from_slice(&[0u8; OLD_ENTRY_LEN]);
-        while bytes.len() % 8 != 0 {
+        while !bytes.len().is_multiple_of(8) {
             bytes.push(0);
         }
         bytes.extend_from_slice(&new);
         let cache = LdCache::parse(&bytes).expect("valid cache");
-        assert_eq!(cache.lookup("libc.so.6").next().unwrap().path, "/lib/libc.so.6");
+        assert_eq!(
+            cache.lookup("libc.so.6").next().unwrap().path,
+            "/lib/libc.so.6"
+        );
     }
 
     #[test]
     fn garbage_and_truncations_are_errors_not_panics() {
         assert_eq!(LdCache::parse(b"").unwrap_err(), LdCacheError::BadMagic);
-        assert_eq!(LdCache::parse(b"hello world").unwrap_err(), LdCacheError::BadMagic);
+        assert_eq!(
+            LdCache::parse(b"hello world").unwrap_err(),
+            LdCacheError::BadMagic
+        );
         let full = build_new(&[("libz.so.1", "/lib/libz.so.1", 0x0303, 0)]);
         for cut in 0..full.len() {
             let _ = LdCache::parse(&full[..cut]);
@@ -366,10 +372,16 @@ mod tests {
         };
         let output = match std::process::Command::new("ldconfig").arg("-p").output() {
             Ok(output) if output.status.success() => output,
-            _ => match std::process::Command::new("/sbin/ldconfig").arg("-p").output() {
+            _ => match std::process::Command::new("/sbin/ldconfig")
+                .arg("-p")
+                .output()
+            {
                 Ok(output) => output,
                 Err(err) => {
-                    assert!(std::env::var("CI").as_deref() != Ok("true"), "ldconfig: {err}");
+                    assert!(
+                        std::env::var("CI").as_deref() != Ok("true"),
+                        "ldconfig: {err}"
+                    );
                     eprintln!("skipping: ldconfig not runnable: {err}");
                     return;
                 }
@@ -384,15 +396,27 @@ mod tests {
                 continue;
             };
             let soname = left.trim().split(' ').next().unwrap_or_default();
-            expected.push((soname.to_string(), path.trim().to_string(), left.contains("x86-64")));
+            expected.push((
+                soname.to_string(),
+                path.trim().to_string(),
+                left.contains("x86-64"),
+            ));
         }
-        assert_eq!(cache.len(), expected.len(), "entry count differs from ldconfig -p");
+        assert_eq!(
+            cache.len(),
+            expected.len(),
+            "entry count differs from ldconfig -p"
+        );
         for (soname, path, is_x86_64) in expected {
             let entry = cache
                 .lookup(&soname)
                 .find(|e| e.path == path)
                 .unwrap_or_else(|| panic!("{soname} => {path} missing"));
-            assert_eq!(entry.flags & 0xff00 == FLAG_X8664_LIB64, is_x86_64, "{soname}");
+            assert_eq!(
+                entry.flags & 0xff00 == FLAG_X8664_LIB64,
+                is_x86_64,
+                "{soname}"
+            );
         }
     }
 }

@@ -2,12 +2,18 @@
 //!
 //! Traced paths are resolved in the image the way the kernel would ([`resolve`]: every directory on
 //! the way and every symlink hop kept), ELF files pull in their interpreter and the libraries ld.so
-//! would load ([`elf`], [`ldcache`]), scripts pull in their `#!` interpreter, and the files the
-//! runtime itself reads are added.
+//! would load ([`elf`], [`ldcache`]), scripts pull in their `#!` interpreter ([`script`]), hard
+//! links their target, and the files the runtime itself reads are added ([`RUNTIME_FILES`]).
+//! [`compute`] runs all of it to a fixed point; it never fails, it notes what it could not do.
 
 pub mod elf;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod ldcache;
 pub mod resolve;
+pub mod script;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -28,7 +34,9 @@ pub trait ImageView {
 #[serde(tag = "why", rename_all = "snake_case")]
 pub enum Reason {
     /// The app touched it (sensor event kinds).
-    Traced { kinds: Vec<crate::sense::AccessKind> },
+    Traced {
+        kinds: Vec<crate::sense::AccessKind>,
+    },
     /// A directory on the way to a kept path.
     ParentDir,
     /// A symlink followed while resolving `of`.
@@ -80,5 +88,369 @@ impl KeptSet {
 
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
+    }
+}
+
+/// Files kept whenever the image has them, with why. Small on purpose: everything else the
+/// app reads shows up in the trace. Docker bind-mounts /etc/hosts, /etc/hostname and
+/// /etc/resolv.conf over the image's copies, so those are not needed.
+pub const RUNTIME_FILES: &[(&str, &str)] = &[
+    (
+        "/etc/passwd",
+        "runc reads it to set up the container user before the app starts",
+    ),
+    (
+        "/etc/group",
+        "runc reads it to set up the container user's groups before the app starts",
+    ),
+    (
+        "/etc/ld.so.cache",
+        "glibc's ld.so reads it in every dynamically linked process",
+    ),
+    (
+        "/etc/nsswitch.conf",
+        "glibc reads it on any user, group or host lookup",
+    ),
+    (
+        "/etc/ld.so.preload",
+        "glibc's ld.so loads the libraries listed there into every process",
+    ),
+];
+
+/// What the closure starts from.
+#[derive(Debug, Clone, Default)]
+pub struct ClosureInput<'a> {
+    /// Paths the sensor saw; failed lookups included (a path missing from the image is ignored).
+    pub traced: &'a [crate::sense::Access],
+    /// The image config's `Env` (`KEY=VALUE`): PATH for `#!/usr/bin/env`, LD_LIBRARY_PATH for ld.so.
+    pub env: &'a [String],
+    /// Paths to keep regardless of the trace (user rules, the entrypoint, the working dir), each
+    /// resolved and followed like a traced path.
+    pub extra_paths: Vec<(String, Reason)>,
+}
+
+/// A DT_NEEDED entry of a kept ELF object that no search found in the image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct UnresolvedNeed {
+    /// The object that needs it (real path in the image).
+    pub of: String,
+    pub soname: String,
+}
+
+/// Something the closure could not analyse; the path is still kept if it was found.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ClosureWarning {
+    pub path: String,
+    pub message: String,
+}
+
+/// Counters for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClosureStats {
+    /// Distinct paths in the trace.
+    pub traced_paths: usize,
+    /// Traced paths that do not exist in the image (probes that failed, runtime mounts).
+    pub traced_not_in_image: usize,
+    /// ELF objects analysed.
+    pub elf_objects: usize,
+    /// `#!` scripts analysed.
+    pub scripts: usize,
+}
+
+/// The result: what to keep and what could not be resolved.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Closure {
+    pub kept: KeptSet,
+    /// Sorted, deduplicated. A need counts as resolved if any loading context found it.
+    pub unresolved_needs: Vec<UnresolvedNeed>,
+    /// Sorted, deduplicated.
+    pub warnings: Vec<ClosureWarning>,
+    pub stats: ClosureStats,
+}
+
+/// Computes everything the traced app needs from `view`, to a fixed point.
+pub fn compute<V: ImageView + ?Sized>(view: &V, input: &ClosureInput) -> Closure {
+    let mut builder = Builder::new(view, input.env);
+    builder.keep_runtime_files();
+
+    let mut traced: BTreeMap<&str, Vec<crate::sense::AccessKind>> = BTreeMap::new();
+    for access in input.traced {
+        let kinds = traced.entry(access.path.as_str()).or_default();
+        if !kinds.contains(&access.kind) {
+            kinds.push(access.kind);
+        }
+    }
+    builder.stats.traced_paths = traced.len();
+    for (path, mut kinds) in traced {
+        kinds.sort();
+        // readlink(2) does not follow the final symlink; every other call the sensor reports
+        // may (stat vs lstat is not told apart), so following is the safe side.
+        let follow_final = kinds
+            .iter()
+            .any(|kind| *kind != crate::sense::AccessKind::Readlink);
+        if builder
+            .keep_path(path, follow_final, Reason::Traced { kinds })
+            .is_none()
+        {
+            builder.stats.traced_not_in_image += 1;
+        }
+    }
+    for (path, reason) in &input.extra_paths {
+        if builder.keep_path(path, true, reason.clone()).is_none() {
+            builder.warn(path, "kept by rule but not in the image".to_string());
+        }
+    }
+    builder.run_to_fixed_point();
+    builder.finish()
+}
+
+/// An [`ImageView`] over a flattened [`crate::image::FsIndex`]; `read_content` reads up to
+/// `limit` bytes of a regular-file entry from wherever its layer is spooled.
+pub struct IndexView<'a, F> {
+    pub index: &'a crate::image::FsIndex,
+    pub read_content: F,
+}
+
+impl<F> ImageView for IndexView<'_, F>
+where
+    F: Fn(&Entry, usize) -> std::io::Result<Vec<u8>>,
+{
+    fn entry(&self, path: &str) -> Option<&Entry> {
+        self.index.get(path)
+    }
+
+    fn read(&self, path: &str, limit: usize) -> std::io::Result<Vec<u8>> {
+        let mut current = path;
+        // Hard links in a tar point at a regular file; a few steps cover chained ones.
+        for _ in 0..8 {
+            match self.index.get(current) {
+                Some(entry) => match &entry.kind {
+                    crate::image::EntryKind::File => return (self.read_content)(entry, limit),
+                    crate::image::EntryKind::Hardlink { target } => current = target,
+                    _ => break,
+                },
+                None => break,
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{path}: not a regular file in the image"),
+        ))
+    }
+}
+
+/// The closure's working state: the kept set plus the queue of kept files not yet analysed.
+struct Builder<'v, V: ?Sized> {
+    view: &'v V,
+    kept: KeptSet,
+    pending_analysis: std::collections::VecDeque<String>,
+    analysed: std::collections::HashSet<String>,
+    ld_cache: Option<ldcache::LdCache>,
+    ld_library_path: Vec<String>,
+    env_path: Vec<String>,
+    elf_infos: std::collections::HashMap<String, Option<std::rc::Rc<elf::ElfInfo>>>,
+    elf_abis: std::collections::HashMap<String, Option<elf::ElfAbi>>,
+    /// (object, soname) → found in at least one loading context.
+    needs: BTreeMap<(String, String), bool>,
+    warnings: std::collections::BTreeSet<ClosureWarning>,
+    stats: ClosureStats,
+}
+
+impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
+    fn new(view: &'v V, env: &[String]) -> Self {
+        let env_value = |key: &str| {
+            env.iter()
+                .rev()
+                .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+        };
+        let env_path = env_value("PATH")
+            .unwrap_or(script::DEFAULT_PATH)
+            .split(':')
+            .filter(|dir| !dir.is_empty())
+            .map(str::to_string)
+            .collect();
+        let ld_library_path = env_value("LD_LIBRARY_PATH")
+            .map(elf::split_search_path)
+            .unwrap_or_default();
+        Self {
+            view,
+            kept: KeptSet::default(),
+            pending_analysis: Default::default(),
+            analysed: Default::default(),
+            ld_cache: None,
+            ld_library_path,
+            env_path,
+            elf_infos: Default::default(),
+            elf_abis: Default::default(),
+            needs: BTreeMap::new(),
+            warnings: Default::default(),
+            stats: ClosureStats::default(),
+        }
+    }
+
+    fn warn(&mut self, path: &str, message: String) {
+        self.warnings.insert(ClosureWarning {
+            path: path.to_string(),
+            message,
+        });
+    }
+
+    fn note_need(&mut self, of: &str, soname: &str, resolved: bool) {
+        let found = self
+            .needs
+            .entry((of.to_string(), soname.to_string()))
+            .or_insert(false);
+        *found |= resolved;
+    }
+
+    fn keep_runtime_files(&mut self) {
+        for (path, note) in RUNTIME_FILES {
+            let reason = Reason::Runtime {
+                note: (*note).to_string(),
+            };
+            let Some(real) = self.keep_path(path, true, reason) else {
+                continue;
+            };
+            match *path {
+                "/etc/ld.so.cache" => self.load_ld_cache(&real),
+                "/etc/ld.so.preload" => self.keep_preloads(&real),
+                _ => {}
+            }
+        }
+    }
+
+    fn load_ld_cache(&mut self, path: &str) {
+        const MAX_CACHE_BYTES: usize = 64 * 1024 * 1024;
+        match self.view.read(path, MAX_CACHE_BYTES) {
+            Ok(bytes) => match ldcache::LdCache::parse(&bytes) {
+                Ok(cache) => self.ld_cache = Some(cache),
+                Err(err) => self.warn(path, format!("ignored: {err}")),
+            },
+            Err(err) => self.warn(path, format!("cannot read: {err}")),
+        }
+    }
+
+    fn keep_preloads(&mut self, path: &str) {
+        let Ok(bytes) = self.view.read(path, 64 * 1024) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        for library in text
+            .split(|c: char| c == ':' || c.is_whitespace())
+            .filter(|word| word.starts_with('/'))
+        {
+            let reason = Reason::Runtime {
+                note: format!("listed in {path}"),
+            };
+            if self.keep_path(library, true, reason).is_none() {
+                self.warn(path, format!("preloaded {library} is not in the image"));
+            }
+        }
+    }
+
+    /// Resolves `path` and keeps what the lookup needs: the directories on the way, each symlink
+    /// followed, and the object reached with `reason`. Returns the object's real path, `None` if
+    /// the image does not have it.
+    fn keep_path(&mut self, path: &str, follow_final: bool, reason: Reason) -> Option<String> {
+        let resolution = resolve::resolve(self.view, path, follow_final).ok()?;
+        self.keep_resolution(path, &resolution, reason);
+        Some(resolution.path)
+    }
+
+    /// Keeps an already computed lookup of `path` (see [`Builder::keep_path`]).
+    fn keep_resolution(&mut self, path: &str, resolution: &resolve::Resolution, reason: Reason) {
+        for dir in &resolution.dirs {
+            self.kept.add(dir, Reason::ParentDir);
+        }
+        for hop in &resolution.hops {
+            self.kept.add(
+                hop,
+                Reason::SymlinkHop {
+                    of: path.to_string(),
+                },
+            );
+        }
+        self.kept.add(&resolution.path, reason);
+        self.on_kept(&resolution.path);
+    }
+
+    /// Schedules a newly kept object for content analysis and keeps a hard link's target.
+    fn on_kept(&mut self, real_path: &str) {
+        let Some(entry) = self.view.entry(real_path) else {
+            return;
+        };
+        match &entry.kind {
+            crate::image::EntryKind::File => {}
+            crate::image::EntryKind::Hardlink { target } => {
+                if self.analysed.contains(real_path) {
+                    return;
+                }
+                let reason = Reason::HardlinkTarget {
+                    of: real_path.to_string(),
+                };
+                let target = target.clone();
+                // Mark first: a hard link cycle in a broken archive must not recurse forever.
+                self.analysed.insert(real_path.to_string());
+                self.pending_analysis.push_back(real_path.to_string());
+                if self.keep_path(&target, false, reason).is_none() {
+                    self.warn(
+                        real_path,
+                        format!("hard link target {target} is not in the image"),
+                    );
+                }
+                return;
+            }
+            _ => return,
+        }
+        if self.analysed.insert(real_path.to_string()) {
+            self.pending_analysis.push_back(real_path.to_string());
+        }
+    }
+
+    fn run_to_fixed_point(&mut self) {
+        while let Some(path) = self.pending_analysis.pop_front() {
+            self.analyse(&path);
+        }
+    }
+
+    /// Looks at a kept regular file's first bytes: ELF objects and `#!` scripts pull in more.
+    fn analyse(&mut self, path: &str) {
+        let head = match self.view.read(path, script::SHEBANG_READ_LIMIT) {
+            Ok(head) => head,
+            Err(err) => {
+                self.warn(path, format!("cannot read: {err}"));
+                return;
+            }
+        };
+        if head.starts_with(elf::ELF_MAGIC) {
+            self.stats.elf_objects += 1;
+            self.link_elf(path);
+        } else if head.starts_with(b"#!") {
+            // The kernel only runs scripts with an execute bit; a non-executable file starting
+            // with `#!` is data (a sourced shell fragment, a template).
+            let executable = self
+                .view
+                .entry(path)
+                .is_some_and(|entry| entry.mode & 0o111 != 0);
+            if executable {
+                self.stats.scripts += 1;
+                self.link_script(path, &head);
+            }
+        }
+    }
+
+    fn finish(self) -> Closure {
+        let unresolved_needs = self
+            .needs
+            .into_iter()
+            .filter(|(_, found)| !found)
+            .map(|((of, soname), _)| UnresolvedNeed { of, soname })
+            .collect();
+        Closure {
+            kept: self.kept,
+            unresolved_needs,
+            warnings: self.warnings.into_iter().collect(),
+            stats: self.stats,
+        }
     }
 }
