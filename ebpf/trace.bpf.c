@@ -301,14 +301,12 @@ int sys_enter_path(struct trace_event_raw_sys_enter *ctx)
 	if (!in_target())
 		return 0;
 
-	// Copy the args out first: the verifier only allows constant-offset context loads.
-	__u64 arg0 = ctx->args[0], arg1 = ctx->args[1], arg2 = ctx->args[2];
-	__u64 arg3 = ctx->args[3], arg4 = ctx->args[4];
+	// Only args[0] and args[1] are read directly: the kernel refuses to attach a program whose
+	// context reads go past the smallest tracepoint record (access/stat have two args). The
+	// AT_* flags argument is fetched with a probe read, only for syscalls that have it.
+	__u64 arg0 = ctx->args[0], arg1 = ctx->args[1];
 	barrier_var(arg0);
 	barrier_var(arg1);
-	barrier_var(arg2);
-	barrier_var(arg3);
-	barrier_var(arg4);
 
 	// x86_64 syscall numbers: which argument holds dirfd, path and AT_* flags.
 	__u32 nr = (__u32)ctx->id;
@@ -341,12 +339,8 @@ int sys_enter_path(struct trace_event_raw_sys_enter *ctx)
 	// Raw args are 64-bit: the int dirfd must be narrowed before comparing with AT_FDCWD.
 	tmpl->dfd = dfd_arg == 0 ? (__s64)(int)arg0 : AT_FDCWD;
 	tmpl->at_flags = 0;
-	if (flags_arg == 2)
-		tmpl->at_flags = arg2;
-	else if (flags_arg == 3)
-		tmpl->at_flags = arg3;
-	else if (flags_arg == 4)
-		tmpl->at_flags = arg4;
+	if (flags_arg >= 2 && flags_arg <= 5)
+		bpf_probe_read_kernel(&tmpl->at_flags, sizeof(tmpl->at_flags), &ctx->args[flags_arg]);
 	tmpl->ev.pid_tgid = pid_tgid;
 	tmpl->ev.ret = 0;
 	tmpl->ev.kind = kind;

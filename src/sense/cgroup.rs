@@ -133,6 +133,11 @@ impl Drop for RunCgroup {
 /// [`NAME_PREFIX`]) in any hierarchy that holds no process and is older than a couple of
 /// minutes. Returns the directories removed.
 pub fn remove_stale(prefix: &str) -> Result<Vec<PathBuf>> {
+    remove_stale_older_than(prefix, STALE_MIN_AGE)
+}
+
+/// [`remove_stale`] with an explicit minimum age (tests use zero).
+pub fn remove_stale_older_than(prefix: &str, min_age: Duration) -> Result<Vec<PathBuf>> {
     if !prefix.starts_with(NAME_PREFIX) {
         return Err(Error::Usage(format!(
             "refusing to remove cgroups by prefix {prefix:?}: it must start with {NAME_PREFIX:?}"
@@ -149,7 +154,11 @@ pub fn remove_stale(prefix: &str) -> Result<Vec<PathBuf>> {
                 .to_str()
                 .is_some_and(|n| n.starts_with(prefix));
             let path = entry.path();
-            if !is_ours || !path.is_dir() || is_young(&path) || tree_has_processes(&path) {
+            if !is_ours
+                || !path.is_dir()
+                || is_younger_than(&path, min_age)
+                || tree_has_processes(&path)
+            {
                 continue;
             }
             match remove_tree_retrying(&path) {
@@ -205,12 +214,12 @@ fn depth_below(root: &Path, dir: &Path) -> u32 {
         .unwrap_or(1)
 }
 
-fn is_young(dir: &Path) -> bool {
+fn is_younger_than(dir: &Path, min_age: Duration) -> bool {
     std::fs::metadata(dir)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|modified| modified.elapsed().ok())
-        .is_none_or(|age| age < STALE_MIN_AGE)
+        .is_none_or(|age| age < min_age)
 }
 
 fn tree_has_processes(dir: &Path) -> bool {

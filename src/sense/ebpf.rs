@@ -219,7 +219,10 @@ impl EbpfSensor {
                     "program {program} is not a tracepoint"
                 )))?;
             tracepoint.load().map_err(|e| Error::Sensor {
-                message: format!("the kernel rejected BPF program {program}: {e}"),
+                message: format!(
+                    "the kernel rejected BPF program {program}: {}",
+                    error_chain(&e)
+                ),
                 hint: bpf_hint(),
             })?;
             let mut attached = 0;
@@ -367,6 +370,18 @@ fn check_privileges() -> Result<()> {
                (cgroups, tracefs)"
             .into(),
     })
+}
+
+/// aya's errors put the errno (and the verifier log) in their sources, not in Display.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn bpf_hint() -> String {

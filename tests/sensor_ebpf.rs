@@ -1,0 +1,366 @@
+//! The eBPF sensor against the real kernel (no Docker needed for the first tests): processes put
+//! into the sensor's cgroup are traced with their relative paths resolved, processes outside are
+//! not, and finishing leaves no BPF program or cgroup behind.
+//!
+//! Needs root and a BTF kernel. Without them the tests print why and pass, except under
+//! CI=true, where a missing facility is a failure.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use minify::sense::ebpf::EbpfSensor;
+use minify::sense::{cgroup, Access, AccessKind, Sensor, Trace};
+
+/// bpftool's program list is global: tests that compare it must not overlap.
+static KERNEL_LOCK: Mutex<()> = Mutex::new(());
+
+const OUR_PROGRAMS: &[&str] = &["sys_enter_path", "sys_exit_path", "raw_sys_enter"];
+
+fn running_in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Why the kernel sensor cannot run here, if it cannot.
+fn missing_facility() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    for (bit, name) in [(39, "CAP_BPF"), (38, "CAP_PERFMON"), (21, "CAP_SYS_ADMIN")] {
+        if caps & (1u64 << bit) == 0 {
+            return Some(format!("{name} is missing (run the tests as root)"));
+        }
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Some("the kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
+    }
+    None
+}
+
+/// True when the test should go on; under CI a missing facility fails the test.
+fn kernel_sensor_available(test: &str) -> bool {
+    match missing_facility() {
+        None => true,
+        Some(why) if running_in_ci() => {
+            panic!("{test}: CI=true but the eBPF sensor cannot run: {why}")
+        }
+        Some(why) => {
+            eprintln!("{test}: skipped: {why}");
+            false
+        }
+    }
+}
+
+fn unique_name(tag: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("minify-test-{tag}-{}-{nanos}", std::process::id())
+}
+
+/// Ids of loaded BPF programs carrying our program names.
+fn our_program_ids() -> BTreeSet<u64> {
+    let output = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .expect("bpftool runs");
+    let programs: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("bpftool -j prints JSON");
+    programs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["name"]
+                .as_str()
+                .is_some_and(|n| OUR_PROGRAMS.contains(&n))
+        })
+        .filter_map(|p| p["id"].as_u64())
+        .collect()
+}
+
+/// Runs `program args` inside the sensor's cgroup and waits for it.
+fn run_in_cgroup(cgroup_dir: &Path, program: &str, args: &[&str]) -> std::process::ExitStatus {
+    let procs = CString::new(
+        cgroup_dir
+            .join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .expect("no NUL in a cgroup path");
+    let mut command = Command::new(program);
+    command.args(args).stdout(Stdio::null());
+    // SAFETY: the closure only makes async-signal-safe libc calls on memory prepared before fork.
+    unsafe {
+        command.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // "0" moves the writing process itself.
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            if written != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.status().expect("the child starts")
+}
+
+fn find<'a>(trace: &'a Trace, kind: AccessKind, path: &str) -> Option<&'a Access> {
+    trace
+        .accesses
+        .iter()
+        .find(|a| a.kind == kind && a.path == path)
+}
+
+fn describe(trace: &Trace) -> String {
+    trace
+        .accesses
+        .iter()
+        .map(|a| {
+            format!(
+                "{:?} {} = {} ({} {})",
+                a.kind, a.path, a.result, a.comm, a.pid
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn traces_only_the_cgroup_and_resolves_relative_paths() {
+    if !kernel_sensor_available("traces_only_the_cgroup_and_resolves_relative_paths") {
+        return;
+    }
+    let _serial = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let before = our_program_ids();
+
+    // A directory on another mount when there is one, so the dirfd walk crosses a mount.
+    let scratch_parent = if Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("minify-sensor-")
+        .tempdir_in(scratch_parent)
+        .unwrap();
+    let scratch_dir: PathBuf = scratch.path().canonicalize().unwrap();
+    std::fs::write(scratch_dir.join("dirfd_target"), b"x").unwrap();
+    std::fs::write(scratch_dir.join("outsider_marker"), b"x").unwrap();
+
+    let sensor = EbpfSensor::start(&unique_name("rel")).expect("the sensor starts");
+    let cgroup_dir = sensor
+        .cgroup_dir()
+        .expect("the sensor has a cgroup")
+        .to_path_buf();
+    assert!(cgroup_dir.is_dir());
+    let hooks = sensor.container_hooks();
+    assert_eq!(
+        hooks.cgroup_parent,
+        Some(format!("/{}", sensor.cgroup_name().unwrap()))
+    );
+    let during = our_program_ids();
+    let ours: BTreeSet<u64> = during.difference(&before).copied().collect();
+    assert_eq!(
+        ours.len(),
+        OUR_PROGRAMS.len(),
+        "our programs are loaded: {during:?} vs {before:?}"
+    );
+
+    // Busy outside the cgroup for the whole traced period.
+    let outsider_path = scratch_dir.join("outsider_marker");
+    let mut outsider = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "for i in 1 2 3 4 5 6 7 8 9 10; do cat {} >/dev/null; sleep 0.05; done",
+                outsider_path.display()
+            ),
+        ])
+        .spawn()
+        .unwrap();
+
+    let status = run_in_cgroup(
+        &cgroup_dir,
+        "/bin/sh",
+        &[
+            "-c",
+            "cd /usr/share && cat ../../etc/hostname >/dev/null; ls doc >/dev/null; \
+             test -e relative_missing; readlink -f /bin/sh; cd /proc && cat ./version >/dev/null",
+        ],
+    );
+    assert!(status.success(), "the shell script ran: {status}");
+
+    let python = "/usr/bin/python3";
+    let python_ran = Path::new(python).exists();
+    if python_ran {
+        let script = format!(
+            "import os\n\
+             fd = os.open({dir:?}, os.O_RDONLY)\n\
+             os.close(os.open('dirfd_target', os.O_RDONLY, dir_fd=fd))\n\
+             assert os.access('dirfd_target', os.R_OK, dir_fd=fd)\n\
+             os.access('/etc/passwd', os.R_OK)\n",
+            dir = scratch_dir.display().to_string()
+        );
+        let status = run_in_cgroup(&cgroup_dir, python, &["-c", &script]);
+        assert!(status.success(), "the python dirfd script ran: {status}");
+    } else {
+        eprintln!("{python} is missing: the dirfd case is not exercised");
+    }
+    outsider.wait().unwrap();
+
+    let trace = Box::new(sensor).finish().expect("the sensor finishes");
+    let all = describe(&trace);
+
+    assert_eq!(trace.sensor, "ebpf");
+    assert_eq!(trace.lost_events, 0, "no event lost");
+    assert!(
+        find(&trace, AccessKind::Open, "/etc/ld.so.cache").is_some(),
+        "absolute open seen:\n{all}"
+    );
+    let relative_open = find(&trace, AccessKind::Open, "/usr/share/../../etc/hostname")
+        .unwrap_or_else(|| panic!("relative open resolved against the cwd:\n{all}"));
+    assert!(relative_open.result >= 0);
+    assert_eq!(relative_open.comm, "cat");
+    assert!(
+        trace
+            .accesses
+            .iter()
+            .any(|a| a.path == "/usr/share/doc" && a.result >= 0),
+        "relative directory resolved:\n{all}"
+    );
+    let missing = trace
+        .accesses
+        .iter()
+        .find(|a| a.path == "/usr/share/relative_missing")
+        .unwrap_or_else(|| panic!("failed relative lookup reported:\n{all}"));
+    assert_eq!(missing.result, -i64::from(libc::ENOENT));
+    assert!(matches!(
+        missing.kind,
+        AccessKind::Stat | AccessKind::Access
+    ));
+    assert!(
+        find(&trace, AccessKind::Open, "/proc/./version").is_some(),
+        "walk crosses into /proc:\n{all}"
+    );
+    assert!(
+        trace
+            .accesses
+            .iter()
+            .any(|a| a.kind == AccessKind::Exec && a.path.ends_with("/cat") && a.result == 0),
+        "exec of cat seen:\n{all}"
+    );
+    assert!(
+        trace
+            .accesses
+            .iter()
+            .any(|a| a.kind == AccessKind::Exec && a.path == "/bin/sh" && a.result == 0),
+        "exec of the traced program itself seen:\n{all}"
+    );
+    assert!(
+        trace
+            .accesses
+            .iter()
+            .any(|a| a.kind == AccessKind::Readlink),
+        "readlink seen:\n{all}"
+    );
+    assert!(
+        trace.accesses.iter().any(|a| a.kind == AccessKind::Stat),
+        "stat seen:\n{all}"
+    );
+    if python_ran {
+        let target = format!("{}/dirfd_target", scratch_dir.display());
+        assert!(
+            find(&trace, AccessKind::Open, &target).is_some(),
+            "dirfd open resolved to {target}:\n{all}"
+        );
+        assert!(
+            find(&trace, AccessKind::Access, &target).is_some(),
+            "dirfd access resolved:\n{all}"
+        );
+        assert!(
+            find(&trace, AccessKind::Access, "/etc/passwd").is_some(),
+            "access seen:\n{all}"
+        );
+    }
+    assert!(
+        !trace
+            .accesses
+            .iter()
+            .any(|a| a.path.contains("outsider_marker")),
+        "nothing from the process outside the cgroup:\n{all}"
+    );
+    for name in ["execve", "openat", "readlink", "exit_group"] {
+        assert!(
+            trace.syscalls.contains(name),
+            "syscall {name} recorded: {:?}",
+            trace.syscalls
+        );
+    }
+    eprintln!(
+        "{} accesses, {} unresolved, {} syscalls",
+        trace.accesses.len(),
+        trace.unresolved_paths,
+        trace.syscalls.len()
+    );
+
+    let after = our_program_ids();
+    assert!(
+        ours.is_disjoint(&after),
+        "our BPF programs are unloaded: {ours:?} still in {after:?}"
+    );
+    assert!(
+        !cgroup_dir.exists(),
+        "the cgroup {} is removed",
+        cgroup_dir.display()
+    );
+}
+
+#[test]
+fn dropping_the_sensor_releases_everything() {
+    if !kernel_sensor_available("dropping_the_sensor_releases_everything") {
+        return;
+    }
+    let _serial = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let before = our_program_ids();
+    let sensor = EbpfSensor::start(&unique_name("drop")).expect("the sensor starts");
+    let cgroup_dir = sensor.cgroup_dir().unwrap().to_path_buf();
+    let ours: BTreeSet<u64> = our_program_ids().difference(&before).copied().collect();
+    assert_eq!(ours.len(), OUR_PROGRAMS.len());
+    drop(sensor);
+    assert!(
+        ours.is_disjoint(&our_program_ids()),
+        "programs unloaded on drop"
+    );
+    assert!(!cgroup_dir.exists(), "cgroup removed on drop");
+}
+
+#[test]
+fn stale_cgroups_without_processes_are_removed() {
+    if !kernel_sensor_available("stale_cgroups_without_processes_are_removed") {
+        return;
+    }
+    let name = unique_name("stale");
+    let root = cgroup::unified_root().unwrap();
+    let stale = root.join(&name);
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::create_dir(stale.join("child")).unwrap();
+    // The default age guard protects a run that is just starting.
+    assert!(!cgroup::remove_stale(&name).unwrap().contains(&stale));
+    assert!(stale.exists());
+    let removed = cgroup::remove_stale_older_than(&name, Duration::ZERO).unwrap();
+    assert!(removed.contains(&stale), "{removed:?}");
+    assert!(!stale.exists());
+}
