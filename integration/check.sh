@@ -48,7 +48,8 @@ answers() {
     ((tries < 100)) || { echo "$img: no answer on port $port after 20 s" >&2; docker logs "$name" 2>&1 | tail -n 20 >&2; return 1; }
     body="$(mktemp)"
     while IFS= read -r path || [[ -n "$path" ]]; do
-        [[ -z "$path" ]] && continue
+        path="${path#"${path%%[![:space:]]*}"}"
+        [[ -z "$path" || "$path" == \#* ]] && continue
         code="$(curl -s -o "$body" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$hostport$path" || true)"
         printf '%s %s %s\n' "$code" "$(sha256sum <"$body" | cut -c1-16)" "$path"
     done <"$reqs"
