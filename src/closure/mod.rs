@@ -204,41 +204,6 @@ pub fn compute<V: ImageView + ?Sized>(view: &V, input: &ClosureInput) -> Closure
     builder.finish()
 }
 
-/// An [`ImageView`] over a flattened [`crate::image::FsIndex`]; `read_content` reads up to
-/// `limit` bytes of a regular-file entry from wherever its layer is spooled.
-pub struct IndexView<'a, F> {
-    pub index: &'a crate::image::FsIndex,
-    pub read_content: F,
-}
-
-impl<F> ImageView for IndexView<'_, F>
-where
-    F: Fn(&Entry, usize) -> std::io::Result<Vec<u8>>,
-{
-    fn entry(&self, path: &str) -> Option<&Entry> {
-        self.index.get(path)
-    }
-
-    fn read(&self, path: &str, limit: usize) -> std::io::Result<Vec<u8>> {
-        let mut current = path;
-        // Hard links in a tar point at a regular file; a few steps cover chained ones.
-        for _ in 0..8 {
-            match self.index.get(current) {
-                Some(entry) => match &entry.kind {
-                    crate::image::EntryKind::File => return (self.read_content)(entry, limit),
-                    crate::image::EntryKind::Hardlink { target } => current = target,
-                    _ => break,
-                },
-                None => break,
-            }
-        }
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("{path}: not a regular file in the image"),
-        ))
-    }
-}
-
 /// The closure's working state: the kept set plus the queue of kept files not yet analysed.
 struct Builder<'v, V: ?Sized> {
     view: &'v V,

@@ -534,3 +534,160 @@ fn closure_over_thousands_of_traced_paths_is_fast() {
     // Generous for debug builds on a loaded 2-core machine; release is ~10x faster.
     assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
 }
+
+/// Builds C sources in a temp dir with `cc`; `None` (test skipped) when cc is missing.
+struct CBuild {
+    dir: tempfile::TempDir,
+}
+
+impl CBuild {
+    fn new() -> Option<Self> {
+        compiler_available().then(|| Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        })
+    }
+
+    /// Compiles `source` into `output` with extra `args`; returns the output's bytes.
+    fn cc(&self, output: &str, source: &str, args: &[&str]) -> Vec<u8> {
+        let src = self.dir.path().join(format!("{output}.c"));
+        std::fs::write(&src, source).unwrap();
+        let out = self.dir.path().join(output);
+        let status = std::process::Command::new("cc")
+            .current_dir(self.dir.path())
+            .arg("-o")
+            .arg(&out)
+            .arg(&src)
+            .arg(format!("-L{}", self.dir.path().display()))
+            .arg(format!("-Wl,-rpath-link,{}", self.dir.path().display()))
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cc {output} {args:?}");
+        std::fs::read(out).unwrap()
+    }
+
+    /// app → liba.so → libb.so, the app's search path set by `path_flag`.
+    fn chain(&self, path_flag: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let shared = ["-shared", "-fPIC"];
+        let libb = self.cc("libb.so", "int b(void) { return 1; }\n", &shared);
+        let liba = self.cc(
+            "liba.so",
+            "int b(void);\nint a(void) { return b(); }\n",
+            &[&shared[..], &["-lb"]].concat(),
+        );
+        let app = self.cc(
+            "app",
+            "int a(void);\nint main(void) { return a(); }\n",
+            &["-la", path_flag],
+        );
+        (app, liba, libb)
+    }
+}
+
+fn image_with_chain(app: &[u8], liba: &[u8], libb: &[u8]) -> Option<FakeImage> {
+    let mut image = host_ls_image()?;
+    image.executable("/opt/app/bin/app", app);
+    image.executable("/opt/app/lib/liba.so", liba);
+    image.executable("/opt/app/lib/libb.so", libb);
+    Some(image)
+}
+
+/// ld.so searches the DT_RPATH of every object up the loading chain, so libb (needed by liba,
+/// which has no search path of its own) is found through the executable's RPATH.
+#[test]
+fn rpath_of_the_executable_applies_to_libraries_it_loads() {
+    let Some(build) = CBuild::new() else { return };
+    let (app, liba, libb) = build.chain("-Wl,--disable-new-dtags,-rpath,$ORIGIN/../lib");
+    let Some(image) = image_with_chain(&app, &liba, &libb) else {
+        eprintln!("skipping: host lacks Debian's libc");
+        return;
+    };
+    assert_eq!(elf::parse_elf(&app).unwrap().rpath, ["$ORIGIN/../lib"]);
+    let closure = run(&image, &[access("/opt/app/bin/app", AccessKind::Exec)], &[]);
+    assert!(
+        reasons(&closure, "/opt/app/lib/libb.so").contains(&Reason::ElfNeeded {
+            of: "/opt/app/lib/liba.so".into(),
+            soname: "libb.so".into(),
+        })
+    );
+    // liba analysed on its own would not find libb, but one loading context did: not reported.
+    assert!(
+        closure.unresolved_needs.is_empty(),
+        "{:?}",
+        closure.unresolved_needs
+    );
+}
+
+/// DT_RUNPATH only applies to the object's own needs: ld.so does not find libb through the
+/// executable's RUNPATH, and neither must the closure (the report says so instead).
+#[test]
+fn runpath_of_the_executable_does_not_apply_to_its_libraries() {
+    let Some(build) = CBuild::new() else { return };
+    let (app, liba, libb) = build.chain("-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib");
+    let Some(image) = image_with_chain(&app, &liba, &libb) else {
+        eprintln!("skipping: host lacks Debian's libc");
+        return;
+    };
+    let closure = run(&image, &[access("/opt/app/bin/app", AccessKind::Exec)], &[]);
+    assert!(closure.kept.contains("/opt/app/lib/liba.so"));
+    assert_eq!(
+        closure.unresolved_needs,
+        [UnresolvedNeed {
+            of: "/opt/app/lib/liba.so".into(),
+            soname: "libb.so".into()
+        }]
+    );
+}
+
+/// musl's loader searches /usr/local/lib by default, which glibc's does not.
+#[test]
+fn musl_executable_searches_musl_default_dirs() {
+    let Some(build) = CBuild::new() else { return };
+    let (_, liba, libb) = build.chain("-O0");
+    let musl_app = build.cc(
+        "musl-app",
+        "int a(void);\nint main(void) { return a(); }\n",
+        &["-la", "-Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1"],
+    );
+    let mut image = FakeImage::new();
+    image.executable("/lib/ld-musl-x86_64.so.1", &libb);
+    image.symlink("/lib/libc.so.6", "ld-musl-x86_64.so.1");
+    image.executable("/app", &musl_app);
+    image.executable("/usr/local/lib/liba.so", &liba);
+    image.executable("/usr/local/lib/libb.so", &libb);
+    let closure = run(&image, &[access("/app", AccessKind::Exec)], &[]);
+    assert!(
+        closure.unresolved_needs.is_empty(),
+        "{:?}",
+        closure.unresolved_needs
+    );
+    assert!(matches!(
+        reasons(&closure, "/lib/ld-musl-x86_64.so.1")[0],
+        Reason::ElfInterpreter { .. }
+    ));
+    assert!(closure.kept.contains("/usr/local/lib/libb.so"));
+}
+
+/// The CPU the slim image runs on is unknown, so a glibc-hwcaps copy is kept beside the baseline.
+#[test]
+fn glibc_hwcaps_variants_are_kept_with_the_baseline() {
+    let Some(mut image) = host_ls_image() else {
+        eprintln!("skipping: host lacks Debian's ls and libraries");
+        return;
+    };
+    let selinux = image.contents["/usr/lib/x86_64-linux-gnu/libselinux.so.1"].clone();
+    let variant = "/usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v3/libselinux.so.1";
+    image.executable(variant, &selinux);
+    let closure = run(&image, &[access("/usr/bin/ls", AccessKind::Exec)], &[]);
+    let needed = Reason::ElfNeeded {
+        of: "/usr/bin/ls".into(),
+        soname: "libselinux.so.1".into(),
+    };
+    assert!(reasons(&closure, variant).contains(&needed));
+    assert!(reasons(&closure, "/usr/lib/x86_64-linux-gnu/libselinux.so.1").contains(&needed));
+    assert!(
+        closure.unresolved_needs.is_empty(),
+        "{:?}",
+        closure.unresolved_needs
+    );
+}
