@@ -364,3 +364,190 @@ fn stale_cgroups_without_processes_are_removed() {
     assert!(removed.contains(&stale), "{removed:?}");
     assert!(!stale.exists());
 }
+
+/// Removes the test image (and any container left by a failed run) however the test ends.
+struct DockerCleanup {
+    image: String,
+    container: String,
+}
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.container])
+            .output();
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
+}
+
+fn docker_missing() -> Option<String> {
+    match Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+    {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            return Some(format!(
+                "the Docker daemon is not reachable: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+        Err(e) => return Some(format!("the docker CLI cannot run: {e}")),
+    }
+    match Command::new("gcc").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("gcc is missing (needed to build the static test binary)".into()),
+    }
+}
+
+const CONTAINER_APP: &str = r#"
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int main(void) {
+    struct stat st;
+    if (chdir("/data") != 0) return 2;
+    int fd = open("sub/file.txt", O_RDONLY);
+    if (fd < 0) return 3;
+    close(fd);
+    int dir = open("/data/sub", O_RDONLY | O_DIRECTORY);
+    if (dir < 0) return 4;
+    int viadir = openat(dir, "file.txt", O_RDONLY);
+    if (viadir < 0) return 5;
+    close(viadir);
+    stat("missing_relative", &st);
+    return 0;
+}
+"#;
+
+#[test]
+fn traces_a_real_container_with_container_paths() {
+    if !kernel_sensor_available("traces_a_real_container_with_container_paths") {
+        return;
+    }
+    if let Some(why) = docker_missing() {
+        if running_in_ci() {
+            panic!("CI=true but the container test cannot run: {why}");
+        }
+        eprintln!("traces_a_real_container_with_container_paths: skipped: {why}");
+        return;
+    }
+    let _serial = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("data/sub")).unwrap();
+    std::fs::write(rootfs.join("data/sub/file.txt"), b"hello\n").unwrap();
+    let source = work.path().join("app.c");
+    std::fs::write(&source, CONTAINER_APP).unwrap();
+    let gcc = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(rootfs.join("app"))
+        .arg(&source)
+        .output()
+        .unwrap();
+    assert!(
+        gcc.status.success(),
+        "gcc -static: {}",
+        String::from_utf8_lossy(&gcc.stderr)
+    );
+
+    let name = unique_name("docker");
+    let cleanup = DockerCleanup {
+        image: format!("{name}:latest"),
+        container: name.clone(),
+    };
+    let archive = work.path().join("rootfs.tar");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success(), "tar of the rootfs: {tar}");
+    let import = Command::new("docker")
+        .arg("import")
+        .arg(&archive)
+        .arg(&cleanup.image)
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "docker import: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+
+    let sensor = EbpfSensor::start(&name).expect("the sensor starts");
+    let cgroup_parent = sensor
+        .container_hooks()
+        .cgroup_parent
+        .expect("the eBPF sensor needs a cgroup parent");
+    let run = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            &cleanup.container,
+            "--cgroup-parent",
+            &cgroup_parent,
+            &cleanup.image,
+            "/app",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "docker run: {} {}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let cgroup_dir = sensor.cgroup_dir().unwrap().to_path_buf();
+    let trace = Box::new(sensor).finish().expect("the sensor finishes");
+    drop(cleanup);
+    let all = describe(&trace);
+    if std::env::var_os("MINIFY_TEST_DUMP").is_some() {
+        eprintln!("{all}\nsyscalls: {:?}", trace.syscalls);
+    }
+
+    assert_eq!(trace.lost_events, 0);
+    assert!(
+        trace
+            .accesses
+            .iter()
+            .any(|a| a.kind == AccessKind::Exec && a.path == "/app" && a.result == 0),
+        "the entrypoint exec is seen with its container path:\n{all}"
+    );
+    let relative_opens = trace
+        .accesses
+        .iter()
+        .filter(|a| a.kind == AccessKind::Open && a.path == "/data/sub/file.txt" && a.result >= 0)
+        .count();
+    assert!(
+        relative_opens >= 1,
+        "cwd- and dirfd-relative opens resolved inside the container:\n{all}"
+    );
+    assert!(
+        find(&trace, AccessKind::Open, "/data/sub").is_some(),
+        "absolute open seen:\n{all}"
+    );
+    let missing = find(&trace, AccessKind::Stat, "/data/missing_relative")
+        .unwrap_or_else(|| panic!("relative stat resolved inside the container:\n{all}"));
+    assert_eq!(missing.result, -i64::from(libc::ENOENT));
+    assert!(
+        !trace
+            .accesses
+            .iter()
+            .any(|a| a.path.contains("/var/lib/docker")),
+        "no host paths of runc's setup:\n{all}"
+    );
+    assert!(!cgroup_dir.exists(), "the cgroup is removed");
+    for controller in ["memory", "pids", "cpu"] {
+        let v1 = Path::new("/sys/fs/cgroup").join(controller).join(&name);
+        assert!(!v1.exists(), "{} is removed", v1.display());
+    }
+}

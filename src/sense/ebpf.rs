@@ -21,6 +21,13 @@
 //!   mounts through `struct mount`, stops at the task's fs root (so container paths come out
 //!   relative to the container root) and emits up to 32 names; longer or failed walks are
 //!   counted in [`Trace::unresolved_paths`] and not reported.
+//! - One enter program serves all path syscalls (dispatching on the syscall number, so the
+//!   verifier runs once). It may read only `args[0]` and `args[1]` from its context: the kernel
+//!   refuses to attach a program whose context reads reach past the smallest tracepoint record
+//!   it is attached to (`access`/`stat` carry two args; `bpf_link_create` fails with EINVAL).
+//!   The AT_* flags argument is fetched with a probe read instead.
+//! - The dentry walk is a `bpf_loop` callback: unrolled, it exceeded the verifier's 1M
+//!   instruction budget.
 //! - `fstat`-style calls (empty path + AT_EMPTY_PATH) are dropped in BPF; `execveat(fd, "",
 //!   AT_EMPTY_PATH)` reports the path of the file behind fd.
 //! - Ring-buffer reservation failures are counted per CPU and reported as
