@@ -84,6 +84,33 @@ int main(void) {
 }
 "#;
 
+/// `setcap cap_net_bind_service=p` as stored in the `security.capability` xattr (VFS caps v2).
+const NET_BIND_CAPABILITY: &[u8] = &[
+    0x00, 0x00, 0x00, 0x02, 0x00, 0x04, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+fn capability_of(fs: &ImageFs, path: &str) -> Option<Vec<u8>> {
+    fs.index
+        .get(path)?
+        .xattrs
+        .iter()
+        .find(|(name, _)| name == "security.capability")
+        .map(|(_, value)| value.clone())
+}
+
+fn save_and_flatten(tag: &str, work: &Path) -> ImageFs {
+    let mut save = Command::new("docker")
+        .args(["save", tag])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let image = spool_docker_archive(save.stdout.take().unwrap(), Some(work)).unwrap();
+    assert!(save.wait().unwrap().success());
+    let (fs, warnings) = ImageFs::new(image).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    fs
+}
+
 fn source_rootfs_tar(hello: &Path, out: &Path) {
     let mut builder = tar::Builder::new(std::fs::File::create(out).unwrap());
     let dir = |path: &str| {
@@ -106,6 +133,9 @@ fn source_rootfs_tar(hello: &Path, out: &Path) {
         header.set_mtime(1_700_000_000);
         builder.append_data(&mut header, path, data).unwrap();
     };
+    builder
+        .append_pax_extensions([("SCHILY.xattr.security.capability", NET_BIND_CAPABILITY)])
+        .unwrap();
     file(
         &mut builder,
         "bin/hello",
@@ -185,20 +215,16 @@ fn docker_round_trip_of_a_slimmed_image() {
     );
 
     // docker save → the archive reader, streamed through a pipe as the daemon source will.
-    let mut save = Command::new("docker")
-        .args(["save", &source_tag])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let image = spool_docker_archive(save.stdout.take().unwrap(), Some(work.path())).unwrap();
-    assert!(save.wait().unwrap().success());
-    assert_eq!(image.repo_tags, [source_tag.clone()]);
-    let run_config = RunConfig::from_image_config(&image.config).unwrap();
+    let fs = save_and_flatten(&source_tag, work.path());
+    assert_eq!(fs.image.repo_tags, [source_tag.as_str()]);
+    let run_config = RunConfig::from_image_config(&fs.image.config).unwrap();
     assert_eq!(run_config.env_var("FOO"), Some("bar"));
     assert_eq!(run_config.exposed_ports, [(8080, "udp".to_string())]);
-
-    let (fs, warnings) = ImageFs::new(image).unwrap();
-    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        capability_of(&fs, "/bin/hello").as_deref(),
+        Some(NET_BIND_CAPABILITY),
+        "docker import kept the file capability"
+    );
     assert_eq!(fs.index.get("/unneeded/big").unwrap().size, 1 << 20);
     assert_eq!(
         fs.index.get("/bin/hello-alias").unwrap().kind,
@@ -249,6 +275,15 @@ fn docker_round_trip_of_a_slimmed_image() {
     assert!(output.contains("FOO=bar"), "{output}");
     assert!(output.contains("unneeded=absent"), "{output}");
     assert!(output.contains("alias=present"), "{output}");
+
+    // What docker stored from our layer must carry the metadata we wrote.
+    let slim = save_and_flatten(&slim_tag, work.path());
+    assert_eq!(
+        capability_of(&slim, "/bin/hello").as_deref(),
+        Some(NET_BIND_CAPABILITY)
+    );
+    assert!(slim.index.get("/unneeded").is_none());
+    assert_eq!(slim.index.get("/bin/hello").unwrap().mode, 0o755);
 }
 
 /// Peak memory of spooling, flattening and re-writing a big synthetic image. Run with

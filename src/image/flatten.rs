@@ -538,6 +538,15 @@ pub(crate) mod tests {
             self
         }
 
+        pub(crate) fn owned_file(mut self, path: &str, data: &[u8], uid: u64, gid: u64) -> Self {
+            let mut header = Self::header(tar::EntryType::Regular, 0o640);
+            header.set_uid(uid);
+            header.set_gid(gid);
+            header.set_size(data.len() as u64);
+            self.builder.append_data(&mut header, path, data).unwrap();
+            self
+        }
+
         /// A member whose name is written raw into the header, bypassing tar's path checks.
         pub(crate) fn raw_file(mut self, raw_name: &[u8], data: &[u8]) -> Self {
             let mut header = Self::header(tar::EntryType::Regular, 0o644);

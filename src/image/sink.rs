@@ -343,6 +343,7 @@ mod tests {
                 .device("run/fifo", tar::EntryType::Fifo, 0, 0)
                 .file(&format!("{long_dir}file-with-a-long-name"), b"long")
                 .symlink("long-link", &format!("/{long_dir}file-with-a-long-name"))
+                .owned_file("home/nobody/data", b"big ids", 4_294_967_294, 3_000_000)
                 .file("unwanted/big", &[9u8; 5000])
                 .bytes(),
             LayerBuilder::new()
