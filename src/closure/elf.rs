@@ -11,13 +11,13 @@
 //! musl's loader (Alpine) is followed too: LD_LIBRARY_PATH, RPATH/RUNPATH up the chain, then
 //! `/etc/ld-musl-ARCH.path` or `/lib:/usr/local/lib:/usr/lib`.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::dynamic::{Dynamic, DF_1_NODEFLIB, DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME};
 use goblin::elf::header::{EM_386, EM_AARCH64, EM_X86_64};
-use goblin::elf::program_header::ProgramHeader;
+use goblin::elf::program_header::{ProgramHeader, PT_DYNAMIC, PT_INTERP};
 use goblin::elf::Elf;
 use goblin::strtab::Strtab;
 
@@ -27,9 +27,11 @@ use crate::closure::{Builder, ImageView, Reason};
 use crate::image::EntryKind;
 
 pub const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
-/// Larger objects are not parsed (noted as a warning): nothing real comes close, and the whole
-/// file is read into memory to parse it.
+/// Objects whose dynamic section lies beyond this are not parsed (noted as a warning): nothing
+/// real comes close, and everything up to it is read into memory.
 pub const MAX_ELF_BYTES: u64 = 512 * 1024 * 1024;
+/// First read of an ELF file: headers and, for small objects, everything else.
+const INITIAL_ELF_READ: usize = 64 * 1024;
 /// Bound on the objects one loading chain may pull in, against pathological images.
 const MAX_OBJECTS_PER_ROOT: usize = 4096;
 
@@ -151,12 +153,19 @@ pub enum ElfError {
     NotElf,
     #[error("malformed ELF: {0}")]
     Malformed(String),
+    /// The bytes given end before offset `needed`, which the parse has to reach.
+    #[error("ELF data needed up to byte {needed}")]
+    Truncated { needed: usize },
 }
 
-/// Parses only the parts the loader uses (header, program headers, dynamic section): symbol
-/// tables are skipped, which keeps big shared libraries cheap.
+/// Parses only the parts the loader uses (header, program headers, dynamic section, its string
+/// table) from a prefix of the file: symbol tables are skipped and, for a static binary, only
+/// the headers are needed. When the prefix is too short, [`ElfError::Truncated`] says how many
+/// bytes would do.
 pub fn parse_elf(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
     let abi = ElfAbi::from_ident(bytes).ok_or(ElfError::NotElf)?;
+    let header_len = if abi.is_64 { 64 } else { 52 };
+    require_prefix(bytes, Some(header_len))?;
     let malformed = |err: goblin::error::Error| ElfError::Malformed(err.to_string());
     let header = Elf::parse_header(bytes).map_err(malformed)?;
     let container = if abi.is_64 {
@@ -170,12 +179,23 @@ pub fn parse_elf(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
         Endian::Big
     };
     let ctx = Ctx::new(container, endian);
+    let phdrs_end = usize::try_from(header.e_phoff).ok().and_then(|start| {
+        let table = usize::from(header.e_phnum).checked_mul(usize::from(header.e_phentsize))?;
+        start.checked_add(table)
+    });
+    require_prefix(bytes, phdrs_end)?;
     let program_headers =
         ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)
             .map_err(malformed)?;
+    for ph in &program_headers {
+        if ph.p_type == PT_INTERP || ph.p_type == PT_DYNAMIC {
+            let end = ph.p_offset.checked_add(ph.p_filesz);
+            require_prefix(bytes, end.and_then(|end| usize::try_from(end).ok()))?;
+        }
+    }
     let interpreter = program_headers
         .iter()
-        .find(|ph| ph.p_type == goblin::elf::program_header::PT_INTERP)
+        .find(|ph| ph.p_type == PT_INTERP)
         .and_then(|ph| {
             let start = usize::try_from(ph.p_offset).ok()?;
             let len = usize::try_from(ph.p_filesz).ok()?;
@@ -195,6 +215,7 @@ pub fn parse_elf(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
     let Some(dynamic) = Dynamic::parse(bytes, &program_headers, ctx).map_err(malformed)? else {
         return Ok(info);
     };
+    require_prefix(bytes, dynamic.info.strtab.checked_add(dynamic.info.strsz))?;
     let strtab =
         Strtab::parse(bytes, dynamic.info.strtab, dynamic.info.strsz, 0).map_err(malformed)?;
     let string_at = |offset: u64| -> Option<String> {
@@ -220,6 +241,15 @@ pub fn parse_elf(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
         info.rpath.clear();
     }
     Ok(info)
+}
+
+/// `Ok` when `bytes` reaches `end`; an offset that overflows is malformed.
+fn require_prefix(bytes: &[u8], end: Option<usize>) -> Result<(), ElfError> {
+    match end {
+        Some(end) if end <= bytes.len() => Ok(()),
+        Some(end) => Err(ElfError::Truncated { needed: end }),
+        None => Err(ElfError::Malformed("offset overflows".to_string())),
+    }
 }
 
 /// Splits an RPATH/RUNPATH/LD_LIBRARY_PATH value; empty elements (meaning the working
@@ -327,17 +357,17 @@ impl<V: ImageView + ?Sized> Builder<'_, V> {
             loader: None,
         }];
         // Names (DT_NEEDED strings and sonames) already loaded: ld.so reuses those objects.
-        let mut loaded_names: HashMap<String, usize> = HashMap::new();
+        let mut loaded_names: HashSet<String> = HashSet::new();
         if let (Some(interp), Some(real)) = (root_info.interpreter.as_deref(), interpreter_path) {
             if let Some(info) = self.elf_info(&real) {
-                loaded_names.insert(interp.to_string(), usize::MAX);
+                loaded_names.insert(interp.to_string());
                 if let Some(soname) = &info.soname {
-                    loaded_names.insert(soname.clone(), usize::MAX);
+                    loaded_names.insert(soname.clone());
                 }
             }
         }
         if let Some(soname) = &root_info.soname {
-            loaded_names.insert(soname.clone(), 0);
+            loaded_names.insert(soname.clone());
         }
 
         let mut next = 0;
@@ -347,7 +377,7 @@ impl<V: ImageView + ?Sized> Builder<'_, V> {
             let needed = objects[requester].info.needed.clone();
             let requester_path = objects[requester].real_path.clone();
             for name in needed {
-                if loaded_names.contains_key(&name) {
+                if loaded_names.contains(&name) {
                     self.note_need(&requester_path, &name, true);
                     continue;
                 }
@@ -368,10 +398,13 @@ impl<V: ImageView + ?Sized> Builder<'_, V> {
                 let Some(info) = self.elf_info(&real_path) else {
                     continue;
                 };
-                let index = objects.len();
-                loaded_names.insert(name, index);
+                loaded_names.insert(name);
                 if let Some(soname) = &info.soname {
-                    loaded_names.entry(soname.clone()).or_insert(index);
+                    loaded_names.insert(soname.clone());
+                }
+                // ld.so recognises a file it already mapped under another name (same inode).
+                if objects.iter().any(|object| object.real_path == real_path) {
+                    continue;
                 }
                 objects.push(Loaded {
                     opened_as: found.opened_as,
@@ -582,28 +615,37 @@ impl<V: ImageView + ?Sized> Builder<'_, V> {
     }
 
     fn load_elf_info(&mut self, path: &str) -> Option<Rc<ElfInfo>> {
-        let size = self.view.entry(path).map_or(0, |entry| entry.size);
-        if size > MAX_ELF_BYTES {
-            self.warn(
-                path,
-                format!("ELF file of {size} bytes not analysed (limit {MAX_ELF_BYTES})"),
-            );
+        let mut limit = INITIAL_ELF_READ;
+        loop {
+            let bytes = match self.view.read(path, limit) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    self.warn(path, format!("cannot read: {err}"));
+                    return None;
+                }
+            };
+            let message = match parse_elf(&bytes) {
+                Ok(info) => return Some(Rc::new(info)),
+                Err(ElfError::NotElf) => return None,
+                Err(ElfError::Truncated { needed }) if bytes.len() < limit => {
+                    format!(
+                        "malformed ELF: data needed up to byte {needed} of {}",
+                        bytes.len()
+                    )
+                }
+                Err(ElfError::Truncated { needed }) if needed as u64 > MAX_ELF_BYTES => {
+                    format!("not analysed: needs {needed} bytes read (limit {MAX_ELF_BYTES})")
+                }
+                Err(ElfError::Truncated { needed }) => {
+                    limit = needed
+                        .max(limit.saturating_mul(2))
+                        .min(MAX_ELF_BYTES as usize);
+                    continue;
+                }
+                Err(err) => err.to_string(),
+            };
+            self.warn(path, message);
             return None;
-        }
-        let bytes = match self.view.read(path, MAX_ELF_BYTES as usize) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                self.warn(path, format!("cannot read: {err}"));
-                return None;
-            }
-        };
-        match parse_elf(&bytes) {
-            Ok(info) => Some(Rc::new(info)),
-            Err(ElfError::NotElf) => None,
-            Err(err) => {
-                self.warn(path, err.to_string());
-                None
-            }
         }
     }
 }
@@ -666,6 +708,24 @@ mod tests {
         );
         for cut in [0, 4, 20, 63, 64, 200, 1000, 4096, ls.len() / 2] {
             let _ = parse_elf(&ls[..cut.min(ls.len())]);
+        }
+        // A prefix too short says how much more is needed, and that much is enough.
+        match parse_elf(&ls[..4096]) {
+            Err(ElfError::Truncated { needed }) => {
+                assert!(needed > 4096 && needed <= ls.len());
+                let mut prefix = needed;
+                loop {
+                    match parse_elf(&ls[..prefix]) {
+                        Ok(found) => break assert_eq!(found, info),
+                        Err(ElfError::Truncated { needed }) => {
+                            assert!(needed > prefix);
+                            prefix = needed;
+                        }
+                        Err(err) => panic!("{err}"),
+                    }
+                }
+            }
+            other => panic!("expected Truncated, got {other:?}"),
         }
         let mut state = 0x9e37_79b9u32;
         for _ in 0..300 {

@@ -502,6 +502,8 @@ fn garbage_elf_is_a_warning_not_a_failure() {
     let closure = run(&image, &[access("/usr/bin/broken", AccessKind::Exec)], &[]);
     assert!(closure.kept.contains("/usr/bin/broken"));
     assert!(closure.unresolved_needs.is_empty());
+    assert_eq!(closure.warnings.len(), 1, "{:?}", closure.warnings);
+    assert_eq!(closure.warnings[0].path, "/usr/bin/broken");
 }
 
 #[test]
