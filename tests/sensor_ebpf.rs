@@ -551,3 +551,52 @@ fn traces_a_real_container_with_container_paths() {
         assert!(!v1.exists(), "{} is removed", v1.display());
     }
 }
+
+#[test]
+fn many_short_lived_processes_lose_nothing() {
+    if !kernel_sensor_available("many_short_lived_processes_lose_nothing") {
+        return;
+    }
+    let _serial = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    const PROCESSES: usize = 300;
+    let started = std::time::Instant::now();
+    let sensor = EbpfSensor::start(&unique_name("many")).expect("the sensor starts");
+    let start_time = started.elapsed();
+    let cgroup_dir = sensor.cgroup_dir().unwrap().to_path_buf();
+    let script = format!(
+        "cd /usr/share; i=0; while [ $i -lt {PROCESSES} ]; do cat ../../etc/hostname >/dev/null; i=$((i+1)); done"
+    );
+    let status = run_in_cgroup(&cgroup_dir, "/bin/sh", &["-c", &script]);
+    assert!(status.success());
+    let finishing = std::time::Instant::now();
+    let trace = Box::new(sensor).finish().expect("the sensor finishes");
+    let finish_time = finishing.elapsed();
+
+    let cats: BTreeSet<u32> = trace
+        .accesses
+        .iter()
+        .filter(|a| {
+            a.kind == AccessKind::Open && a.path == "/usr/share/../../etc/hostname" && a.result >= 0
+        })
+        .map(|a| a.pid)
+        .collect();
+    let execs = trace
+        .accesses
+        .iter()
+        .filter(|a| a.kind == AccessKind::Exec && a.path.ends_with("/cat") && a.result == 0)
+        .count();
+    eprintln!(
+        "start {start_time:?}, finish {finish_time:?}, {} accesses, {} unresolved, {} lost",
+        trace.accesses.len(),
+        trace.unresolved_paths,
+        trace.lost_events
+    );
+    assert_eq!(trace.lost_events, 0);
+    assert_eq!(trace.unresolved_paths, 0);
+    assert_eq!(
+        cats.len(),
+        PROCESSES,
+        "every short-lived cat's relative open was resolved"
+    );
+    assert_eq!(execs, PROCESSES, "every exec of cat was seen");
+}

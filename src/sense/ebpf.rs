@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::trace_point::{TracePointLink, TracePointLinkId};
 use aya::programs::TracePoint;
 use aya::{Ebpf, EbpfLoader};
 
@@ -122,6 +123,8 @@ pub struct EbpfSensor {
     cgroup: Option<RunCgroup>,
     /// Holds the loaded, attached programs; dropping it detaches and unloads them.
     programs: Option<Ebpf>,
+    /// Every attachment, by program name, so that [`EbpfSensor::stop`] can detach them in parallel.
+    links: Vec<(&'static str, TracePointLinkId)>,
     lost: Option<PerCpuArray<MapData, u64>>,
     syscalls: Option<Array<MapData, u8>>,
     reader: Option<JoinHandle<ReaderOutput>>,
@@ -165,6 +168,7 @@ impl EbpfSensor {
         let mut sensor = EbpfSensor {
             cgroup: Some(run_cgroup),
             programs: None,
+            links: Vec::new(),
             lost: None,
             syscalls: None,
             reader: None,
@@ -213,10 +217,11 @@ impl EbpfSensor {
                 .map_err(Error::io("starting the eBPF reader thread"))?,
         );
 
-        let attach = |bpf: &mut Ebpf,
-                      program: &str,
-                      category: &str,
-                      names: &[String]|
+        let mut links = Vec::new();
+        let mut attach = |bpf: &mut Ebpf,
+                          program: &'static str,
+                          category: &str,
+                          names: &[String]|
          -> Result<usize> {
             let tracepoint: &mut TracePoint = bpf
                 .program_mut(program)
@@ -238,12 +243,16 @@ impl EbpfSensor {
                     tracing::debug!("tracepoint {category}/{name} does not exist here; skipped");
                     continue;
                 }
-                tracepoint
+                let link = tracepoint
                     .attach(category, name)
                     .map_err(|e| Error::Sensor {
-                        message: format!("attaching to tracepoint {category}/{name} failed: {e}"),
+                        message: format!(
+                            "attaching to tracepoint {category}/{name} failed: {}",
+                            error_chain(&e)
+                        ),
                         hint: bpf_hint(),
                     })?;
+                links.push((program, link));
                 attached += 1;
             }
             Ok(attached)
@@ -271,6 +280,7 @@ impl EbpfSensor {
             "raw_syscalls",
             &["sys_enter".to_string()],
         )?;
+        sensor.links = links;
         sensor.programs = Some(bpf);
         Ok(sensor)
     }
@@ -289,7 +299,10 @@ impl EbpfSensor {
     /// (the second call returns an empty trace).
     fn stop(&mut self) -> Result<Trace> {
         // Detach and unload first so nothing new arrives, then let the reader drain the rest.
-        drop(self.programs.take());
+        if let Some(mut bpf) = self.programs.take() {
+            detach_in_parallel(&mut bpf, std::mem::take(&mut self.links));
+            drop(bpf);
+        }
         self.stop_reader.store(true, Ordering::Release);
         let output = match self.reader.take() {
             Some(handle) => handle.join().map_err(|_| Error::Sensor {
@@ -351,6 +364,25 @@ impl Drop for EbpfSensor {
             tracing::warn!("releasing the eBPF sensor: {error}");
         }
     }
+}
+
+/// Closing a tracepoint attachment waits for an RCU grace period (~70 ms here); one after the
+/// other, the 29 attachments took 2 s. Closed concurrently the waits overlap.
+fn detach_in_parallel(bpf: &mut Ebpf, link_ids: Vec<(&'static str, TracePointLinkId)>) {
+    let mut links: Vec<TracePointLink> = Vec::with_capacity(link_ids.len());
+    for (program, link_id) in link_ids {
+        let tracepoint: Option<&mut TracePoint> =
+            bpf.program_mut(program).and_then(|p| p.try_into().ok());
+        if let Some(link) = tracepoint.and_then(|tp| tp.take_link(link_id).ok()) {
+            links.push(link);
+        }
+    }
+    std::thread::scope(|scope| {
+        for link in links {
+            // A failed spawn drops the link (and so detaches it) right here instead.
+            let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(link));
+        }
+    });
 }
 
 fn check_privileges() -> Result<()> {
