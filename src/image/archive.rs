@@ -19,7 +19,7 @@ use crate::{Error, Result};
 
 /// Members bigger than this cannot be JSON metadata; refusing them keeps a hostile archive from
 /// making us parse gigabytes as JSON.
-const MAX_JSON_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Buffer between the (often unbuffered) source stream and the tar parser.
 const STREAM_BUFFER_BYTES: usize = 256 * 1024;
