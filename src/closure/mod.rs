@@ -144,6 +144,12 @@ pub struct ClosureWarning {
     pub message: String,
 }
 
+impl std::fmt::Display for ClosureWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
 /// Counters for the report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClosureStats {
@@ -212,6 +218,8 @@ struct Builder<'v, V: ?Sized> {
     analysed: std::collections::HashSet<String>,
     ld_cache: Option<ldcache::LdCache>,
     ld_library_path: Vec<String>,
+    /// LD_PRELOAD of the image's Env: ld.so loads these into every process.
+    ld_preload: Vec<String>,
     env_path: Vec<String>,
     elf_infos: std::collections::HashMap<String, Option<std::rc::Rc<elf::ElfInfo>>>,
     elf_abis: std::collections::HashMap<String, Option<elf::ElfAbi>>,
@@ -237,6 +245,15 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
         let ld_library_path = env_value("LD_LIBRARY_PATH")
             .map(elf::split_search_path)
             .unwrap_or_default();
+        let ld_preload = env_value("LD_PRELOAD")
+            .map(|value| {
+                value
+                    .split([' ', ':'])
+                    .filter(|word| !word.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             view,
             kept: KeptSet::default(),
@@ -244,6 +261,7 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
             analysed: Default::default(),
             ld_cache: None,
             ld_library_path,
+            ld_preload,
             env_path,
             elf_infos: Default::default(),
             elf_abis: Default::default(),
@@ -280,6 +298,19 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
                 "/etc/ld.so.cache" => self.load_ld_cache(&real),
                 "/etc/ld.so.preload" => self.keep_preloads(&real),
                 _ => {}
+            }
+        }
+        for library in self.ld_preload.clone() {
+            let reason = Reason::Runtime {
+                note: "LD_PRELOAD in the image's Env".to_string(),
+            };
+            // Bare names are searched like a DT_NEEDED of each program; the trace sees ld.so
+            // open them, so only absolute paths are added here.
+            if library.starts_with('/') && self.keep_path(&library, true, reason).is_none() {
+                self.warn(
+                    &library,
+                    "LD_PRELOAD names it but it is not in the image".into(),
+                );
             }
         }
     }

@@ -693,3 +693,29 @@ fn glibc_hwcaps_variants_are_kept_with_the_baseline() {
         closure.unresolved_needs
     );
 }
+
+#[test]
+fn preloaded_libraries_from_env_and_ld_so_preload_are_kept() {
+    let mut image = merged_usr();
+    image.executable("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", b"not elf");
+    image.executable("/opt/hook.so", b"not elf");
+    image.file("/etc/ld.so.preload", b"# comment\n/opt/hook.so\n");
+    let env = ["LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /missing.so".to_string()];
+    let closure = run(&image, &[], &env);
+    assert!(matches!(
+        reasons(&closure, "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")[0],
+        Reason::Runtime { .. }
+    ));
+    assert!(matches!(
+        reasons(&closure, "/opt/hook.so")[0],
+        Reason::Runtime { .. }
+    ));
+    assert_eq!(
+        closure
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["/missing.so: LD_PRELOAD names it but it is not in the image"]
+    );
+}
