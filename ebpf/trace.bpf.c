@@ -39,6 +39,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define KIND_STAT 2
 #define KIND_ACCESS 3
 #define KIND_READLINK 4
+// Any other lookup of an existing path: mkdir (EEXIST), chdir, unlink, rename, chmod, chown,
+// utimes, xattrs, statfs, truncate, inotify watches, mknod. An app that mkdir()s a directory the
+// image ships fails differently when the slim image lacks it.
+#define KIND_LOOKUP 5
 
 // Event flags.
 #define EV_RELATIVE 0x1    // components hold the directory the path is relative to
@@ -258,6 +262,11 @@ static __always_inline int dir_of(__s64 dfd, struct path *out)
 static __always_inline void read_path(struct pending *p)
 {
 	struct event *ev = &p->ev;
+	if (!p->path_ptr) {
+		// utimensat(fd, NULL, ...) and friends act on an fd: no path to report.
+		ev->flags |= EV_DROP;
+		return;
+	}
 	long n = bpf_probe_read_user_str(ev->path, PATH_AREA, (const void *)p->path_ptr);
 	if (n < 0) {
 		ev->flags |= EV_PATH_FAULT;
@@ -296,17 +305,16 @@ static __always_inline void read_path(struct pending *p)
 }
 
 SEC("tracepoint/syscalls/sys_enter_path")
-int sys_enter_path(struct trace_event_raw_sys_enter *ctx)
+int minify_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!in_target())
 		return 0;
 
-	// Only args[0] and args[1] are read directly: the kernel refuses to attach a program whose
-	// context reads go past the smallest tracepoint record (access/stat have two args). The
-	// AT_* flags argument is fetched with a probe read, only for syscalls that have it.
-	__u64 arg0 = ctx->args[0], arg1 = ctx->args[1];
+	// Only args[0] is read directly: the kernel refuses to attach a program whose context
+	// reads go past the smallest tracepoint record (chdir/unlink/rmdir have one argument).
+	// Later arguments are fetched with probe reads, only for syscalls that have them.
+	__u64 arg0 = ctx->args[0], arg1 = 0;
 	barrier_var(arg0);
-	barrier_var(arg1);
 
 	// x86_64 syscall numbers: which argument holds dirfd, path and AT_* flags.
 	__u32 nr = (__u32)ctx->id;
@@ -327,8 +335,50 @@ int sys_enter_path(struct trace_event_raw_sys_enter *ctx)
 	case 439: /* faccessat2 */ kind = KIND_ACCESS; dfd_arg = 0; flags_arg = 3; break;
 	case 89: /* readlink */ kind = KIND_READLINK; path_arg = 0; break;
 	case 267: /* readlinkat */ kind = KIND_READLINK; dfd_arg = 0; break;
+	case 85: /* creat */ kind = KIND_OPEN; path_arg = 0; break;
+	case 80: /* chdir */
+	case 83: /* mkdir */
+	case 84: /* rmdir */
+	case 87: /* unlink */
+	case 82: /* rename (source) */
+	case 86: /* link (source) */
+	case 90: /* chmod */
+	case 92: /* chown */
+	case 94: /* lchown */
+	case 76: /* truncate */
+	case 132: /* utime */
+	case 235: /* utimes */
+	case 137: /* statfs */
+	case 133: /* mknod */
+	case 188: /* setxattr */
+	case 189: /* lsetxattr */
+	case 191: /* getxattr */
+	case 192: /* lgetxattr */
+	case 194: /* listxattr */
+	case 195: /* llistxattr */
+	case 197: /* removexattr */
+	case 198: /* lremovexattr */
+		kind = KIND_LOOKUP; path_arg = 0; break;
+	case 258: /* mkdirat */
+	case 263: /* unlinkat */
+	case 264: /* renameat (source) */
+	case 316: /* renameat2 (source) */
+	case 265: /* linkat (source) */
+	case 268: /* fchmodat */
+	case 452: /* fchmodat2 */
+	case 260: /* fchownat */
+	case 261: /* futimesat */
+	case 259: /* mknodat */
+	case 303: /* name_to_handle_at */
+		kind = KIND_LOOKUP; dfd_arg = 0; break;
+	case 280: /* utimensat: a NULL path means the dirfd itself, dropped below */
+		kind = KIND_LOOKUP; dfd_arg = 0; break;
+	case 254: /* inotify_add_watch(fd, path, mask): arg0 is no dirfd */
+		kind = KIND_LOOKUP; break;
 	default: return 0;
 	}
+	if (path_arg == 1)
+		bpf_probe_read_kernel(&arg1, sizeof(arg1), &ctx->args[1]);
 
 	__u32 zero = 0;
 	struct pending *tmpl = bpf_map_lookup_elem(&minify_scratch, &zero);
@@ -404,7 +454,7 @@ static __always_inline void submit(struct pending *p, long ret)
 }
 
 SEC("tracepoint/syscalls/sys_exit_path")
-int sys_exit_path(struct trace_event_raw_sys_exit *ctx)
+int minify_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	// No cgroup check: only entries created by the filtered enter program exist, and a
 	// process moved out of the cgroup mid-syscall still deserves its event.
@@ -428,7 +478,7 @@ int sys_exit_path(struct trace_event_raw_sys_exit *ctx)
 }
 
 SEC("tracepoint/raw_syscalls/sys_enter")
-int raw_sys_enter(struct trace_event_raw_sys_enter *ctx)
+int minify_sysnr(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!in_target())
 		return 0;

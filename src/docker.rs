@@ -146,9 +146,11 @@ impl DockerApi for Bollard {
         let docker = self.docker.clone();
         let image = image.to_string();
         // bollard's stream borrows the client; move a clone into an owning stream.
-        futures_util::stream::once(async move { docker.export_image(&image).map_err(std::io::Error::other) })
-            .flatten()
-            .boxed()
+        futures_util::stream::once(async move {
+            docker.export_image(&image).map_err(std::io::Error::other)
+        })
+        .flatten()
+        .boxed()
     }
 
     async fn load_image(&self, archive: &Path) -> Result<()> {

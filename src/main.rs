@@ -10,7 +10,11 @@ use minify::docker::Bollard;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = if cli.verbose { "minify=debug,info" } else { "minify=warn" };
+    let filter = if cli.verbose {
+        "minify=debug,info"
+    } else {
+        "minify=warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
@@ -32,7 +36,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Build(args) => {
             // Flags are checked before any daemon or kernel work starts.

@@ -171,13 +171,28 @@ mod tests {
     #[test]
     fn summary_states_sizes_ratio_and_lost_events() {
         let report = Report {
-            source: ImageRef { name: "app:1".into(), id: "sha256:a".into(), size: 100_000_000 },
-            result: ImageRef { name: "app.slim:1".into(), id: "sha256:b".into(), size: 5_000_000 },
-            sensor: SensorSummary { name: "ebpf".into(), lost_events: 3, ..Default::default() },
+            source: ImageRef {
+                name: "app:1".into(),
+                id: "sha256:a".into(),
+                size: 100_000_000,
+            },
+            result: ImageRef {
+                name: "app.slim:1".into(),
+                id: "sha256:b".into(),
+                size: 5_000_000,
+            },
+            sensor: SensorSummary {
+                name: "ebpf".into(),
+                lost_events: 3,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let summary = report.summary();
-        assert!(summary.contains("app:1 (100.0 MB) -> app.slim:1 (5.0 MB), 5.0% of the original"), "{summary}");
+        assert!(
+            summary.contains("app:1 (100.0 MB) -> app.slim:1 (5.0 MB), 5.0% of the original"),
+            "{summary}"
+        );
         assert!(summary.contains("3 lost"), "{summary}");
     }
 }

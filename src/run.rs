@@ -63,8 +63,16 @@ pub async fn exited_error<D: DockerApi>(docker: &D, id: &str, state: &ContainerS
         .logs_tail(id, LOG_LINES_ON_ERROR)
         .await
         .unwrap_or_else(|e| format!("(logs unavailable: {e})"));
-    let logs = if logs.trim().is_empty() { "(no output)".to_string() } else { logs };
-    let exit_code = if state.oom_killed { 137 } else { state.exit_code };
+    let logs = if logs.trim().is_empty() {
+        "(no output)".to_string()
+    } else {
+        logs
+    };
+    let exit_code = if state.oom_killed {
+        137
+    } else {
+        state.exit_code
+    };
     Error::ContainerExited {
         container: id.chars().take(12).collect(),
         exit_code,

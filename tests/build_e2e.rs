@@ -9,7 +9,15 @@ use std::time::Duration;
 use common::*;
 
 const CONFIG_FIELDS: [&str; 9] = [
-    "Env", "Entrypoint", "Cmd", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal", "Healthcheck",
+    "Env",
+    "Entrypoint",
+    "Cmd",
+    "WorkingDir",
+    "User",
+    "ExposedPorts",
+    "Labels",
+    "StopSignal",
+    "Healthcheck",
 ];
 
 /// Builds the slim twin of `image`, then compares both images' answers to the fixture's requests.
@@ -23,30 +31,66 @@ fn build_and_compare(fixture: &str, image: &str, port: u16, max_size_ratio: f64)
     cleanup.image(&tag);
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("report.json");
-    let (code, _, stderr) = minify(&["build", image, "--tag", &tag, "--report", report_path.to_str().unwrap()]);
+    let (code, _, stderr) = minify(&[
+        "build",
+        image,
+        "--tag",
+        &tag,
+        "--report",
+        report_path.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "minify build {image} failed:\n{stderr}");
     eprintln!("{stderr}");
 
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     let source_size = report["source"]["size"].as_u64().unwrap();
     let slim_size = report["result"]["size"].as_u64().unwrap();
     let ratio = slim_size as f64 / source_size as f64;
-    eprintln!("{fixture}: {source_size} -> {slim_size} bytes ({:.1}%)", ratio * 100.0);
-    assert!(ratio < max_size_ratio, "{fixture}: slim is {:.1}% of the original", ratio * 100.0);
-    assert_eq!(report["sensor"]["lost_events"], 0, "the sensor lost events");
-    assert!(report["probes"].as_array().unwrap().iter().all(|p| p["error"].is_null()), "a probe failed");
+    eprintln!(
+        "{fixture}: {source_size} -> {slim_size} bytes ({:.1}%)",
+        ratio * 100.0
+    );
     assert!(
-        report["kept"].as_array().unwrap().iter().all(|k| !k["reasons"].as_array().unwrap().is_empty()),
+        ratio < max_size_ratio,
+        "{fixture}: slim is {:.1}% of the original",
+        ratio * 100.0
+    );
+    assert_eq!(report["sensor"]["lost_events"], 0, "the sensor lost events");
+    assert!(
+        report["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["error"].is_null()),
+        "a probe failed"
+    );
+    assert!(
+        report["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| !k["reasons"].as_array().unwrap().is_empty()),
         "every kept path says why"
     );
 
     // The slim image keeps the source's config.
     let config = |img: &str| -> serde_json::Value {
-        serde_json::from_str(&docker(&["image", "inspect", "--format", "{{json .Config}}", img])).unwrap()
+        serde_json::from_str(&docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config}}",
+            img,
+        ]))
+        .unwrap()
     };
     let (original_config, slim_config) = (config(image), config(&tag));
     for field in CONFIG_FIELDS {
-        assert_eq!(original_config[field], slim_config[field], "config field {field} differs");
+        assert_eq!(
+            original_config[field], slim_config[field],
+            "config field {field} differs"
+        );
     }
 
     let original_port = run_published(&mut cleanup, image, port);
@@ -55,9 +99,16 @@ fn build_and_compare(fixture: &str, image: &str, port: u16, max_size_ratio: f64)
     wait_answering(slim_port, Duration::from_secs(30));
     for path in request_list(fixture) {
         let original = get(original_port, &path).unwrap();
-        let slim = get(slim_port, &path).unwrap_or_else(|e| panic!("slim {fixture} GET {path}: {e}"));
-        assert_eq!(original.status, slim.status, "{fixture} GET {path}: status differs");
-        assert!(original.body == slim.body, "{fixture} GET {path}: body differs");
+        let slim =
+            get(slim_port, &path).unwrap_or_else(|e| panic!("slim {fixture} GET {path}: {e}"));
+        assert_eq!(
+            original.status, slim.status,
+            "{fixture} GET {path}: status differs"
+        );
+        assert!(
+            original.body == slim.body,
+            "{fixture} GET {path}: body differs"
+        );
     }
     drop(cleanup);
     assert_eq!(leftover_containers(), "", "minify left containers behind");
@@ -83,7 +134,12 @@ fn missing_image_is_a_clear_error_with_exit_code_3() {
     if !require("the Docker daemon", docker_check()) {
         return;
     }
-    let (code, _, stderr) = minify(&["build", "minify-test/does-not-exist:nope", "--report", "/tmp/minify-unused.json"]);
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-test/does-not-exist:nope",
+        "--report",
+        "/tmp/minify-unused.json",
+    ]);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("was not found"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -110,7 +166,10 @@ fn unreachable_daemon_is_a_clear_error_with_exit_code_3() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("cannot reach the Docker daemon"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Docker daemon"),
+        "{stderr}"
+    );
 }
 
 /// Builds a throwaway image from the base fixture with the given Dockerfile lines.
@@ -128,8 +187,16 @@ fn derived_image(cleanup: &mut Cleanup, lines: &str) -> Option<String> {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(dockerfile.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "docker build of a derived image failed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "docker build of a derived image failed"
+    );
     cleanup.image(&name);
     Some(name)
 }
@@ -138,22 +205,39 @@ fn derived_image(cleanup: &mut Cleanup, lines: &str) -> Option<String> {
 fn app_crashing_before_ready_shows_its_last_log_lines() {
     let _serial = serial();
     let mut cleanup = Cleanup::default();
-    let Some(image) = derived_image(&mut cleanup, "EXPOSE 80\nCMD [\"sh\", \"-c\", \"echo boom-before-ready; exit 3\"]") else {
+    let Some(image) = derived_image(
+        &mut cleanup,
+        "EXPOSE 80\nCMD [\"sh\", \"-c\", \"echo boom-before-ready; exit 3\"]",
+    ) else {
         return;
     };
-    let (code, _, stderr) = minify(&["build", &image, "--report", "/tmp/minify-unused.json", "--ready-timeout", "20"]);
+    let (code, _, stderr) = minify(&[
+        "build",
+        &image,
+        "--report",
+        "/tmp/minify-unused.json",
+        "--ready-timeout",
+        "20",
+    ]);
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("boom-before-ready"), "{stderr}");
     assert!(stderr.contains("code 3"), "{stderr}");
     assert_eq!(leftover_containers(), "");
-    assert!(leftover_cgroups().is_empty(), "cgroups left: {:?}", leftover_cgroups());
+    assert!(
+        leftover_cgroups().is_empty(),
+        "cgroups left: {:?}",
+        leftover_cgroups()
+    );
 }
 
 #[test]
 fn image_without_ports_is_traced_for_continue_after_and_still_works() {
     let _serial = serial();
     let mut cleanup = Cleanup::default();
-    let Some(image) = derived_image(&mut cleanup, "CMD [\"sh\", \"-c\", \"grep PRETTY /etc/os-release; sleep 30\"]") else {
+    let Some(image) = derived_image(
+        &mut cleanup,
+        "CMD [\"sh\", \"-c\", \"grep PRETTY /etc/os-release; sleep 30\"]",
+    ) else {
         return;
     };
     let tag = format!("minify-test/noports.slim:{}", unique("t"));
@@ -161,17 +245,52 @@ fn image_without_ports_is_traced_for_continue_after_and_still_works() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.json");
     let (code, _, stderr) = minify(&[
-        "build", &image, "--tag", &tag, "--continue-after", "3", "--stop-timeout", "1",
-        "--report", report.to_str().unwrap(),
+        "build",
+        &image,
+        "--tag",
+        &tag,
+        "--continue-after",
+        "3",
+        "--stop-timeout",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("exposes no TCP ports"), "{stderr}");
-    let original = docker(&["run", "--rm", "--entrypoint", "sh", &image, "-c", "grep PRETTY /etc/os-release"]);
-    let slim = docker(&["run", "--rm", "--entrypoint", "sh", &tag, "-c", "grep PRETTY /etc/os-release"]);
+    let original = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "grep PRETTY /etc/os-release",
+    ]);
+    let slim = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &tag,
+        "-c",
+        "grep PRETTY /etc/os-release",
+    ]);
     assert_eq!(original, slim);
     // The slim image holds a shell and grep but not, e.g., apt.
-    let listing = docker(&["run", "--rm", "--entrypoint", "sh", &tag, "-c", "ls /usr/bin | wc -l"]);
-    assert!(listing.parse::<u32>().unwrap() < 20, "too much kept in /usr/bin: {listing}");
+    let listing = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &tag,
+        "-c",
+        "ls /usr/bin | wc -l",
+    ]);
+    assert!(
+        listing.parse::<u32>().unwrap() < 20,
+        "too much kept in /usr/bin: {listing}"
+    );
 }
 
 #[test]
@@ -183,7 +302,14 @@ fn ctrl_c_during_a_build_leaves_no_container_cgroup_or_bpf_program() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.json");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minify"))
-        .args(["build", "minify-fixture/nginx:1", "--continue-after", "120", "--tag", "minify-test/ctrlc.slim:x"])
+        .args([
+            "build",
+            "minify-fixture/nginx:1",
+            "--continue-after",
+            "120",
+            "--tag",
+            "minify-test/ctrlc.slim:x",
+        ])
         .args(["--report", report.to_str().unwrap()])
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -192,7 +318,10 @@ fn ctrl_c_during_a_build_leaves_no_container_cgroup_or_bpf_program() {
     // Wait until minify's container runs, then interrupt.
     let until = std::time::Instant::now() + Duration::from_secs(60);
     while leftover_containers().is_empty() {
-        assert!(std::time::Instant::now() < until, "minify never started its container");
+        assert!(
+            std::time::Instant::now() < until,
+            "minify never started its container"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -204,8 +333,17 @@ fn ctrl_c_during_a_build_leaves_no_container_cgroup_or_bpf_program() {
     assert_eq!(leftover_containers(), "", "container left after Ctrl-C");
     let left = leftover_cgroups();
     assert!(left.is_empty(), "cgroups left after Ctrl-C: {left:?}");
-    assert!(!image_exists("minify-test/ctrlc.slim:x"), "an interrupted build must not produce an image");
-    let progs = std::process::Command::new("bpftool").args(["prog", "show"]).output().unwrap();
+    assert!(
+        !image_exists("minify-test/ctrlc.slim:x"),
+        "an interrupted build must not produce an image"
+    );
+    let progs = std::process::Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .unwrap();
     let progs = String::from_utf8_lossy(&progs.stdout);
-    assert!(!progs.contains("minify_"), "BPF programs left after Ctrl-C:\n{progs}");
+    assert!(
+        !progs.contains("minify_"),
+        "BPF programs left after Ctrl-C:\n{progs}"
+    );
 }

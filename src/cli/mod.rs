@@ -40,7 +40,11 @@ pub fn exit_code(error: &Error) -> i32 {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "minify", version, about = "Make container images small and safe by watching what they really use")]
+#[command(
+    name = "minify",
+    version,
+    about = "Make container images small and safe by watching what they really use"
+)]
 pub struct Cli {
     /// More detail on stderr (per-phase timings, debug logs).
     #[arg(long, short, global = true)]
@@ -112,7 +116,10 @@ impl BuildArgs {
         }
         Ok(BuildOptions {
             image: self.image.clone(),
-            tag: self.tag.clone().unwrap_or_else(|| default_slim_tag(&self.image)),
+            tag: self
+                .tag
+                .clone()
+                .unwrap_or_else(|| default_slim_tag(&self.image)),
             report_path: self.report.clone(),
             continue_after: self.continue_after.map(Duration::from_secs),
             ready_timeout: Duration::from_secs(self.ready_timeout),
@@ -143,7 +150,8 @@ pub fn validate_reference(reference: &str) -> Result<()> {
         !t.is_empty()
             && t.len() <= 128
             && !t.starts_with(['.', '-'])
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     });
     if repo_ok && tag_ok {
         Ok(())
@@ -183,11 +191,20 @@ mod tests {
 
     #[test]
     fn default_tag_follows_docker_slim_convention() {
-        assert_eq!(default_slim_tag("minify-fixture/nginx:1"), "minify-fixture/nginx.slim:1");
+        assert_eq!(
+            default_slim_tag("minify-fixture/nginx:1"),
+            "minify-fixture/nginx.slim:1"
+        );
         assert_eq!(default_slim_tag("app"), "app.slim:latest");
-        assert_eq!(default_slim_tag("localhost:5000/app"), "localhost:5000/app.slim:latest");
+        assert_eq!(
+            default_slim_tag("localhost:5000/app"),
+            "localhost:5000/app.slim:latest"
+        );
         assert_eq!(default_slim_tag("app@sha256:abcd"), "app.slim:latest");
-        assert_eq!(default_slim_tag("sha256:0123456789abcdef0123"), "minify-slim:0123456789ab");
+        assert_eq!(
+            default_slim_tag("sha256:0123456789abcdef0123"),
+            "minify-slim:0123456789ab"
+        );
     }
 
     #[test]
@@ -196,7 +213,10 @@ mod tests {
             assert!(validate_reference(bad).is_err(), "{bad} should be rejected");
         }
         for good in ["app", "app.slim:1", "host:5000/team/app:v1.2-3"] {
-            assert!(validate_reference(good).is_ok(), "{good} should be accepted");
+            assert!(
+                validate_reference(good).is_ok(),
+                "{good} should be accepted"
+            );
         }
     }
 
@@ -210,7 +230,13 @@ mod tests {
         };
         assert_eq!(args(&[]).unwrap().tag, "app.slim:1");
         assert!(matches!(args(&["--tag", "Bad Tag"]), Err(Error::Usage(_))));
-        assert!(matches!(args(&["--report", "/nonexistent/dir/r.json"]), Err(Error::Usage(_))));
-        assert!(matches!(args(&["--ready-timeout", "0"]), Err(Error::Usage(_))));
+        assert!(matches!(
+            args(&["--report", "/nonexistent/dir/r.json"]),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            args(&["--ready-timeout", "0"]),
+            Err(Error::Usage(_))
+        ));
     }
 }

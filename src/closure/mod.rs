@@ -199,6 +199,7 @@ pub fn compute<V: ImageView + ?Sized>(view: &V, input: &ClosureInput) -> Closure
             .is_none()
         {
             builder.stats.traced_not_in_image += 1;
+            builder.keep_existing_prefix(path, follow_final);
         }
     }
     for (path, reason) in &input.extra_paths {
@@ -351,6 +352,32 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
         let resolution = resolve::resolve(self.view, path, follow_final).ok()?;
         self.keep_resolution(path, &resolution, reason);
         Some(resolution.path)
+    }
+
+    /// For a traced path missing from the image, keeps the directories and symlinks that do
+    /// exist on its way: the app may create it there (nginx's `mkdir /var/lib/nginx/body`,
+    /// log files) and fails if the directory is gone.
+    fn keep_existing_prefix(&mut self, path: &str, follow_final: bool) {
+        // The runtime mounts these over whatever the image has.
+        let normalized = resolve::normalize_lexically(path);
+        if ["/proc", "/sys", "/dev"]
+            .iter()
+            .any(|mount| normalized == *mount || normalized.starts_with(&format!("{mount}/")))
+        {
+            return;
+        }
+        if let Err(resolve::ResolveError::NotFound { walked, .. }) =
+            resolve::resolve(self.view, path, follow_final)
+        {
+            for hop in &walked.hops {
+                self.kept.add(hop, Reason::SymlinkHop { of: path.to_string() });
+            }
+            for dir in walked.dirs.iter().chain([&walked.path]) {
+                if dir != "/" || self.view.entry("/").is_some() {
+                    self.kept.add(dir, Reason::ParentDir);
+                }
+            }
+        }
     }
 
     /// Keeps an already computed lookup of `path` (see [`Builder::keep_path`]).

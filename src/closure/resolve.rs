@@ -32,7 +32,13 @@ pub enum ResolveError {
     #[error("{path}: not absolute")]
     NotAbsolute { path: String },
     #[error("{path}: {missing} does not exist in the image")]
-    NotFound { path: String, missing: String },
+    NotFound {
+        path: String,
+        missing: String,
+        /// The walk up to the directory `missing` would be in (its `path` is that directory):
+        /// an app creating `missing` needs it.
+        walked: Box<Resolution>,
+    },
     #[error("{path}: {at} is not a directory")]
     NotADirectory { path: String, at: String },
     #[error("{path}: more than {MAX_SYMLINK_HOPS} symlinks (loop?) at {at}")]
@@ -86,6 +92,11 @@ pub fn resolve<V: ImageView + ?Sized>(
             return Err(ResolveError::NotFound {
                 path: path.to_string(),
                 missing: candidate,
+                walked: Box::new(Resolution {
+                    path: current,
+                    dirs: std::mem::take(&mut dirs),
+                    hops,
+                }),
             });
         };
         match &entry.kind {
@@ -101,7 +112,12 @@ pub fn resolve<V: ImageView + ?Sized>(
                     // The kernel answers ENOENT for an empty link target.
                     return Err(ResolveError::NotFound {
                         path: path.to_string(),
-                        missing: candidate,
+                        missing: candidate.clone(),
+                        walked: Box::new(Resolution {
+                            path: current,
+                            dirs: std::mem::take(&mut dirs),
+                            hops,
+                        }),
                     });
                 }
                 hops.push(candidate);

@@ -719,3 +719,29 @@ fn preloaded_libraries_from_env_and_ld_so_preload_are_kept() {
         ["/missing.so: LD_PRELOAD names it but it is not in the image"]
     );
 }
+
+/// nginx `mkdir`s /var/lib/nginx/body and creates /var/log/nginx/error.log at start; the slim
+/// image lacked the existing parents and nginx died with ENOENT.
+#[test]
+fn missing_traced_paths_keep_their_existing_parent_dirs() {
+    let mut image = FakeImage::new();
+    for dir in ["/var", "/var/lib", "/var/lib/nginx", "/var/log", "/var/log/nginx", "/var/cache"] {
+        image.dir(dir);
+    }
+    image.symlink("/var/run", "/run");
+    image.dir("/run");
+    let mut mkdir = access("/var/lib/nginx/body", AccessKind::Lookup);
+    mkdir.result = 0;
+    let traced = [
+        mkdir,
+        access("/var/log/nginx/error.log", AccessKind::Open),
+        access("/var/run/nginx.pid", AccessKind::Open),
+    ];
+    let closure = run(&image, &traced, &[]);
+    for dir in ["/var/lib/nginx", "/var/log/nginx", "/run"] {
+        assert!(reasons(&closure, dir).contains(&Reason::ParentDir), "{dir}");
+    }
+    assert!(reasons(&closure, "/var/run").iter().any(|r| matches!(r, Reason::SymlinkHop { .. })));
+    assert!(!closure.kept.contains("/var/cache"), "untouched dirs stay out");
+    assert!(!closure.kept.contains("/var/lib/nginx/body"));
+}

@@ -42,7 +42,11 @@ pub fn client(request_timeout: Duration) -> reqwest::Client {
 }
 
 /// Fetches `url` once and summarises the answer.
-pub async fn fetch(client: &reqwest::Client, target: &str, url: &Url) -> (ProbeResult, Option<String>) {
+pub async fn fetch(
+    client: &reqwest::Client,
+    target: &str,
+    url: &Url,
+) -> (ProbeResult, Option<String>) {
     let started = Instant::now();
     let mut result = ProbeResult {
         kind: "http".into(),
@@ -99,7 +103,9 @@ where
             Err(e) => error_chain(&e),
         };
         if Instant::now() + delay > deadline {
-            return Err(format!("{base} did not answer HTTP in time (last error: {last_error})"));
+            return Err(format!(
+                "{base} did not answer HTTP in time (last error: {last_error})"
+            ));
         }
         if !still_alive().await {
             return Err(format!("the container stopped while waiting for {base}"));
@@ -110,7 +116,12 @@ where
 }
 
 /// Crawls from `base` breadth-first, following same-origin links up to the limits.
-pub async fn crawl(client: &reqwest::Client, target: &str, base: &Url, limits: &CrawlLimits) -> Vec<ProbeResult> {
+pub async fn crawl(
+    client: &reqwest::Client,
+    target: &str,
+    base: &Url,
+    limits: &CrawlLimits,
+) -> Vec<ProbeResult> {
     let mut results = Vec::new();
     let mut seen = BTreeSet::from([base.to_string()]);
     let mut queue = VecDeque::from([(base.clone(), 0usize)]);
@@ -125,7 +136,9 @@ pub async fn crawl(client: &reqwest::Client, target: &str, base: &Url, limits: &
             continue;
         }
         for link in extract_links(&text) {
-            let Ok(mut next) = url.join(&link) else { continue };
+            let Ok(mut next) = url.join(&link) else {
+                continue;
+            };
             next.set_fragment(None);
             if next.origin() != base.origin() || !seen.insert(next.to_string()) {
                 continue;
@@ -216,7 +229,10 @@ mod tests {
         let html = r##"<a href="/a.html">a</a> <img SRC='img/b.png'> <a href=c.html>c</a>
             <a href="#top">x</a> <a href="javascript:void(0)">y</a>
             <style>body { background: url(/bg.png) }</style>"##;
-        assert_eq!(extract_links(html), vec!["/a.html", "c.html", "img/b.png", "/bg.png"]);
+        assert_eq!(
+            extract_links(html),
+            vec!["/a.html", "c.html", "img/b.png", "/bg.png"]
+        );
     }
 
     #[tokio::test]
@@ -226,7 +242,9 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             loop {
-                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
                     let n = socket.read(&mut buf).await.unwrap_or(0);
@@ -249,10 +267,16 @@ mod tests {
         let client = client(Duration::from_secs(5));
         let results = crawl(&client, "80/tcp", &base, &CrawlLimits::default()).await;
         let requests: Vec<_> = results.iter().map(|r| r.request.as_str()).collect();
-        assert_eq!(requests, vec!["GET /", "GET /one", "GET /two", "GET /deep/three"]);
+        assert_eq!(
+            requests,
+            vec!["GET /", "GET /one", "GET /two", "GET /deep/three"]
+        );
         assert!(results.iter().all(|r| r.status == Some(200)));
 
-        let limited = CrawlLimits { max_pages: 2, ..CrawlLimits::default() };
+        let limited = CrawlLimits {
+            max_pages: 2,
+            ..CrawlLimits::default()
+        };
         assert_eq!(crawl(&client, "80/tcp", &base, &limited).await.len(), 2);
     }
 }

@@ -75,11 +75,48 @@ const PATH_SYSCALLS: &[&str] = &[
     "access",
     "faccessat",
     "faccessat2",
+    "creat",
+    "chdir",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "chmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "lchown",
+    "fchownat",
+    "truncate",
+    "utime",
+    "utimes",
+    "futimesat",
+    "utimensat",
+    "statfs",
+    "mknod",
+    "mknodat",
+    "setxattr",
+    "lsetxattr",
+    "getxattr",
+    "lgetxattr",
+    "listxattr",
+    "llistxattr",
+    "removexattr",
+    "lremovexattr",
+    "inotify_add_watch",
+    "name_to_handle_at",
 ];
 
-const ENTER_PROGRAM: &str = "sys_enter_path";
-const EXIT_PROGRAM: &str = "sys_exit_path";
-const RAW_ENTER_PROGRAM: &str = "raw_sys_enter";
+// Program names start with `minify_` so leftovers are easy to spot in `bpftool prog show`.
+const ENTER_PROGRAM: &str = "minify_enter";
+const EXIT_PROGRAM: &str = "minify_exit";
+const RAW_ENTER_PROGRAM: &str = "minify_sysnr";
 const CONFIG_MAP: &str = "minify_config";
 const EVENTS_MAP: &str = "minify_events";
 const LOST_MAP: &str = "minify_lost";
@@ -109,6 +146,7 @@ mod layout {
     pub const KIND_STAT: u32 = 2;
     pub const KIND_ACCESS: u32 = 3;
     pub const KIND_READLINK: u32 = 4;
+    pub const KIND_LOOKUP: u32 = 5;
 
     pub const EV_RELATIVE: u32 = 0x1;
     pub const EV_FD_IS_PATH: u32 = 0x2;
@@ -508,6 +546,7 @@ fn decode_event_checked(bytes: &[u8]) -> Option<Decoded> {
         KIND_STAT => AccessKind::Stat,
         KIND_ACCESS => AccessKind::Access,
         KIND_READLINK => AccessKind::Readlink,
+        KIND_LOOKUP => AccessKind::Lookup,
         _ => return None,
     };
     let flags = read_u32(bytes, FLAGS)?;

@@ -22,6 +22,9 @@ pub enum AccessKind {
     Stat,
     Access,
     Readlink,
+    /// Any other syscall naming an existing path: mkdir (EEXIST), chdir, unlink, rename, chmod,
+    /// chown, utimes, xattrs, statfs, truncate, mknod, inotify watches.
+    Lookup,
 }
 
 /// One path a container process looked up. `path` is absolute in the container's filesystem

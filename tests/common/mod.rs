@@ -16,7 +16,9 @@ pub fn under_ci() -> bool {
 pub fn require(facility: &str, check: Result<(), String>) -> bool {
     match check {
         Ok(()) => true,
-        Err(why) if under_ci() => panic!("{facility} is required under CI=true but unavailable: {why}"),
+        Err(why) if under_ci() => {
+            panic!("{facility} is required under CI=true but unavailable: {why}")
+        }
         Err(why) => {
             eprintln!("SKIP: {facility} unavailable ({why}); run integration/setup.sh as root");
             false
@@ -25,11 +27,17 @@ pub fn require(facility: &str, check: Result<(), String>) -> bool {
 }
 
 pub fn docker_check() -> Result<(), String> {
-    let out = Command::new("docker").arg("info").output().map_err(|e| format!("docker CLI: {e}"))?;
+    let out = Command::new("docker")
+        .arg("info")
+        .output()
+        .map_err(|e| format!("docker CLI: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("docker info failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "docker info failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -49,7 +57,9 @@ pub fn require_fixture(image: &str) -> bool {
         && require("the eBPF sensor (root + BTF)", sensor_check())
         && require(
             &format!("fixture image {image} (integration/fixtures.sh)"),
-            image_exists(image).then_some(()).ok_or_else(|| "not built".to_string()),
+            image_exists(image)
+                .then_some(())
+                .ok_or_else(|| "not built".to_string()),
         )
 }
 
@@ -61,7 +71,10 @@ pub fn image_exists(image: &str) -> bool {
 }
 
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI runs");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs");
     assert!(
         out.status.success(),
         "docker {args:?} failed: {}",
@@ -110,7 +123,15 @@ impl Drop for Cleanup {
 pub fn run_published(cleanup: &mut Cleanup, image: &str, port: u16) -> u16 {
     let name = unique("minify-test-run");
     cleanup.container(&name);
-    docker(&["run", "-d", "--name", &name, "-p", &format!("127.0.0.1::{port}"), image]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        &format!("127.0.0.1::{port}"),
+        image,
+    ]);
     let mapping = docker(&["port", &name, &format!("{port}/tcp")]);
     mapping
         .lines()
@@ -130,7 +151,10 @@ pub struct Answer {
 pub fn get(port: u16, path: &str) -> std::io::Result<Answer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let split = raw
@@ -143,7 +167,10 @@ pub fn get(port: u16, path: &str) -> std::io::Result<Answer> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-    Ok(Answer { status, body: raw[split + 4..].to_vec() })
+    Ok(Answer {
+        status,
+        body: raw[split + 4..].to_vec(),
+    })
 }
 
 /// Waits until `GET /` answers on `port`.
@@ -160,7 +187,10 @@ pub fn wait_answering(port: u16, timeout: Duration) {
 
 /// The fixed request list of a fixture (integration/requests/NAME.txt).
 pub fn request_list(fixture: &str) -> Vec<String> {
-    let path = format!("{}/integration/requests/{fixture}.txt", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/integration/requests/{fixture}.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{path}: {e}"))
         .lines()
