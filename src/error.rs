@@ -26,7 +26,11 @@ pub enum Error {
     Sensor { message: String, hint: String },
 
     #[error("container {container} exited (code {exit_code}) before it was ready.\nLast log lines:\n{logs}")]
-    ContainerExited { container: String, exit_code: i64, logs: String },
+    ContainerExited {
+        container: String,
+        exit_code: i64,
+        logs: String,
+    },
 
     #[error("probe failed: {message}")]
     Probe { message: String },

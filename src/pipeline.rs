@@ -32,7 +32,11 @@ const DEFAULT_RUN_WITHOUT_PORTS: Duration = Duration::from_secs(10);
 
 /// Runs the whole build and returns the report (also written to `options.report_path`).
 /// `phase` is told the name of each phase as it starts (for progress display).
-pub async fn build<D: DockerApi>(docker: &D, options: &BuildOptions, phase: &dyn Fn(&str)) -> Result<Report> {
+pub async fn build<D: DockerApi>(
+    docker: &D,
+    options: &BuildOptions,
+    phase: &dyn Fn(&str),
+) -> Result<Report> {
     let started = Instant::now();
     let mut timings = Timings::default();
     let mut warnings = Vec::new();
@@ -54,7 +58,15 @@ pub async fn build<D: DockerApi>(docker: &D, options: &BuildOptions, phase: &dyn
     let mut spec = run::container_spec(&run_name, &source.id, &source.exposed_ports);
     spec.cgroup_parent = sensor.container_hooks().cgroup_parent;
 
-    let observed = interruptible(observe(docker, &spec, options, &mut timings, &mut warnings, phase)).await;
+    let observed = interruptible(observe(
+        docker,
+        &spec,
+        options,
+        &mut timings,
+        &mut warnings,
+        phase,
+    ))
+    .await;
     // Cleanup runs whatever happened above: the container goes first, then the sensor (whose
     // cgroup can only be removed once the container's processes are gone).
     phase("cleaning up");
@@ -102,9 +114,20 @@ pub async fn build<D: DockerApi>(docker: &D, options: &BuildOptions, phase: &dyn
     tokio::task::block_in_place(|| -> Result<()> {
         let layer_path = work_dir.path().join("layer.tar");
         let layer = sink::write_layer_file(&fs, &entries, &layer_path)?;
-        let config = slim_config(&fs.image.config, &layer.diff_id, &format!("minify build {}", options.image));
-        let out = std::fs::File::create(&archive_path).map_err(Error::io("creating the image archive"))?;
-        sink::write_docker_archive(&layer_path, &layer, &config, &options.tag, std::io::BufWriter::new(out))?;
+        let config = slim_config(
+            &fs.image.config,
+            &layer.diff_id,
+            &format!("minify build {}", options.image),
+        );
+        let out = std::fs::File::create(&archive_path)
+            .map_err(Error::io("creating the image archive"))?;
+        sink::write_docker_archive(
+            &layer_path,
+            &layer,
+            &config,
+            &options.tag,
+            std::io::BufWriter::new(out),
+        )?;
         Ok(())
     })?;
     timings.record("write", write_started);
@@ -142,8 +165,16 @@ pub async fn build<D: DockerApi>(docker: &D, options: &BuildOptions, phase: &dyn
     }
     let report = Report {
         minify_version: env!("CARGO_PKG_VERSION").into(),
-        source: ImageRef { name: options.image.clone(), id: source.id.clone(), size: source.size },
-        result: ImageRef { name: options.tag.clone(), id: result.id, size: result.size },
+        source: ImageRef {
+            name: options.image.clone(),
+            id: source.id.clone(),
+            size: source.size,
+        },
+        result: ImageRef {
+            name: options.tag.clone(),
+            id: result.id,
+            size: result.size,
+        },
         sensor: SensorSummary {
             name: trace.sensor.clone(),
             accesses: trace.accesses.len(),
@@ -194,9 +225,16 @@ async fn read_image(stream: source::SaveStream) -> Result<(ImageFs, u64, Vec<Str
             context: "flattening the image".into(),
             message: e.to_string(),
         })??;
-    let mut quoted: Vec<String> = warnings.iter().take(MAX_QUOTED_WARNINGS).map(|w| w.to_string()).collect();
+    let mut quoted: Vec<String> = warnings
+        .iter()
+        .take(MAX_QUOTED_WARNINGS)
+        .map(|w| w.to_string())
+        .collect();
     if warnings.len() > MAX_QUOTED_WARNINGS {
-        quoted.push(format!("... and {} more image warnings", warnings.len() - MAX_QUOTED_WARNINGS));
+        quoted.push(format!(
+            "... and {} more image warnings",
+            warnings.len() - MAX_QUOTED_WARNINGS
+        ));
     }
     Ok((fs, started.elapsed().as_millis() as u64, quoted))
 }
@@ -219,7 +257,8 @@ async fn observe<D: DockerApi>(
     phase("probing");
     let probe_started = Instant::now();
     let mut probes = Vec::new();
-    if !state.running && !(spec.publish.is_empty() && state.exit_code == 0) {
+    let finished_cleanly = spec.publish.is_empty() && state.exit_code == 0;
+    if !state.running && !finished_cleanly {
         // Ports are only published while the container runs: an early exit must be told apart
         // from an image without ports.
         return Err(run::exited_error(docker, &id, &state).await);
@@ -238,11 +277,16 @@ async fn observe<D: DockerApi>(
     } else {
         let client = http::client(options.crawl.request_timeout);
         for (port, host_port) in &state.published {
-            let base = reqwest::Url::parse(&format!("http://127.0.0.1:{host_port}/"))
-                .map_err(|e| Error::Probe { message: e.to_string() })?;
+            let base =
+                reqwest::Url::parse(&format!("http://127.0.0.1:{host_port}/")).map_err(|e| {
+                    Error::Probe {
+                        message: e.to_string(),
+                    }
+                })?;
             let deadline = Instant::now() + options.ready_timeout;
             let alive = || async { docker.inspect_container(&id).await.is_ok_and(|s| s.running) };
-            if let Err(message) = http::wait_until_answering(&client, &base, deadline, alive).await {
+            if let Err(message) = http::wait_until_answering(&client, &base, deadline, alive).await
+            {
                 let state = docker.inspect_container(&id).await?;
                 if !state.running {
                     return Err(run::exited_error(docker, &id, &state).await);
@@ -270,7 +314,9 @@ async fn observe<D: DockerApi>(
 
     phase("stopping container");
     let stop_started = Instant::now();
-    docker.stop_container(&id, options.stop_timeout_secs).await?;
+    docker
+        .stop_container(&id, options.stop_timeout_secs)
+        .await?;
     timings.record("stop", stop_started);
     Ok(probes)
 }

@@ -370,7 +370,12 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
             resolve::resolve(self.view, path, follow_final)
         {
             for hop in &walked.hops {
-                self.kept.add(hop, Reason::SymlinkHop { of: path.to_string() });
+                self.kept.add(
+                    hop,
+                    Reason::SymlinkHop {
+                        of: path.to_string(),
+                    },
+                );
             }
             for dir in walked.dirs.iter().chain([&walked.path]) {
                 if dir != "/" || self.view.entry("/").is_some() {

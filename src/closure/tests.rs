@@ -725,7 +725,14 @@ fn preloaded_libraries_from_env_and_ld_so_preload_are_kept() {
 #[test]
 fn missing_traced_paths_keep_their_existing_parent_dirs() {
     let mut image = FakeImage::new();
-    for dir in ["/var", "/var/lib", "/var/lib/nginx", "/var/log", "/var/log/nginx", "/var/cache"] {
+    for dir in [
+        "/var",
+        "/var/lib",
+        "/var/lib/nginx",
+        "/var/log",
+        "/var/log/nginx",
+        "/var/cache",
+    ] {
         image.dir(dir);
     }
     image.symlink("/var/run", "/run");
@@ -741,7 +748,12 @@ fn missing_traced_paths_keep_their_existing_parent_dirs() {
     for dir in ["/var/lib/nginx", "/var/log/nginx", "/run"] {
         assert!(reasons(&closure, dir).contains(&Reason::ParentDir), "{dir}");
     }
-    assert!(reasons(&closure, "/var/run").iter().any(|r| matches!(r, Reason::SymlinkHop { .. })));
-    assert!(!closure.kept.contains("/var/cache"), "untouched dirs stay out");
+    assert!(reasons(&closure, "/var/run")
+        .iter()
+        .any(|r| matches!(r, Reason::SymlinkHop { .. })));
+    assert!(
+        !closure.kept.contains("/var/cache"),
+        "untouched dirs stay out"
+    );
     assert!(!closure.kept.contains("/var/lib/nginx/body"));
 }

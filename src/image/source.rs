@@ -15,7 +15,11 @@ use crate::{Error, Result};
 pub type SaveStream = BoxStream<'static, std::io::Result<Bytes>>;
 
 /// Streams `docker save IMAGE` from the daemon into a spooled image.
-pub async fn from_daemon<D: DockerApi>(docker: &D, image: &str, work_dir: Option<PathBuf>) -> Result<SpooledImage> {
+pub async fn from_daemon<D: DockerApi>(
+    docker: &D,
+    image: &str,
+    work_dir: Option<PathBuf>,
+) -> Result<SpooledImage> {
     from_stream(docker.save_image(image), work_dir).await
 }
 
