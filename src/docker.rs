@@ -68,6 +68,10 @@ pub trait DockerApi {
     async fn remove_container(&self, id: &str) -> Result<()>;
     /// The last `lines` lines of stdout and stderr.
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String>;
+    /// Extracts a tar archive into directory `dir` of a (created, maybe not started) container.
+    async fn upload_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()>;
+    /// Reads `path` out of a container (running or stopped) as a tar archive.
+    async fn download_archive(&self, id: &str, path: &str) -> Result<Vec<u8>>;
 }
 
 /// [`DockerApi`] over bollard.
@@ -300,5 +304,29 @@ impl DockerApi for Bollard {
             .await
             .map_err(api_error("container logs"))?;
         Ok(chunks.iter().map(|c| c.to_string()).collect())
+    }
+
+    async fn upload_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(api_error("upload archive"))
+    }
+
+    async fn download_archive(&self, id: &str, path: &str) -> Result<Vec<u8>> {
+        let options = bollard::query_parameters::DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let chunks: Vec<Bytes> = self
+            .docker
+            .download_from_container(id, Some(options))
+            .try_collect()
+            .await
+            .map_err(api_error("download archive"))?;
+        Ok(chunks.concat())
     }
 }

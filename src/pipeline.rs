@@ -12,7 +12,7 @@ use crate::image::{retain, sink, source, EntryKind, ImageFs};
 use crate::probe::http::{self, CrawlLimits};
 use crate::probe::ProbeResult;
 use crate::report::{FileCounts, ImageRef, KeptPath, Report, SensorSummary, Timings};
-use crate::sense::{ebpf::EbpfSensor, Sensor};
+use crate::sense::{ebpf::EbpfSensor, ContainerHooks, Sensor};
 use crate::{run, Error, Result};
 
 /// Everything `minify build` needs, already validated.
@@ -54,18 +54,32 @@ pub async fn build<D: DockerApi>(
     let reading = tokio::spawn(read_image(docker.save_image(&source.id)));
 
     let run_name = run::unique_run_name("minify");
-    let sensor: Box<dyn Sensor> = Box::new(EbpfSensor::start(&run_name)?);
+    // Cgroups of runs that crashed before cleaning up (older than a couple of minutes).
+    let _ = crate::sense::cgroup::remove_stale(crate::sense::cgroup::NAME_PREFIX);
+    let mut sensor: Box<dyn Sensor> = Box::new(EbpfSensor::start(&run_name)?);
+    let hooks = sensor.container_hooks();
     let mut spec = run::container_spec(&run_name, &source.id, &source.exposed_ports);
-    spec.cgroup_parent = sensor.container_hooks().cgroup_parent;
+    spec.cgroup_parent = hooks.cgroup_parent.clone();
+    spec.entrypoint = hooks.entrypoint.clone();
+    spec.cmd = hooks.cmd.clone();
 
-    let observed = interruptible(observe(
-        docker,
-        &spec,
-        options,
-        &mut timings,
-        &mut warnings,
-        phase,
-    ))
+    let observed = interruptible(async {
+        let probes = observe(
+            docker,
+            &spec,
+            &hooks,
+            options,
+            &mut timings,
+            &mut warnings,
+            phase,
+        )
+        .await?;
+        if let Some(results) = &hooks.results_path {
+            let tar = docker.download_archive(&run_name, results).await?;
+            sensor.accept_results(tar)?;
+        }
+        Ok(probes)
+    })
     .await;
     // Cleanup runs whatever happened above: the container goes first, then the sensor (whose
     // cgroup can only be removed once the container's processes are gone).
@@ -243,6 +257,7 @@ async fn read_image(stream: source::SaveStream) -> Result<(ImageFs, u64, Vec<Str
 async fn observe<D: DockerApi>(
     docker: &D,
     spec: &ContainerSpec,
+    hooks: &ContainerHooks,
     options: &BuildOptions,
     timings: &mut Timings,
     warnings: &mut Vec<String>,
@@ -250,7 +265,7 @@ async fn observe<D: DockerApi>(
 ) -> Result<Vec<ProbeResult>> {
     phase("starting container");
     let run_started = Instant::now();
-    let id = run::create_and_start(docker, spec).await?;
+    let id = run::create_and_start(docker, spec, &hooks.uploads).await?;
     let state = docker.inspect_container(&id).await?;
     timings.record("start", run_started);
 

@@ -38,10 +38,25 @@ pub fn container_spec(run_name: &str, image: &str, exposed_ports: &[String]) -> 
     }
 }
 
-/// Creates and starts the container; removes it again if starting fails.
-pub async fn create_and_start<D: DockerApi>(docker: &D, spec: &ContainerSpec) -> Result<String> {
+/// Creates the container, extracts `uploads` (directory, tar) into it, and starts it; removes it
+/// again if anything fails.
+pub async fn create_and_start<D: DockerApi>(
+    docker: &D,
+    spec: &ContainerSpec,
+    uploads: &[(String, Vec<u8>)],
+) -> Result<String> {
     let id = docker.create_container(spec).await?;
-    if let Err(e) = docker.start_container(&id).await {
+    let mut started = Ok(());
+    for (dir, tar) in uploads {
+        started = docker.upload_archive(&id, dir, tar.clone()).await;
+        if started.is_err() {
+            break;
+        }
+    }
+    if started.is_ok() {
+        started = docker.start_container(&id).await;
+    }
+    if let Err(e) = started {
         let _ = docker.remove_container(&id).await;
         return Err(e);
     }

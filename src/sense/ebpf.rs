@@ -388,6 +388,7 @@ impl Sensor for EbpfSensor {
     fn container_hooks(&self) -> ContainerHooks {
         ContainerHooks {
             cgroup_parent: self.cgroup.as_ref().map(RunCgroup::docker_parent),
+            ..ContainerHooks::default()
         }
     }
 

@@ -58,6 +58,17 @@ pub struct Trace {
 pub struct ContainerHooks {
     /// Docker `HostConfig.CgroupParent`.
     pub cgroup_parent: Option<String>,
+    /// Replaces the image's entrypoint (an in-container sensor wrapping the app).
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's cmd (with `entrypoint`: the original command line as arguments).
+    pub cmd: Option<Vec<String>>,
+    /// Tar archives to extract into the created container before it starts:
+    /// (destination directory, tar bytes). Goes through the Docker API, so remote daemons work.
+    pub uploads: Vec<(String, Vec<u8>)>,
+    /// A path inside the container holding the sensor's findings; the pipeline reads it back
+    /// (as a tar archive, through the Docker API) after the container stops and hands it to
+    /// [`Sensor::accept_results`].
+    pub results_path: Option<String>,
 }
 
 /// A running recorder of one container's file accesses. Creating one starts recording;
@@ -66,6 +77,11 @@ pub trait Sensor: Send {
     fn name(&self) -> &'static str;
     /// What the container must be created with for this sensor to see it.
     fn container_hooks(&self) -> ContainerHooks;
+    /// Takes the tar archive of [`ContainerHooks::results_path`] read back from the stopped
+    /// container. Host-side sensors have none.
+    fn accept_results(&mut self, _results_tar: Vec<u8>) -> Result<()> {
+        Ok(())
+    }
     /// Stops recording and returns the trace. Call after the container has been removed.
     fn finish(self: Box<Self>) -> Result<Trace>;
 }
