@@ -22,6 +22,8 @@ pub mod exit {
     pub const PROBE_FAILED: i32 = 4;
     /// The slim image answered differently from the original.
     pub const VERIFY_FAILED: i32 = 5;
+    /// A CI gate failed (`xray --ci` thresholds, `lint --fail-on` findings).
+    pub const GATE_FAILED: i32 = 6;
     /// Interrupted by Ctrl-C / SIGTERM (after cleaning up).
     pub const INTERRUPTED: i32 = 130;
 }
