@@ -4,6 +4,7 @@
 //! same-origin links from `/`. Each probe yields a [`ProbeResult`] that the report keeps and that
 //! verification compares between the original and the slim image.
 
+pub mod config;
 pub mod http;
 
 use serde::{Deserialize, Serialize};
