@@ -1,4 +1,5 @@
-//! Compiles the eBPF sensor (ebpf/trace.bpf.c) into OUT_DIR/trace.bpf.o.
+//! Compiles the eBPF sensor (ebpf/trace.bpf.c) into OUT_DIR/trace.bpf.o and the in-container
+//! ptrace sensor (sensor/ptrace_sensor.c) into the static binary OUT_DIR/ptrace_sensor.
 //!
 //! vmlinux.h is generated from the build machine's kernel BTF; the object itself is CO-RE, so it
 //! loads on any kernel with BTF, not only the one it was built on.
@@ -17,6 +18,32 @@ fn main() {
         eprintln!("error: cannot build the eBPF sensor: {message}");
         panic!("cannot build the eBPF sensor: {message}");
     }
+    println!("cargo:rerun-if-changed=sensor");
+    if let Err(message) = build_ptrace_sensor(&out_dir) {
+        eprintln!("error: cannot build the ptrace sensor: {message}");
+        panic!("cannot build the ptrace sensor: {message}");
+    }
+}
+
+/// Compiles the in-container sensor (sensor/ptrace_sensor.c) into a static binary,
+/// OUT_DIR/ptrace_sensor, embedded by src/sense/ptrace.rs. Static so that it runs in any image,
+/// `FROM scratch` included.
+fn build_ptrace_sensor(out_dir: &Path) -> Result<(), String> {
+    let binary = out_dir.join("ptrace_sensor");
+    let compile = Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(&binary)
+        .arg("sensor/ptrace_sensor.c")
+        .output()
+        .map_err(|e| format!("cannot run gcc ({e}); install the Debian packages: gcc libc6-dev"))?;
+    if !compile.status.success() {
+        return Err(format!(
+            "gcc -static failed compiling sensor/ptrace_sensor.c:\n{}\n(a static libc is needed: \
+             install the Debian packages gcc libc6-dev)",
+            String::from_utf8_lossy(&compile.stderr)
+        ));
+    }
+    Ok(())
 }
 
 fn build_bpf(out_dir: &Path) -> Result<(), String> {

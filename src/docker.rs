@@ -18,6 +18,9 @@ pub struct ImageSummary {
     pub repo_tags: Vec<String>,
     /// `ExposedPorts` of the image config (`80/tcp`).
     pub exposed_ports: Vec<String>,
+    /// `Entrypoint` and `Cmd` of the image config (an in-container sensor wraps them).
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
 }
 
 /// How to create a container: like `docker run IMAGE` plus the sensor's needs.
@@ -141,8 +144,15 @@ impl DockerApi for Bollard {
             repo_tags: info.repo_tags.unwrap_or_default(),
             exposed_ports: info
                 .config
-                .and_then(|c| c.exposed_ports)
+                .as_ref()
+                .and_then(|c| c.exposed_ports.clone())
                 .unwrap_or_default(),
+            entrypoint: info
+                .config
+                .as_ref()
+                .and_then(|c| c.entrypoint.clone())
+                .unwrap_or_default(),
+            cmd: info.config.and_then(|c| c.cmd).unwrap_or_default(),
         })
     }
 

@@ -47,6 +47,10 @@ pub enum Error {
 
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
+
+    /// The in-container (ptrace) sensor cannot wrap the image or its findings are unusable.
+    #[error("the in-container sensor failed: {message}")]
+    InContainerSensor { message: String },
 }
 
 impl Error {

@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod seccomp;
 pub mod sense;
 pub mod sys;
 

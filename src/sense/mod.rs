@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod ebpf;
+pub mod ptrace;
 
 use std::collections::BTreeSet;
 
