@@ -75,6 +75,9 @@ pub trait DockerApi {
     async fn upload_archive(&self, id: &str, dir: &str, tar: Vec<u8>) -> Result<()>;
     /// Reads `path` out of a container (running or stopped) as a tar archive.
     async fn download_archive(&self, id: &str, path: &str) -> Result<Vec<u8>>;
+    /// Runs `command` in the running container (`docker exec`); returns its exit code and its
+    /// stdout+stderr.
+    async fn exec(&self, id: &str, command: &[String]) -> Result<(i64, String)>;
 }
 
 /// [`DockerApi`] over bollard.
@@ -338,5 +341,41 @@ impl DockerApi for Bollard {
             .await
             .map_err(api_error("download archive"))?;
         Ok(chunks.concat())
+    }
+
+    async fn exec(&self, id: &str, command: &[String]) -> Result<(i64, String)> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(command.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api_error("create exec"))?;
+        let mut output = String::new();
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(api_error("start exec"))?
+        {
+            while let Some(chunk) = stream.next().await {
+                output.push_str(&chunk.map_err(api_error("exec output"))?.to_string());
+            }
+        }
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(api_error("inspect exec"))?;
+        Ok((inspected.exit_code.unwrap_or(-1), output))
     }
 }

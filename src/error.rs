@@ -51,6 +51,9 @@ pub enum Error {
     /// The in-container (ptrace) sensor cannot wrap the image or its findings are unusable.
     #[error("the in-container sensor failed: {message}")]
     InContainerSensor { message: String },
+
+    #[error("verification failed: the slim image {image} answered differently from the original:\n{differences}")]
+    VerifyFailed { image: String, differences: String },
 }
 
 impl Error {

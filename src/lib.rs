@@ -17,5 +17,6 @@ pub mod run;
 pub mod seccomp;
 pub mod sense;
 pub mod sys;
+pub mod verify;
 
 pub use error::{Error, Result};

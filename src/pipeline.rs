@@ -5,14 +5,19 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::closure::rules;
 use crate::closure::{self, ClosureInput};
 use crate::docker::{ContainerSpec, DockerApi};
 use crate::image::config::{slim_config, RunConfig};
 use crate::image::{retain, sink, source, EntryKind, ImageFs};
+use crate::probe::config::{ContinueAfter, KeepRules, ProbeFile};
 use crate::probe::http::{self, CrawlLimits};
+use crate::probe::session::{Plan, Step, Target};
 use crate::probe::ProbeResult;
 use crate::report::{FileCounts, ImageRef, KeptPath, Report, SensorSummary, Timings};
-use crate::sense::{ebpf::EbpfSensor, ContainerHooks, Sensor};
+use crate::sense::ptrace::{start_sensor, SensorChoice};
+use crate::sense::{ContainerHooks, Sensor};
+use crate::verify::{self, Verification};
 use crate::{run, Error, Result};
 
 /// Everything `minify build` needs, already validated.
@@ -21,14 +26,28 @@ pub struct BuildOptions {
     pub image: String,
     pub tag: String,
     pub report_path: PathBuf,
-    pub continue_after: Option<Duration>,
+    /// From the flag, else the probe file; `None` = stop after probing (or run
+    /// [`DEFAULT_RUN_WITHOUT_PROBES`] when there is nothing to probe).
+    pub continue_after: Option<ContinueAfter>,
     pub ready_timeout: Duration,
     pub stop_timeout_secs: i64,
     pub crawl: CrawlLimits,
+    /// The probe file, already loaded and checked.
+    pub probes: Option<ProbeFile>,
+    /// `--no-default-probes` sets this to false.
+    pub default_probes: bool,
+    /// Flags merged with the probe file's `keep` section.
+    pub keep: KeepRules,
+    /// Replay the probes against the slim image and fail on any difference.
+    pub verify: bool,
+    /// `--sensor`: which sensor records the run.
+    pub sensor: SensorChoice,
+    /// `--seccomp`: where the generated seccomp profile goes.
+    pub seccomp_path: PathBuf,
 }
 
-/// How long a container without exposed ports runs when `--continue-after` is not given.
-const DEFAULT_RUN_WITHOUT_PORTS: Duration = Duration::from_secs(10);
+/// How long a container with nothing to probe runs when `--continue-after` is not given.
+pub const DEFAULT_RUN_WITHOUT_PROBES: Duration = Duration::from_secs(10);
 
 /// Runs the whole build and returns the report (also written to `options.report_path`).
 /// `phase` is told the name of each phase as it starts (for progress display).
@@ -56,9 +75,26 @@ pub async fn build<D: DockerApi>(
     let run_name = run::unique_run_name("minify");
     // Cgroups of runs that crashed before cleaning up (older than a couple of minutes).
     let _ = crate::sense::cgroup::remove_stale(crate::sense::cgroup::NAME_PREFIX);
-    let mut sensor: Box<dyn Sensor> = Box::new(EbpfSensor::start(&run_name)?);
+    let chosen = start_sensor(options.sensor, docker.endpoint(), &run_name, &source)?;
+    let mut sensor: Box<dyn Sensor> = chosen.sensor;
+    eprintln!("minify: sensor: {} ({})", sensor.name(), chosen.reason);
+    let mut sensor_notes = std::collections::BTreeMap::from([(
+        "sensor_choice".to_string(),
+        format!("{}: {}", sensor.name(), chosen.reason),
+    )]);
     let hooks = sensor.container_hooks();
-    let mut spec = run::container_spec(&run_name, &source.id, &source.exposed_ports);
+    let plan = Plan::new(
+        options.probes.as_ref(),
+        &verify::tcp_ports(&source.exposed_ports),
+        options.default_probes,
+        &options.crawl,
+        options.ready_timeout,
+    );
+    let mut publish = source.exposed_ports.clone();
+    publish.extend(plan.ports().iter().map(|p| format!("{p}/tcp")));
+    publish.sort();
+    publish.dedup();
+    let mut spec = run::container_spec(&run_name, &source.id, &publish);
     spec.cgroup_parent = hooks.cgroup_parent.clone();
     spec.entrypoint = hooks.entrypoint.clone();
     spec.cmd = hooks.cmd.clone();
@@ -66,8 +102,11 @@ pub async fn build<D: DockerApi>(
     let observed = interruptible(async {
         let probes = observe(
             docker,
-            &spec,
-            &hooks,
+            &Observation {
+                spec: &spec,
+                hooks: &hooks,
+                plan: &plan,
+            },
             options,
             &mut timings,
             &mut warnings,
@@ -89,9 +128,14 @@ pub async fn build<D: DockerApi>(
     if observed.is_err() {
         reading.abort();
     }
-    let probes = observed?;
+    let (steps, probes) = observed?;
     removed?;
     let trace = trace?;
+    crate::seccomp::Profile::from_syscalls(&trace.syscalls).write(&options.seccomp_path)?;
+    sensor_notes.insert(
+        "seccomp_profile".to_string(),
+        options.seccomp_path.display().to_string(),
+    );
 
     phase("reading image");
     let waited = Instant::now();
@@ -112,10 +156,15 @@ pub async fn build<D: DockerApi>(
             &ClosureInput {
                 traced: &trace.accesses,
                 env: &run_config.env,
-                extra_paths: Vec::new(),
+                extra_paths: rules::include_paths(&options.keep, &fs.index),
             },
         )
     });
+    let mut closure = closure;
+    let excluded = rules::apply_excludes(&mut closure, &rules::exclude_set(&options.keep.exclude)?);
+    for (path, why) in &excluded.overridden {
+        warnings.push(format!("--exclude matched {path} but it stays: {why}"));
+    }
     timings.record("closure", closure_started);
     warnings.extend(closure.warnings.iter().map(|w| w.to_string()));
 
@@ -163,6 +212,28 @@ pub async fn build<D: DockerApi>(
         }
     }
     timings.record("load", load_started);
+
+    let verification = if options.verify {
+        phase("verifying slim image");
+        let verify_started = Instant::now();
+        let slim_results = verify::replay_on(
+            docker,
+            &options.tag,
+            &plan.readiness,
+            &plan.ports(),
+            &steps,
+            options.stop_timeout_secs,
+        )
+        .await?;
+        timings.record("verify", verify_started);
+        Some(Verification {
+            image: options.tag.clone(),
+            differences: verify::compare(&probes, &slim_results),
+            probes: slim_results,
+        })
+    } else {
+        None
+    };
     timings.total_ms = started.elapsed().as_millis() as u64;
 
     let distinct_paths = trace
@@ -217,11 +288,19 @@ pub async fn build<D: DockerApi>(
             .iter()
             .map(|n| (n.of.clone(), n.soname.clone()))
             .collect(),
+        excluded,
+        verification,
         warnings,
         timings,
-        notes: Default::default(),
+        notes: sensor_notes,
     };
     report.write_json(&options.report_path)?;
+    if let Some(verification) = report.verification.as_ref().filter(|v| !v.passed()) {
+        return Err(Error::VerifyFailed {
+            image: options.tag.clone(),
+            differences: verification.describe(),
+        });
+    }
     Ok(report)
 }
 
@@ -253,16 +332,25 @@ async fn read_image(stream: source::SaveStream) -> Result<(ImageFs, u64, Vec<Str
     Ok((fs, started.elapsed().as_millis() as u64, quoted))
 }
 
-/// Starts the container, probes it, lets it run on if asked, and stops it.
+/// What [`observe`] runs: the container spec, the sensor's hooks and the probe plan.
+struct Observation<'a> {
+    spec: &'a ContainerSpec,
+    hooks: &'a ContainerHooks,
+    plan: &'a Plan,
+}
+
+/// Starts the container, waits for it, runs the probe plan, lets it run on if asked, and stops
+/// it. Returns the concrete steps that ran (for `--verify`) and their results. A probe of the
+/// probe file failing on the original is an error: the slim image could not be judged by it.
 async fn observe<D: DockerApi>(
     docker: &D,
-    spec: &ContainerSpec,
-    hooks: &ContainerHooks,
+    observation: &Observation<'_>,
     options: &BuildOptions,
     timings: &mut Timings,
     warnings: &mut Vec<String>,
     phase: &dyn Fn(&str),
-) -> Result<Vec<ProbeResult>> {
+) -> Result<(Vec<Step>, Vec<ProbeResult>)> {
+    let Observation { spec, hooks, plan } = observation;
     phase("starting container");
     let run_started = Instant::now();
     let id = run::create_and_start(docker, spec, &hooks.uploads).await?;
@@ -271,58 +359,82 @@ async fn observe<D: DockerApi>(
 
     phase("probing");
     let probe_started = Instant::now();
-    let mut probes = Vec::new();
-    let finished_cleanly = spec.publish.is_empty() && state.exit_code == 0;
+    let finished_cleanly = plan.is_empty() && state.exit_code == 0;
     if !state.running && !finished_cleanly {
         // Ports are only published while the container runs: an early exit must be told apart
         // from an image without ports.
         return Err(run::exited_error(docker, &id, &state).await);
     }
-    if spec.publish.is_empty() {
-        let wait = options.continue_after.unwrap_or(DEFAULT_RUN_WITHOUT_PORTS);
-        warnings.push(format!(
-            "the image exposes no TCP ports: no probes were run; traced the app for {}s (--continue-after)",
-            wait.as_secs()
-        ));
-        wait_while_running(docker, &id, wait).await?;
-        let state = docker.inspect_container(&id).await?;
-        if !state.running && state.exit_code != 0 {
-            return Err(run::exited_error(docker, &id, &state).await);
+    let mut ran = (Vec::new(), Vec::new());
+    let continue_after = if plan.is_empty() {
+        let wait = match &options.continue_after {
+            Some(ContinueAfter::Duration(wait)) => *wait,
+            Some(ContinueAfter::Probe) => Duration::ZERO,
+            Some(ContinueAfter::Signal) => Duration::MAX,
+            None => DEFAULT_RUN_WITHOUT_PROBES,
+        };
+        if wait != Duration::MAX {
+            warnings.push(format!(
+                "nothing to probe (no exposed TCP ports, or default probes off and no probe file): traced the app for {}s (--continue-after)",
+                wait.as_secs()
+            ));
         }
+        options
+            .continue_after
+            .clone()
+            .or(Some(ContinueAfter::Duration(wait)))
     } else {
         let client = http::client(options.crawl.request_timeout);
-        for (port, host_port) in &state.published {
-            let base =
-                reqwest::Url::parse(&format!("http://127.0.0.1:{host_port}/")).map_err(|e| {
-                    Error::Probe {
-                        message: e.to_string(),
-                    }
-                })?;
-            let deadline = Instant::now() + options.ready_timeout;
-            let alive = || async { docker.inspect_container(&id).await.is_ok_and(|s| s.running) };
-            if let Err(message) = http::wait_until_answering(&client, &base, deadline, alive).await
-            {
-                let state = docker.inspect_container(&id).await?;
-                if !state.running {
-                    return Err(run::exited_error(docker, &id, &state).await);
-                }
-                warnings.push(format!("port {port}: {message}"));
-                probes.push(ProbeResult {
-                    kind: "http".into(),
-                    target: port.clone(),
-                    request: "GET /".into(),
-                    status: None,
-                    body_sha256: None,
-                    body_bytes: 0,
-                    error: Some(message),
-                    duration_ms: 0,
-                });
-                continue;
+        let target = Target {
+            docker,
+            container: &id,
+            published: verify::published_ports(&state.published),
+        };
+        if let Err(message) = target.wait_ready(&plan.readiness, &client).await {
+            let state = docker.inspect_container(&id).await?;
+            if !state.running {
+                return Err(run::exited_error(docker, &id, &state).await);
             }
-            probes.extend(http::crawl(&client, port, &base, &options.crawl).await);
+            let logs = docker.logs_tail(&id, 20).await.unwrap_or_default();
+            return Err(Error::Probe {
+                message: format!("{message}\nLast log lines:\n{logs}"),
+            });
         }
-        if let Some(wait) = options.continue_after {
-            wait_while_running(docker, &id, wait).await?;
+        ran = target.run_plan(plan, &client).await;
+        let configured = ran.1.len() - plan.steps.len();
+        let failures: Vec<String> = ran.1[configured..]
+            .iter()
+            .filter_map(|r| {
+                r.error
+                    .as_ref()
+                    .map(|e| format!("{} [{}]: {e}", r.request, r.target))
+            })
+            .collect();
+        if !failures.is_empty() {
+            return Err(Error::Probe {
+                message: format!(
+                    "{} of the probe file's probes failed on the original image:\n  {}",
+                    failures.len(),
+                    failures.join("\n  ")
+                ),
+            });
+        }
+        for failed in ran.1[..configured].iter().filter(|r| !r.ok()) {
+            warnings.push(format!(
+                "crawl {} [{}] failed: {}",
+                failed.request,
+                failed.target,
+                failed.error.as_deref().unwrap_or_default()
+            ));
+        }
+        options.continue_after.clone()
+    };
+    match continue_after {
+        None | Some(ContinueAfter::Probe) => {}
+        Some(ContinueAfter::Duration(wait)) => wait_while_running(docker, &id, wait).await?,
+        Some(ContinueAfter::Signal) => {
+            phase("driving: send SIGUSR1 or press Enter to finish");
+            wait_for_go_signal(docker, &id).await?;
         }
     }
     timings.record("probe", probe_started);
@@ -333,7 +445,35 @@ async fn observe<D: DockerApi>(
         .stop_container(&id, options.stop_timeout_secs)
         .await?;
     timings.record("stop", stop_started);
-    Ok(probes)
+    Ok(ran)
+}
+
+/// Waits for SIGUSR1 or a line on stdin (manual driving), or for the container to exit.
+async fn wait_for_go_signal<D: DockerApi>(docker: &D, id: &str) -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .map_err(Error::io("installing the SIGUSR1 handler"))?;
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    eprintln!(
+        "minify: the container runs; drive it, then send SIGUSR1 to minify (pid {}) or press Enter",
+        std::process::id()
+    );
+    loop {
+        tokio::select! {
+            _ = usr1.recv() => return Ok(()),
+            line = stdin.next_line() => {
+                // EOF on stdin (no terminal) does not count as Enter.
+                if let Ok(Some(_)) = line { return Ok(()) }
+                usr1.recv().await;
+                return Ok(());
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if !docker.inspect_container(id).await?.running {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }
 
 /// Sleeps up to `wait`, returning early once the container has exited.

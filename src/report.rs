@@ -71,6 +71,10 @@ pub struct Report {
     pub kept: Vec<KeptPath>,
     /// ELF needs that no library in the image satisfied: `(object, soname)`.
     pub unresolved_needs: Vec<(String, String)>,
+    /// What `--exclude` removed, and what it matched but had to keep.
+    pub excluded: crate::closure::rules::ExcludeOutcome,
+    /// The slim image's answers to the same probes (`--verify`).
+    pub verification: Option<crate::verify::Verification>,
     pub warnings: Vec<String>,
     pub timings: Timings,
     /// Extra facts from later phases, keyed by topic.
@@ -134,6 +138,22 @@ impl Report {
             self.timings.total_ms as f64 / 1000.0,
             phases.join(", ")
         );
+        if let Some(verification) = &self.verification {
+            if verification.passed() {
+                let _ = writeln!(
+                    out,
+                    "verify: the slim image answered all {} probes like the original",
+                    verification.probes.len()
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "verify: FAILED, {} answers differ:\n{}",
+                    verification.differences.len(),
+                    verification.describe()
+                );
+            }
+        }
         for warning in &self.warnings {
             let _ = writeln!(out, "warning: {warning}");
         }

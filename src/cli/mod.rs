@@ -7,7 +7,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::pipeline::BuildOptions;
+use crate::probe::config::{ContinueAfter, ProbeFile};
 use crate::probe::http::CrawlLimits;
+use crate::probe::session::Plan;
+use crate::sense::ptrace::SensorChoice;
 use crate::{Error, Result};
 
 /// Exit codes, stable for CI scripts.
@@ -36,6 +39,7 @@ pub fn exit_code(error: &Error) -> i32 {
             exit::IMAGE_OR_DAEMON
         }
         Error::ContainerExited { .. } | Error::Probe { .. } => exit::PROBE_FAILED,
+        Error::VerifyFailed { .. } => exit::VERIFY_FAILED,
         Error::Interrupted => exit::INTERRUPTED,
         _ => exit::FAILURE,
     }
@@ -59,6 +63,77 @@ pub struct Cli {
 pub enum Command {
     /// Run IMAGE, probe it, trace the files it uses, and build its slim twin.
     Build(BuildArgs),
+    /// Run ORIGINAL and SLIM with the same probes and compare every answer.
+    Verify(VerifyArgs),
+}
+
+/// Probe flags shared by `build` and `verify`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Probe file (YAML or JSON, by extension): HTTP/TCP/exec/host probes, readiness, keep rules.
+    #[arg(long, value_name = "FILE")]
+    pub probes: Option<PathBuf>,
+    /// Do not crawl the exposed ports; run only the probe file's probes.
+    #[arg(long)]
+    pub no_default_probes: bool,
+    /// How long to wait for each port to be ready.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub ready_timeout: u64,
+    /// Grace period between the STOPSIGNAL and SIGKILL when stopping a container.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub stop_timeout: u64,
+    /// Link depth of the default HTTP crawl.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub crawl_depth: usize,
+    /// Most pages the default HTTP crawl fetches per port.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub crawl_max_pages: usize,
+}
+
+impl ProbeArgs {
+    fn load(&self) -> Result<Option<ProbeFile>> {
+        if self.ready_timeout == 0 || self.stop_timeout > 3600 {
+            return Err(Error::Usage(
+                "--ready-timeout must be at least 1 second and --stop-timeout at most 3600".into(),
+            ));
+        }
+        if self.crawl_max_pages == 0 {
+            return Err(Error::Usage("--crawl-max-pages must be at least 1".into()));
+        }
+        self.probes.as_deref().map(ProbeFile::load).transpose()
+    }
+
+    fn crawl_limits(&self) -> CrawlLimits {
+        CrawlLimits {
+            max_depth: self.crawl_depth,
+            max_pages: self.crawl_max_pages,
+            ..CrawlLimits::default()
+        }
+    }
+
+    /// The plan for an image exposing `exposed_tcp` (for `minify verify`).
+    pub fn plan(&self, file: Option<&ProbeFile>, exposed_tcp: &[u16]) -> Plan {
+        Plan::new(
+            file,
+            exposed_tcp,
+            !self.no_default_probes,
+            &self.crawl_limits(),
+            Duration::from_secs(self.ready_timeout),
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The original image.
+    pub original: String,
+    /// The slim image to check against it.
+    pub slim: String,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Where to write the JSON result.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -71,21 +146,37 @@ pub struct BuildArgs {
     /// Where to write the JSON report.
     #[arg(long, value_name = "FILE", default_value = "minify-report.json")]
     pub report: PathBuf,
-    /// With no exposed ports (or after probing), let the app run this many seconds more.
-    #[arg(long, value_name = "SECONDS")]
-    pub continue_after: Option<u64>,
-    /// How long to wait for each exposed port to answer.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub ready_timeout: u64,
-    /// Grace period between the STOPSIGNAL and SIGKILL when stopping the container.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub stop_timeout: u64,
-    /// Link depth of the default HTTP crawl.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub crawl_depth: usize,
-    /// Most pages the default HTTP crawl fetches per port.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub crawl_max_pages: usize,
+    /// After probing: `probe` (stop at once, the default), SECONDS more, or `signal` (wait for
+    /// SIGUSR1 or Enter while you drive the app). With nothing to probe the default is 10 s.
+    #[arg(long, value_name = "probe|SECONDS|signal")]
+    pub continue_after: Option<ContinueAfter>,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Keep this file or whole directory tree (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub include_path: Vec<String>,
+    /// Keep this binary and the libraries it loads (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub include_bin: Vec<String>,
+    /// Keep a shell and basic tools (ls, cat, ps, ...) for debugging the slim image.
+    #[arg(long)]
+    pub include_shell: bool,
+    /// Drop kept paths matching this glob (repeatable); what the dynamic loader needs stays.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Keep this path with its original content, whatever the trace says (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub preserve_path: Vec<String>,
+    /// Replay the probes against the slim image and fail (exit 5) on any different answer.
+    #[arg(long)]
+    pub verify: bool,
+    /// Which sensor records the run: host-side eBPF (local daemon, root), the in-container
+    /// ptrace wrapper (remote daemons, no BPF rights), or auto (eBPF when possible).
+    #[arg(long, value_enum, default_value_t = SensorChoice::Auto)]
+    pub sensor: SensorChoice,
+    /// Where to write the generated seccomp profile [default: next to the report, REPORT.seccomp.json].
+    #[arg(long, value_name = "FILE")]
+    pub seccomp: Option<PathBuf>,
 }
 
 impl BuildArgs {
@@ -97,14 +188,27 @@ impl BuildArgs {
         if let Some(tag) = &self.tag {
             validate_reference(tag)?;
         }
-        if self.ready_timeout == 0 || self.stop_timeout > 3600 {
-            return Err(Error::Usage(
-                "--ready-timeout must be at least 1 second and --stop-timeout at most 3600".into(),
-            ));
+        let probes = self.probe.load()?;
+        let mut keep = probes.as_ref().map(|p| p.keep.clone()).unwrap_or_default();
+        keep.include_paths.extend(self.include_path.iter().cloned());
+        keep.include_bins.extend(self.include_bin.iter().cloned());
+        keep.include_shell |= self.include_shell;
+        keep.exclude.extend(self.exclude.iter().cloned());
+        keep.preserve_paths
+            .extend(self.preserve_path.iter().cloned());
+        for path in keep
+            .include_paths
+            .iter()
+            .chain(&keep.include_bins)
+            .chain(&keep.preserve_paths)
+        {
+            if !path.starts_with('/') {
+                return Err(Error::Usage(format!(
+                    "include/preserve paths must be absolute, got {path:?}"
+                )));
+            }
         }
-        if self.crawl_max_pages == 0 {
-            return Err(Error::Usage("--crawl-max-pages must be at least 1".into()));
-        }
+        crate::closure::rules::exclude_set(&keep.exclude)?;
         let report_dir = match self.report.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
@@ -116,21 +220,39 @@ impl BuildArgs {
                 report_dir.display()
             )));
         }
+        let seccomp_path = self
+            .seccomp
+            .clone()
+            .unwrap_or_else(|| crate::seccomp::default_path(&self.report));
+        if let Some(dir) = seccomp_path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "--seccomp {}: directory {} does not exist",
+                    seccomp_path.display(),
+                    dir.display()
+                )));
+            }
+        }
         Ok(BuildOptions {
+            sensor: self.sensor,
+            seccomp_path,
             image: self.image.clone(),
             tag: self
                 .tag
                 .clone()
                 .unwrap_or_else(|| default_slim_tag(&self.image)),
             report_path: self.report.clone(),
-            continue_after: self.continue_after.map(Duration::from_secs),
-            ready_timeout: Duration::from_secs(self.ready_timeout),
-            stop_timeout_secs: self.stop_timeout as i64,
-            crawl: CrawlLimits {
-                max_depth: self.crawl_depth,
-                max_pages: self.crawl_max_pages,
-                ..CrawlLimits::default()
-            },
+            continue_after: self
+                .continue_after
+                .clone()
+                .or_else(|| probes.as_ref().and_then(|p| p.continue_after.clone())),
+            ready_timeout: Duration::from_secs(self.probe.ready_timeout),
+            stop_timeout_secs: self.probe.stop_timeout as i64,
+            crawl: self.probe.crawl_limits(),
+            default_probes: !self.probe.no_default_probes,
+            probes,
+            keep,
+            verify: self.verify,
         })
     }
 }
@@ -241,4 +363,37 @@ mod tests {
             Err(Error::Usage(_))
         ));
     }
+}
+
+/// `minify verify ORIGINAL SLIM`: probes the original, replays the same requests on the slim
+/// image, prints the differences; [`Error::VerifyFailed`] if there are any.
+pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
+    let file = args.probe.load()?;
+    let docker = crate::docker::Bollard::connect().await?;
+    let (original, verification) = crate::verify::verify_images(
+        &docker,
+        &args.original,
+        &args.slim,
+        |ports| args.probe.plan(file.as_ref(), ports),
+        args.probe.stop_timeout as i64,
+    )
+    .await?;
+    if let Some(path) = &args.report {
+        let json = serde_json::json!({ "original": original, "verification": verification });
+        std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap_or_default())
+            .map_err(Error::io(format!("writing {}", path.display())))?;
+    }
+    if !verification.passed() {
+        return Err(Error::VerifyFailed {
+            image: args.slim.clone(),
+            differences: verification.describe(),
+        });
+    }
+    eprintln!(
+        "verify: {} answered all {} probes like {}",
+        args.slim,
+        verification.probes.len(),
+        args.original
+    );
+    Ok(exit::OK)
 }

@@ -11,6 +11,7 @@ pub mod elf;
 pub(crate) mod fake;
 pub mod ldcache;
 pub mod resolve;
+pub mod rules;
 pub mod script;
 #[cfg(test)]
 mod tests;

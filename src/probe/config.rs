@@ -104,7 +104,10 @@ impl StatusExpectation {
 
 fn parse_status_pattern(pattern: &str) -> Option<(u16, u16)> {
     let pattern = pattern.trim();
-    if let Some(class) = pattern.strip_suffix("xx").or_else(|| pattern.strip_suffix("XX")) {
+    if let Some(class) = pattern
+        .strip_suffix("xx")
+        .or_else(|| pattern.strip_suffix("XX"))
+    {
         let digit: u16 = class.parse().ok().filter(|d| (1..=5).contains(d))?;
         return Some((digit * 100, digit * 100 + 99));
     }
@@ -251,13 +254,17 @@ impl std::str::FromStr for ContinueAfter {
             seconds => seconds
                 .parse::<u64>()
                 .map(|s| ContinueAfter::Duration(Duration::from_secs(s)))
-                .map_err(|_| format!("expected probe, signal or a number of seconds, got {value:?}")),
+                .map_err(|_| {
+                    format!("expected probe, signal or a number of seconds, got {value:?}")
+                }),
         }
     }
 }
 
 impl<'de> Deserialize<'de> for ContinueAfter {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
@@ -299,10 +306,9 @@ fn default_ready_timeout_s() -> u64 {
 impl ProbeFile {
     /// Reads and checks a probe file; YAML for `.yaml`/`.yml`, JSON for `.json`.
     pub fn load(path: &Path) -> Result<ProbeFile> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Usage(format!(
-            "--probes {}: cannot read it: {e}",
-            path.display()
-        )))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!("--probes {}: cannot read it: {e}", path.display()))
+        })?;
         let bad = |message: String| Error::Usage(format!("--probes {}: {message}", path.display()));
         let mut file: ProbeFile = match path.extension().and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?,
@@ -317,9 +323,8 @@ impl ProbeFile {
                     return Err(bad(format!("http[{i}]: body and body_file are exclusive")));
                 }
                 let full = base.join(body_file);
-                let body = std::fs::read_to_string(&full).map_err(|e| {
-                    bad(format!("http[{i}].body_file {}: {e}", full.display()))
-                })?;
+                let body = std::fs::read_to_string(&full)
+                    .map_err(|e| bad(format!("http[{i}].body_file {}: {e}", full.display())))?;
                 probe.body = Some(body);
             }
         }
@@ -331,10 +336,16 @@ impl ProbeFile {
         for (i, probe) in self.http.iter().enumerate() {
             let field = format!("http[{i}]");
             if !probe.path.starts_with('/') {
-                return Err(format!("{field}.path: must start with '/', got {:?}", probe.path));
+                return Err(format!(
+                    "{field}.path: must start with '/', got {:?}",
+                    probe.path
+                ));
             }
             if reqwest::Method::from_bytes(probe.method.as_bytes()).is_err() {
-                return Err(format!("{field}.method: {:?} is not an HTTP method", probe.method));
+                return Err(format!(
+                    "{field}.method: {:?} is not an HTTP method",
+                    probe.method
+                ));
             }
             if let Some(StatusExpectation::Pattern(pattern)) = &probe.expect_status {
                 if parse_status_pattern(pattern).is_none() {
@@ -374,7 +385,13 @@ impl ProbeFile {
         for pattern in &self.keep.exclude {
             globset::Glob::new(pattern).map_err(|e| format!("keep.exclude {pattern:?}: {e}"))?;
         }
-        for path in self.keep.include_paths.iter().chain(&self.keep.include_bins).chain(&self.keep.preserve_paths) {
+        for path in self
+            .keep
+            .include_paths
+            .iter()
+            .chain(&self.keep.include_bins)
+            .chain(&self.keep.preserve_paths)
+        {
             if !path.starts_with('/') {
                 return Err(format!("keep: paths must be absolute, got {path:?}"));
             }
@@ -409,7 +426,9 @@ pub fn placeholders(command: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = command;
     while let Some(start) = rest.find('{') {
-        let Some(len) = rest[start..].find('}') else { break };
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
         found.push(rest[start + 1..start + len].to_string());
         rest = &rest[start + len + 1..];
     }
@@ -443,7 +462,12 @@ pub fn unescape(text: &str) -> std::result::Result<Vec<u8>, String> {
                     .map_err(|_| format!("bad \\x escape {hex:?} (expected two hex digits)"))?;
                 out.push(byte);
             }
-            other => return Err(format!("unknown escape \\{}", other.map(String::from).unwrap_or_default())),
+            other => {
+                return Err(format!(
+                    "unknown escape \\{}",
+                    other.map(String::from).unwrap_or_default()
+                ))
+            }
         }
     }
     Ok(out)
@@ -480,7 +504,10 @@ mod tests {
         assert_eq!(from_yaml, from_json);
         assert_eq!(from_yaml.http[0].body.as_deref(), Some(r#"{"name":"x"}"#));
         assert_eq!(unescape(&from_yaml.tcp[0].send).unwrap(), b"PING\r\n");
-        assert_eq!(from_yaml.continue_after, Some(ContinueAfter::Duration(Duration::from_secs(5))));
+        assert_eq!(
+            from_yaml.continue_after,
+            Some(ContinueAfter::Duration(Duration::from_secs(5)))
+        );
         assert_eq!(from_yaml.ports(), vec![6379, 8000]);
     }
 
@@ -491,11 +518,20 @@ mod tests {
             ("http:\n  - port: 80\n    pth: /x\n", "unknown field `pth`"),
             ("http:\n  - port: 80\n    path: /x\n", ""),
             ("http:\n  - port: 80\n    path: x\n", "http[0].path"),
-            ("http:\n  - port: 80\n    expect_status: 2yy\n", "http[0].expect_status"),
+            (
+                "http:\n  - port: 80\n    expect_status: 2yy\n",
+                "http[0].expect_status",
+            ),
             ("http:\n  - port: 99999\n", "line 2"),
             ("tcp:\n  - port: 1\n    send: \"\\\\q\"\n", "tcp[0].send"),
-            ("host:\n  - command: \"redis-cli -p {prt:6379}\"\n", "{prt:6379}"),
-            ("continue_after: later\n", "expected probe, signal or a number"),
+            (
+                "host:\n  - command: \"redis-cli -p {prt:6379}\"\n",
+                "{prt:6379}",
+            ),
+            (
+                "continue_after: later\n",
+                "expected probe, signal or a number",
+            ),
             ("keep:\n  exclude: [\"[\"]\n", "keep.exclude"),
         ];
         for (text, expected) in cases {
@@ -510,7 +546,10 @@ mod tests {
             }
         }
         let wrong_ext = write(dir.path(), "p.toml", "");
-        assert!(ProbeFile::load(&wrong_ext).unwrap_err().to_string().contains(".yaml"));
+        assert!(ProbeFile::load(&wrong_ext)
+            .unwrap_err()
+            .to_string()
+            .contains(".yaml"));
     }
 
     #[test]
@@ -526,6 +565,9 @@ mod tests {
     fn escapes_decode_and_bad_ones_are_rejected() {
         assert_eq!(unescape(r"a\r\n\x00\x7f\\").unwrap(), b"a\r\n\x00\x7f\\");
         assert!(unescape(r"\xZZ").is_err());
-        assert_eq!(placeholders("redis-cli -h {host} -p {port:6379}"), vec!["host", "port:6379"]);
+        assert_eq!(
+            placeholders("redis-cli -h {host} -p {port:6379}"),
+            vec!["host", "port:6379"]
+        );
     }
 }

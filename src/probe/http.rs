@@ -55,6 +55,7 @@ pub async fn fetch(
         status: None,
         body_sha256: None,
         body_bytes: 0,
+        exit_code: None,
         error: None,
         duration_ms: 0,
     };

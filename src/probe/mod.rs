@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod http;
+pub mod session;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,10 @@ pub struct ProbeResult {
     pub status: Option<u16>,
     pub body_sha256: Option<String>,
     pub body_bytes: u64,
+    /// Exit code of exec and host probes.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    /// Why the probe failed: no answer, or an expectation of the probe file not met.
     pub error: Option<String>,
     pub duration_ms: u64,
 }

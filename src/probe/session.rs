@@ -1,0 +1,736 @@
+//! A probe session against one running container: wait until its ports are ready, then run a
+//! [`Plan`] (default crawl plus the probe file's steps). Every probe that ran is returned as a
+//! concrete [`Step`] so that `--verify` can replay exactly the same requests against the slim image.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::config::{self, DynamicBody, ProbeFile, Scheme, StatusExpectation, WaitStrategy};
+use super::http::{self, CrawlLimits};
+use super::ProbeResult;
+use crate::docker::DockerApi;
+
+/// One concrete, replayable probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Step {
+    Http {
+        port: u16,
+        scheme: Scheme,
+        method: String,
+        path: String,
+        headers: BTreeMap<String, String>,
+        body: Option<String>,
+        expect_status: Option<StatusExpectation>,
+        body_contains: Option<String>,
+        dynamic_body: Option<DynamicBody>,
+    },
+    Tcp {
+        port: u16,
+        send: Vec<u8>,
+        expect_prefix: Option<Vec<u8>>,
+        timeout_ms: u64,
+    },
+    Exec {
+        command: Vec<String>,
+        expect_exit: Option<i64>,
+        output_contains: Option<String>,
+        dynamic_output: bool,
+    },
+    Host {
+        command: String,
+        expect_exit: Option<i64>,
+        output_contains: Option<String>,
+        dynamic_output: bool,
+        timeout_ms: u64,
+    },
+}
+
+/// What to do against a container: which ports to crawl, which steps to run, how to wait.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Ports crawled from `/` (container port, scheme, limits).
+    pub crawl: Vec<(u16, Scheme, CrawlLimits)>,
+    pub steps: Vec<(Duration, Step)>,
+    /// Container port → how to wait for it and for how long.
+    pub readiness: BTreeMap<u16, (WaitStrategy, Duration)>,
+}
+
+impl Plan {
+    /// The plan for an image exposing `exposed_tcp`: the default crawl (unless turned off) and
+    /// the probe file's steps, repeats expanded.
+    pub fn new(
+        file: Option<&ProbeFile>,
+        exposed_tcp: &[u16],
+        default_probes: bool,
+        limits: &CrawlLimits,
+        ready_timeout: Duration,
+    ) -> Plan {
+        let empty = ProbeFile::default();
+        let file = file.unwrap_or(&empty);
+        let default_probes = default_probes && file.default_probes.unwrap_or(true);
+        let mut plan = Plan::default();
+        if default_probes {
+            for &port in exposed_tcp {
+                if file.crawl.iter().all(|rule| rule.port != port) {
+                    plan.crawl.push((port, Scheme::Http, limits.clone()));
+                }
+            }
+        }
+        for rule in file.crawl.iter().filter(|rule| rule.enabled) {
+            let rule_limits = CrawlLimits {
+                max_depth: rule.max_depth.unwrap_or(limits.max_depth),
+                max_pages: rule.max_pages.unwrap_or(limits.max_pages),
+                ..limits.clone()
+            };
+            plan.crawl.push((rule.port, rule.scheme, rule_limits));
+        }
+        for probe in &file.http {
+            for _ in 0..probe.repeat {
+                let step = Step::Http {
+                    port: probe.port,
+                    scheme: probe.scheme,
+                    method: probe.method.to_ascii_uppercase(),
+                    path: probe.path.clone(),
+                    headers: probe.headers.clone(),
+                    body: probe.body.clone(),
+                    expect_status: probe.expect_status.clone(),
+                    body_contains: probe.body_contains.clone(),
+                    dynamic_body: probe.dynamic_body.clone(),
+                };
+                plan.steps
+                    .push((Duration::from_millis(probe.delay_before_ms), step));
+            }
+        }
+        for probe in &file.tcp {
+            for _ in 0..probe.repeat {
+                // validate() checked the escapes.
+                let step = Step::Tcp {
+                    port: probe.port,
+                    send: config::unescape(&probe.send).unwrap_or_default(),
+                    expect_prefix: probe
+                        .expect_prefix
+                        .as_deref()
+                        .and_then(|p| config::unescape(p).ok()),
+                    timeout_ms: probe.timeout_ms,
+                };
+                plan.steps
+                    .push((Duration::from_millis(probe.delay_before_ms), step));
+            }
+        }
+        for probe in &file.exec {
+            let step = Step::Exec {
+                command: probe.command.clone(),
+                expect_exit: probe.expect_exit,
+                output_contains: probe.output_contains.clone(),
+                dynamic_output: probe.dynamic_output,
+            };
+            plan.steps.push((Duration::ZERO, step));
+        }
+        for probe in &file.host {
+            let step = Step::Host {
+                command: probe.command.clone(),
+                expect_exit: probe.expect_exit,
+                output_contains: probe.output_contains.clone(),
+                dynamic_output: probe.dynamic_output,
+                timeout_ms: probe.timeout_ms,
+            };
+            plan.steps.push((Duration::ZERO, step));
+        }
+        // Readiness: HTTP for crawled and HTTP-probed ports, TCP for ports only spoken to raw,
+        // unless the file says otherwise.
+        for (port, _, _) in &plan.crawl {
+            plan.readiness
+                .insert(*port, (WaitStrategy::Http, ready_timeout));
+        }
+        for (_, step) in &plan.steps {
+            match step {
+                Step::Http { port, .. } => {
+                    plan.readiness
+                        .insert(*port, (WaitStrategy::Http, ready_timeout));
+                }
+                Step::Tcp { port, .. } => {
+                    plan.readiness
+                        .entry(*port)
+                        .or_insert((WaitStrategy::Tcp, ready_timeout));
+                }
+                _ => {}
+            }
+        }
+        for rule in &file.readiness {
+            plan.readiness.insert(
+                rule.port,
+                (rule.wait.clone(), Duration::from_secs(rule.timeout_s)),
+            );
+        }
+        plan
+    }
+
+    /// Every container port the plan talks to (they must be published).
+    pub fn ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.readiness.keys().copied().collect();
+        for (_, step) in &self.steps {
+            if let Step::Http { port, .. } | Step::Tcp { port, .. } = step {
+                ports.push(*port);
+            }
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.crawl.is_empty() && self.steps.is_empty()
+    }
+}
+
+/// The container a session talks to.
+pub struct Target<'a, D> {
+    pub docker: &'a D,
+    pub container: &'a str,
+    /// Container port → published host port on 127.0.0.1.
+    pub published: BTreeMap<u16, u16>,
+}
+
+impl<D: DockerApi> Target<'_, D> {
+    fn host_port(&self, port: u16) -> Result<u16, String> {
+        self.published
+            .get(&port)
+            .copied()
+            .ok_or_else(|| format!("container port {port} is not published"))
+    }
+
+    async fn alive(&self) -> bool {
+        self.docker
+            .inspect_container(self.container)
+            .await
+            .is_ok_and(|s| s.running)
+    }
+
+    /// Waits for every port of `readiness`; returns the first port that never got ready.
+    pub async fn wait_ready(
+        &self,
+        readiness: &BTreeMap<u16, (WaitStrategy, Duration)>,
+        client: &reqwest::Client,
+    ) -> Result<(), String> {
+        for (port, (strategy, timeout)) in readiness {
+            let host_port = self.host_port(*port)?;
+            let deadline = Instant::now() + *timeout;
+            match strategy {
+                WaitStrategy::Http => {
+                    let base = reqwest::Url::parse(&format!("http://127.0.0.1:{host_port}/"))
+                        .map_err(|e| e.to_string())?;
+                    http::wait_until_answering(client, &base, deadline, || self.alive())
+                        .await
+                        .map_err(|e| format!("port {port}: {e}"))?;
+                }
+                WaitStrategy::Tcp => self.wait_tcp(*port, host_port, deadline).await?,
+                WaitStrategy::DelayMs(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+            }
+        }
+        Ok(())
+    }
+
+    /// Docker's userland proxy accepts connections even when nothing listens behind it and
+    /// closes them at once; a connection that stays open (or talks) means the app is there.
+    async fn wait_tcp(&self, port: u16, host_port: u16, deadline: Instant) -> Result<(), String> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            if let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", host_port)).await {
+                let mut byte = [0u8; 1];
+                match tokio::time::timeout(Duration::from_millis(300), stream.peek(&mut byte)).await
+                {
+                    Err(_) | Ok(Ok(1..)) => return Ok(()),
+                    _ => {}
+                }
+            }
+            if Instant::now() + delay > deadline {
+                return Err(format!(
+                    "port {port} did not accept TCP connections in time"
+                ));
+            }
+            if !self.alive().await {
+                return Err(format!(
+                    "the container stopped while waiting for port {port}"
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Runs the plan: crawls first, then the steps in file order. Returns the steps that ran
+    /// (crawls expanded into the requests they made) with their results.
+    pub async fn run_plan(
+        &self,
+        plan: &Plan,
+        client: &reqwest::Client,
+    ) -> (Vec<Step>, Vec<ProbeResult>) {
+        let mut steps = Vec::new();
+        let mut results = Vec::new();
+        for (port, scheme, limits) in &plan.crawl {
+            let base = match self.base_url(*port, *scheme) {
+                Ok(base) => base,
+                Err(message) => {
+                    results.push(failed(&format!("{port}/tcp"), "crawl /", message));
+                    steps.push(get_step(*port, *scheme, "/"));
+                    continue;
+                }
+            };
+            for result in http::crawl(client, &format!("{port}/tcp"), &base, limits).await {
+                let path = result
+                    .request
+                    .strip_prefix("GET ")
+                    .unwrap_or("/")
+                    .to_string();
+                steps.push(get_step(*port, *scheme, &path));
+                results.push(result);
+            }
+        }
+        for (delay, step) in &plan.steps {
+            if !delay.is_zero() {
+                tokio::time::sleep(*delay).await;
+            }
+            results.push(self.run_step(step, client).await);
+            steps.push(step.clone());
+        }
+        (steps, results)
+    }
+
+    /// Replays concrete steps (from an earlier [`Target::run_plan`]) in order.
+    pub async fn replay(&self, steps: &[Step], client: &reqwest::Client) -> Vec<ProbeResult> {
+        let mut results = Vec::with_capacity(steps.len());
+        for step in steps {
+            results.push(self.run_step(step, client).await);
+        }
+        results
+    }
+
+    fn base_url(&self, port: u16, scheme: Scheme) -> Result<reqwest::Url, String> {
+        let scheme = match scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let host_port = self.host_port(port)?;
+        reqwest::Url::parse(&format!("{scheme}://127.0.0.1:{host_port}/"))
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn run_step(&self, step: &Step, client: &reqwest::Client) -> ProbeResult {
+        let started = Instant::now();
+        let mut result = match step {
+            Step::Http { .. } => self.run_http(step, client).await,
+            Step::Tcp {
+                port,
+                send,
+                expect_prefix,
+                timeout_ms,
+            } => {
+                self.run_tcp(*port, send, expect_prefix.as_deref(), *timeout_ms)
+                    .await
+            }
+            Step::Exec {
+                command,
+                expect_exit,
+                output_contains,
+                dynamic_output,
+            } => {
+                let request = command.join(" ");
+                match self.docker.exec(self.container, command).await {
+                    Ok((code, output)) => command_result(
+                        "exec",
+                        &request,
+                        code,
+                        &output,
+                        *expect_exit,
+                        output_contains,
+                        *dynamic_output,
+                    ),
+                    Err(e) => failed("exec", &request, e.to_string()),
+                }
+            }
+            Step::Host {
+                command,
+                expect_exit,
+                output_contains,
+                dynamic_output,
+                timeout_ms,
+            } => {
+                self.run_host(
+                    command,
+                    *expect_exit,
+                    output_contains,
+                    *dynamic_output,
+                    *timeout_ms,
+                )
+                .await
+            }
+        };
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        result
+    }
+
+    async fn run_http(&self, step: &Step, client: &reqwest::Client) -> ProbeResult {
+        let Step::Http {
+            port,
+            scheme,
+            method,
+            path,
+            headers,
+            body,
+            expect_status,
+            body_contains,
+            dynamic_body,
+        } = step
+        else {
+            unreachable!("run_http is only called with HTTP steps")
+        };
+        let target = format!("{port}/tcp");
+        let request = format!("{method} {path}");
+        let url = match self
+            .base_url(*port, *scheme)
+            .and_then(|b| b.join(path).map_err(|e| e.to_string()))
+        {
+            Ok(url) => url,
+            Err(message) => return failed(&target, &request, message),
+        };
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut builder = client.request(method, url);
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = body {
+            builder = builder.body(body.clone());
+        }
+        let mut result = ProbeResult {
+            kind: "http".into(),
+            target,
+            request,
+            ..empty_result()
+        };
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                result.error = Some(e.to_string());
+                return result;
+            }
+        };
+        let status = response.status().as_u16();
+        result.status = Some(status);
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                result.error = Some(format!("reading body: {e}"));
+                return result;
+            }
+        };
+        result.body_bytes = bytes.len() as u64;
+        result.body_sha256 = normalized_hash(&bytes, dynamic_body.as_ref());
+        let mut problems = Vec::new();
+        if let Some(expected) = expect_status {
+            if !expected.matches(status) {
+                problems.push(format!(
+                    "status {status}, expected {}",
+                    describe_status(expected)
+                ));
+            }
+        }
+        if let Some(needle) = body_contains {
+            if !String::from_utf8_lossy(&bytes).contains(needle.as_str()) {
+                problems.push(format!("body does not contain {needle:?}"));
+            }
+        }
+        if !problems.is_empty() {
+            result.error = Some(problems.join("; "));
+        }
+        result
+    }
+
+    async fn run_tcp(
+        &self,
+        port: u16,
+        send: &[u8],
+        expect_prefix: Option<&[u8]>,
+        timeout_ms: u64,
+    ) -> ProbeResult {
+        let target = format!("{port}/tcp");
+        let request = format!("send {:?}", String::from_utf8_lossy(send));
+        let host_port = match self.host_port(port) {
+            Ok(p) => p,
+            Err(message) => return failed(&target, &request, message),
+        };
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", host_port)).await?;
+            stream.write_all(send).await?;
+            let mut reply = Vec::new();
+            let mut buf = [0u8; 4096];
+            let wanted = expect_prefix.map_or(1, <[u8]>::len).max(1);
+            while reply.len() < wanted {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                reply.extend_from_slice(&buf[..n]);
+            }
+            std::io::Result::Ok(reply)
+        };
+        let mut result = ProbeResult {
+            kind: "tcp".into(),
+            target,
+            request,
+            ..empty_result()
+        };
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), exchange).await {
+            Err(_) => result.error = Some(format!("no reply within {timeout_ms} ms")),
+            Ok(Err(e)) => result.error = Some(e.to_string()),
+            Ok(Ok(reply)) => {
+                // Only the expected prefix is compared: what follows may be dynamic.
+                let compared = match expect_prefix {
+                    Some(prefix) => &reply[..prefix.len().min(reply.len())],
+                    None => &reply[..],
+                };
+                result.body_bytes = reply.len() as u64;
+                result.body_sha256 = Some(hex::encode(Sha256::digest(compared)));
+                if let Some(prefix) = expect_prefix {
+                    if !reply.starts_with(prefix) {
+                        result.error = Some(format!(
+                            "reply {:?} does not start with {:?}",
+                            String::from_utf8_lossy(&reply),
+                            String::from_utf8_lossy(prefix)
+                        ));
+                    }
+                } else if reply.is_empty() {
+                    result.error = Some("the connection closed without a reply".into());
+                }
+            }
+        }
+        result
+    }
+
+    async fn run_host(
+        &self,
+        command: &str,
+        expect_exit: Option<i64>,
+        output_contains: &Option<String>,
+        dynamic_output: bool,
+        timeout_ms: u64,
+    ) -> ProbeResult {
+        let mut filled = command.to_string();
+        for placeholder in config::placeholders(command) {
+            let value = if placeholder == "host" {
+                "127.0.0.1".to_string()
+            } else {
+                match config::parse_port_placeholder(&placeholder).map(|p| self.host_port(p)) {
+                    Some(Ok(host_port)) => host_port.to_string(),
+                    Some(Err(message)) => return failed("host", command, message),
+                    None => continue,
+                }
+            };
+            filled = filled.replace(&format!("{{{placeholder}}}"), &value);
+        }
+        let run = tokio::process::Command::new("sh")
+            .args(["-c", &filled])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), run).await {
+            Err(_) => failed(
+                "host",
+                command,
+                format!("did not finish within {timeout_ms} ms"),
+            ),
+            Ok(Err(e)) => failed("host", command, format!("cannot run sh: {e}")),
+            Ok(Ok(out)) => {
+                let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+                output.push_str(&String::from_utf8_lossy(&out.stderr));
+                let code = out.status.code().map_or(-1, i64::from);
+                command_result(
+                    "host",
+                    command,
+                    code,
+                    &output,
+                    expect_exit,
+                    output_contains,
+                    dynamic_output,
+                )
+            }
+        }
+    }
+}
+
+fn get_step(port: u16, scheme: Scheme, path: &str) -> Step {
+    Step::Http {
+        port,
+        scheme,
+        method: "GET".into(),
+        path: path.to_string(),
+        headers: BTreeMap::new(),
+        body: None,
+        expect_status: None,
+        body_contains: None,
+        dynamic_body: None,
+    }
+}
+
+fn empty_result() -> ProbeResult {
+    ProbeResult {
+        kind: String::new(),
+        target: String::new(),
+        request: String::new(),
+        status: None,
+        body_sha256: None,
+        body_bytes: 0,
+        exit_code: None,
+        error: None,
+        duration_ms: 0,
+    }
+}
+
+fn failed(target: &str, request: &str, message: String) -> ProbeResult {
+    ProbeResult {
+        kind: target.split('/').next_back().unwrap_or(target).into(),
+        target: target.into(),
+        request: request.into(),
+        error: Some(message),
+        ..empty_result()
+    }
+}
+
+fn command_result(
+    kind: &str,
+    request: &str,
+    code: i64,
+    output: &str,
+    expect_exit: Option<i64>,
+    output_contains: &Option<String>,
+    dynamic_output: bool,
+) -> ProbeResult {
+    let mut problems = Vec::new();
+    if let Some(expected) = expect_exit {
+        if code != expected {
+            problems.push(format!("exit code {code}, expected {expected}"));
+        }
+    }
+    if let Some(needle) = output_contains {
+        if !output.contains(needle.as_str()) {
+            problems.push(format!("output does not contain {needle:?}"));
+        }
+    }
+    ProbeResult {
+        kind: kind.into(),
+        target: kind.into(),
+        request: request.into(),
+        body_bytes: output.len() as u64,
+        body_sha256: (!dynamic_output).then(|| hex::encode(Sha256::digest(output.as_bytes()))),
+        exit_code: Some(code),
+        error: (!problems.is_empty())
+            .then(|| format!("{}; output: {}", problems.join("; "), tail(output))),
+        ..empty_result()
+    }
+}
+
+fn tail(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+fn describe_status(expected: &StatusExpectation) -> String {
+    match expected {
+        StatusExpectation::Code(code) => code.to_string(),
+        StatusExpectation::AnyOf(codes) => format!("{codes:?}"),
+        StatusExpectation::Pattern(pattern) => pattern.clone(),
+    }
+}
+
+/// The body hash `--verify` compares: none when the body is dynamic, else after replacements.
+fn normalized_hash(body: &[u8], dynamic: Option<&DynamicBody>) -> Option<String> {
+    match dynamic {
+        Some(DynamicBody::Ignore) => None,
+        Some(DynamicBody::Replace { pattern, with }) => {
+            let text = String::from_utf8_lossy(body);
+            let replaced = match regex::Regex::new(pattern) {
+                Ok(re) => re.replace_all(&text, with.as_str()).into_owned(),
+                Err(_) => text.into_owned(),
+            };
+            Some(hex::encode(Sha256::digest(replaced.as_bytes())))
+        }
+        None => Some(hex::encode(Sha256::digest(body))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_expands_repeats_and_picks_readiness_per_port() {
+        let file: ProbeFile = serde_yaml::from_str(
+            "http:\n  - {port: 8000, path: /a, repeat: 2}\ntcp:\n  - {port: 6379, send: 'PING\\r\\n'}\ncrawl:\n  - {port: 80, enabled: false}\nreadiness:\n  - {port: 6379, wait: {delay_ms: 10}}\n",
+        )
+        .unwrap();
+        let plan = Plan::new(
+            Some(&file),
+            &[80, 8000],
+            true,
+            &CrawlLimits::default(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            plan.crawl.iter().map(|c| c.0).collect::<Vec<_>>(),
+            vec![8000]
+        );
+        assert_eq!(plan.steps.len(), 3);
+        assert_eq!(plan.readiness[&8000].0, WaitStrategy::Http);
+        assert_eq!(plan.readiness[&6379].0, WaitStrategy::DelayMs(10));
+        assert_eq!(plan.ports(), vec![6379, 8000]);
+
+        let off = Plan::new(
+            Some(&file),
+            &[80, 8000],
+            false,
+            &CrawlLimits::default(),
+            Duration::from_secs(5),
+        );
+        assert!(
+            off.crawl.is_empty(),
+            "--no-default-probes turns the crawl off"
+        );
+    }
+
+    #[test]
+    fn dynamic_bodies_hash_after_replacement_or_not_at_all() {
+        let replace = DynamicBody::Replace {
+            pattern: r"\d{2}:\d{2}".into(),
+            with: "T".into(),
+        };
+        assert_eq!(
+            normalized_hash(b"now 12:30", Some(&replace)),
+            normalized_hash(b"now 08:15", Some(&replace))
+        );
+        assert_ne!(
+            normalized_hash(b"now 12:30", None),
+            normalized_hash(b"now 08:15", None)
+        );
+        assert_eq!(normalized_hash(b"x", Some(&DynamicBody::Ignore)), None);
+    }
+
+    #[test]
+    fn command_results_check_exit_code_and_output() {
+        let ok = command_result(
+            "exec",
+            "true",
+            0,
+            "done\n",
+            Some(0),
+            &Some("done".into()),
+            false,
+        );
+        assert!(ok.ok());
+        let bad = command_result("exec", "false", 1, "boom\n", Some(0), &None, false);
+        assert!(bad.error.unwrap().contains("exit code 1, expected 0"));
+    }
+}
