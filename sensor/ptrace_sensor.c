@@ -31,6 +31,12 @@
 // their extra privileges (the kernel ignores them under ptrace without CAP_SYS_PTRACE); a
 // SIGSTOP/SIGTSTP group stop does not keep the app stopped; syscalls are slower; the
 // directory /.minify-sensor exists.
+//
+// What it cannot see: the paths of a process that changed its uid (setuid from root, like nginx
+// workers) while it is not dumpable. Without CAP_SYS_PTRACE the kernel refuses to read such a
+// process's memory (process_vm_readv, /proc/PID/mem, PTRACE_PEEKDATA: EIO). nginx makes its
+// workers dumpable again right after setuid; the few lookups in between are counted as
+// unresolved ("u" line). Syscall numbers are recorded for every process regardless.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -252,12 +258,19 @@ static int read_string(pid_t tid, unsigned long addr, char *out, size_t cap)
 			}
 			use_vm = 0;
 		}
+		// Aligned words never straddle a page: an unaligned read of a string that ends
+		// just before an unmapped page would fail.
+		unsigned long at = addr + got;
+		unsigned long aligned = at & ~(unsigned long)(sizeof(long) - 1);
+		size_t skip = at - aligned;
 		errno = 0;
-		long word = ptrace(PTRACE_PEEKDATA, tid, (void *)(addr + got), NULL);
+		long word = ptrace(PTRACE_PEEKDATA, tid, (void *)aligned, NULL);
 		if (errno != 0)
 			return -1;
-		size_t take = sizeof(word) < cap - 1 - got ? sizeof(word) : cap - 1 - got;
-		memcpy(out + got, &word, take);
+		size_t take = sizeof(word) - skip;
+		if (take > cap - 1 - got)
+			take = cap - 1 - got;
+		memcpy(out + got, (char *)&word + skip, take);
 		void *nul = memchr(out + got, 0, take);
 		if (nul)
 			return 0;

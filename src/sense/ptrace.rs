@@ -33,6 +33,69 @@ pub const TRACE_LOG: &str = "/.minify-sensor/trace.log";
 
 const LOG_HEADER: &str = "minify-ptrace 1";
 
+/// Which sensor `minify build` uses (`--sensor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SensorChoice {
+    /// Host-side eBPF: needs a local daemon and root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN).
+    Ebpf,
+    /// In-container ptrace wrapper: works with remote daemons and without BPF rights.
+    Ptrace,
+    /// eBPF when the daemon is local and BPF is permitted, else ptrace.
+    #[default]
+    Auto,
+}
+
+/// The sensor chosen for one run and why (for the report and stderr).
+pub struct ChosenSensor {
+    pub sensor: Box<dyn Sensor>,
+    pub reason: String,
+}
+
+/// Whether a Docker endpoint is on this host (so a host-side kernel sensor can see it).
+/// Same rule as [`crate::docker::Bollard::is_local`], usable with any [`crate::docker::DockerApi`].
+pub fn endpoint_is_local(endpoint: &str) -> bool {
+    endpoint.starts_with("unix://") || endpoint.starts_with('/')
+}
+
+/// Starts the sensor `choice` asks for. `auto` tries eBPF only for a local daemon and falls
+/// back to ptrace when eBPF cannot start (no root, no BPF rights, no tracefs, no cgroup v2),
+/// saying why. A daemon that claims a local socket but runs in a VM (Docker Desktop) looks
+/// local: there, pass `--sensor ptrace`.
+pub fn start_sensor(
+    choice: SensorChoice,
+    endpoint: &str,
+    run_name: &str,
+    image: &crate::docker::ImageSummary,
+) -> Result<ChosenSensor> {
+    let ptrace = |reason: String| -> Result<ChosenSensor> {
+        Ok(ChosenSensor {
+            sensor: Box::new(PtraceSensor::new(&image.entrypoint, &image.cmd)?),
+            reason,
+        })
+    };
+    match choice {
+        SensorChoice::Ebpf => Ok(ChosenSensor {
+            sensor: Box::new(super::ebpf::EbpfSensor::start(run_name)?),
+            reason: "chosen with --sensor ebpf".into(),
+        }),
+        SensorChoice::Ptrace => ptrace("chosen with --sensor ptrace".into()),
+        SensorChoice::Auto if !endpoint_is_local(endpoint) => ptrace(format!(
+            "auto: the daemon at {endpoint} is not local, so a host-side eBPF sensor cannot see \
+             its containers"
+        )),
+        SensorChoice::Auto => match super::ebpf::EbpfSensor::start(run_name) {
+            Ok(sensor) => Ok(ChosenSensor {
+                sensor: Box::new(sensor),
+                reason: "auto: the daemon is local and BPF is permitted".into(),
+            }),
+            Err(e @ (Error::Sensor { .. } | Error::Io { .. })) => {
+                ptrace(format!("auto: the eBPF sensor could not start ({e})"))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
 /// Wraps one container's entrypoint in the in-container tracer.
 #[derive(Debug)]
 pub struct PtraceSensor {
@@ -308,6 +371,25 @@ mod tests {
         let trace = parse_log(log).unwrap();
         assert!(trace.accesses.is_empty());
         assert_eq!(trace.unresolved_paths, 6);
+    }
+
+    #[test]
+    fn auto_picks_ptrace_for_a_remote_daemon_and_says_why() {
+        let image = crate::docker::ImageSummary {
+            id: "sha256:x".into(),
+            size: 0,
+            repo_tags: Vec::new(),
+            exposed_ports: Vec::new(),
+            entrypoint: Vec::new(),
+            cmd: vec!["/app".into()],
+        };
+        for endpoint in ["tcp://10.0.0.5:2376", "ssh://user@host"] {
+            let chosen = start_sensor(SensorChoice::Auto, endpoint, "minify-t", &image).unwrap();
+            assert_eq!(chosen.sensor.name(), "ptrace");
+            assert!(chosen.reason.contains("not local"), "{}", chosen.reason);
+        }
+        assert!(endpoint_is_local("unix:///var/run/docker.sock"));
+        assert!(!endpoint_is_local("tcp://127.0.0.1:2375"));
     }
 
     #[test]
