@@ -166,7 +166,10 @@ build_base
 docker_build minify-fixture/nginx:1 "$FIX/nginx"
 docker_build minify-fixture/python:1 "$FIX/python"
 build_static
-IMAGES=(minify-fixture/base:bookworm minify-fixture/nginx:1 minify-fixture/python:1 minify-fixture/static:1)
+docker_build minify-fixture/redis:1 "$FIX/redis"
+docker_build minify-fixture/cgi:1 "$FIX/cgi"
+IMAGES=(minify-fixture/base:bookworm minify-fixture/nginx:1 minify-fixture/python:1 minify-fixture/static:1
+    minify-fixture/redis:1 minify-fixture/cgi:1)
 if [[ $BIG == 1 ]]; then
     # same context as nginx (site + config), a different Dockerfile
     new_tmp ctx

@@ -22,6 +22,7 @@ PACKAGES=(
     gcc libc6-dev                              # the static fixture (gcc -static)
     curl ca-certificates                       # checking fixtures, rustup
     git pkg-config make
+    redis-tools                                # redis-cli for the host-command probe tests
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

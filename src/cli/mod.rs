@@ -349,11 +349,18 @@ mod tests {
         let args = |extra: &[&str]| {
             let mut argv = vec!["minify", "build", "app:1"];
             argv.extend_from_slice(extra);
-            let Command::Build(args) = Cli::try_parse_from(argv).unwrap().command;
-            args.validate()
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Build(args) => args.validate(),
+                other => panic!("parsed as {other:?}"),
+            }
         };
         assert_eq!(args(&[]).unwrap().tag, "app.slim:1");
         assert!(matches!(args(&["--tag", "Bad Tag"]), Err(Error::Usage(_))));
+        assert!(matches!(args(&["--exclude", "["]), Err(Error::Usage(_))));
+        assert!(matches!(args(&["--include-path", "relative"]), Err(Error::Usage(_))));
+        assert!(matches!(args(&["--probes", "/nonexistent.yaml"]), Err(Error::Usage(_))));
+        let continued = args(&["--continue-after", "signal"]).unwrap();
+        assert_eq!(continued.continue_after, Some(ContinueAfter::Signal));
         assert!(matches!(
             args(&["--report", "/nonexistent/dir/r.json"]),
             Err(Error::Usage(_))

@@ -116,9 +116,10 @@ fn parse_status_pattern(pattern: &str) -> Option<(u16, u16)> {
     (low <= high).then_some((low, high))
 }
 
-/// Answers that legitimately differ between runs (timestamps, ids).
+/// Answers that legitimately differ between runs (timestamps, ids). Written `ignore` or
+/// `{replace: {pattern: REGEX, with: TEXT}}` (YAML's own enum tags are not needed).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(try_from = "RawDynamicBody")]
 pub enum DynamicBody {
     /// Compare only status (and errors), never the body.
     Ignore,
@@ -205,8 +206,9 @@ pub struct Readiness {
     pub timeout_s: u64,
 }
 
+/// Written `http`, `tcp` or `{delay_ms: N}`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "RawWaitStrategy")]
 pub enum WaitStrategy {
     /// Any HTTP answer to `GET /` (the default).
     #[default]
@@ -274,6 +276,60 @@ impl<'de> Deserialize<'de> for ContinueAfter {
         match Raw::deserialize(deserializer)? {
             Raw::Seconds(s) => Ok(ContinueAfter::Duration(Duration::from_secs(s))),
             Raw::Word(word) => word.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum RawDynamicBody {
+    Word(String),
+    Replace { replace: RawReplace },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplace {
+    pattern: String,
+    #[serde(default)]
+    with: String,
+}
+
+impl TryFrom<RawDynamicBody> for DynamicBody {
+    type Error = String;
+
+    fn try_from(raw: RawDynamicBody) -> std::result::Result<Self, String> {
+        match raw {
+            RawDynamicBody::Word(word) if word == "ignore" => Ok(DynamicBody::Ignore),
+            RawDynamicBody::Word(word) => Err(format!(
+                "expected `ignore` or {{replace: {{pattern, with}}}}, got {word:?}"
+            )),
+            RawDynamicBody::Replace { replace } => Ok(DynamicBody::Replace {
+                pattern: replace.pattern,
+                with: replace.with,
+            }),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum RawWaitStrategy {
+    Word(String),
+    Delay { delay_ms: u64 },
+}
+
+impl TryFrom<RawWaitStrategy> for WaitStrategy {
+    type Error = String;
+
+    fn try_from(raw: RawWaitStrategy) -> std::result::Result<Self, String> {
+        match raw {
+            RawWaitStrategy::Word(word) => match word.as_str() {
+                "http" => Ok(WaitStrategy::Http),
+                "tcp" => Ok(WaitStrategy::Tcp),
+                _ => Err(format!("expected http, tcp or {{delay_ms: N}}, got {word:?}")),
+            },
+            RawWaitStrategy::Delay { delay_ms } => Ok(WaitStrategy::DelayMs(delay_ms)),
         }
     }
 }
@@ -569,5 +625,19 @@ mod tests {
             placeholders("redis-cli -h {host} -p {port:6379}"),
             vec!["host", "port:6379"]
         );
+    }
+
+    #[test]
+    fn every_example_probe_file_in_the_repository_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("probes");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+                ProbeFile::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 4, "probes/ holds the documented examples");
     }
 }
