@@ -17,6 +17,7 @@ pub mod run;
 pub mod seccomp;
 pub mod sense;
 pub mod sys;
+pub mod xray;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -40,6 +40,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Xray(args) => Ok(minify::cli::xray::run(args)?),
+        Command::Report(args) => Ok(minify::cli::xray::run_report(args)?),
         Command::Verify(args) => Ok(runtime.block_on(minify::cli::run_verify(&args))?),
         Command::Build(args) => {
             // Flags are checked before any daemon or kernel work starts.

@@ -13,6 +13,8 @@ use crate::probe::session::Plan;
 use crate::sense::ptrace::SensorChoice;
 use crate::{Error, Result};
 
+pub mod xray;
+
 /// Exit codes, stable for CI scripts.
 pub mod exit {
     pub const OK: i32 = 0;
@@ -65,6 +67,10 @@ pub enum Command {
     Build(BuildArgs),
     /// Run ORIGINAL and SLIM with the same probes and compare every answer.
     Verify(VerifyArgs),
+    /// Where an image's bytes go and what it carries, layer by layer; CI gates; HTML.
+    Xray(xray::XrayArgs),
+    /// Render a build report (minify build --report) as a self-contained HTML page.
+    Report(xray::ReportArgs),
 }
 
 /// Probe flags shared by `build` and `verify`.
