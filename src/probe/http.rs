@@ -99,7 +99,10 @@ where
 {
     let mut delay = Duration::from_millis(50);
     loop {
-        let last_error = match client.get(base.clone()).send().await {
+        // A short per-attempt timeout: while the container's network comes up, docker's proxy
+        // may hold a connection without answering, and a long wait here is pure delay.
+        let attempt = client.get(base.clone()).timeout(Duration::from_secs(1));
+        let last_error = match attempt.send().await {
             Ok(_) => return Ok(()),
             Err(e) => error_chain(&e),
         };

@@ -1,0 +1,304 @@
+//! End to end for probe files, keep/drop rules and `--verify`, on fixture images with the real
+//! daemon and sensor: routes a crawler cannot reach, non-HTTP servers, and proof that a slim
+//! image missing a file fails verification with a readable difference.
+
+mod common;
+
+use common::*;
+
+fn probe_file(name: &str) -> String {
+    format!("{}/probes/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn report_of(dir: &tempfile::TempDir) -> (String, impl Fn() -> serde_json::Value) {
+    let path = dir.path().join("report.json");
+    let text = path.to_str().unwrap().to_string();
+    (text, move || {
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    })
+}
+
+#[test]
+fn python_probe_file_drives_post_and_template_routes_and_verify_passes() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/python:1") {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = format!("minify-test/py.slim:{}", unique("p"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let (report, read_report) = report_of(&dir);
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/python:1",
+        "--tag",
+        &tag,
+        "--report",
+        &report,
+        "--probes",
+        &probe_file("python.yaml"),
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report = read_report();
+    let requests: Vec<&str> = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["request"].as_str().unwrap())
+        .collect();
+    assert!(requests.contains(&"POST /api/items"), "{requests:?}");
+    assert!(requests.contains(&"GET /items/2.html"), "{requests:?}");
+    let verification = &report["verification"];
+    assert_eq!(verification["differences"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        verification["probes"].as_array().unwrap().len(),
+        requests.len()
+    );
+    // The template the unlinked route reads was kept because the probe file named the route.
+    let kept: Vec<&str> = report["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        kept.contains(&"/app/templates/item.html"),
+        "template not kept"
+    );
+}
+
+#[test]
+fn redis_tcp_and_host_command_probes_verify() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/redis:1") {
+        return;
+    }
+    if !require(
+        "redis-cli on the host (integration/setup.sh)",
+        which("redis-cli"),
+    ) {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = format!("minify-test/redis.slim:{}", unique("r"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let (report, read_report) = report_of(&dir);
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/redis:1",
+        "--tag",
+        &tag,
+        "--report",
+        &report,
+        "--probes",
+        &probe_file("redis.yaml"),
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report = read_report();
+    let kinds: Vec<&str> = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["tcp", "tcp", "host", "host"]);
+    assert!(report["verification"]["differences"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let ratio =
+        report["result"]["size"].as_f64().unwrap() / report["source"]["size"].as_f64().unwrap();
+    assert!(
+        ratio < 0.2,
+        "redis slim is {:.1}% of the original",
+        ratio * 100.0
+    );
+}
+
+#[test]
+fn cgi_route_missed_by_the_default_crawl_fails_verify_until_a_probe_names_it() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/cgi:1") {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let crawled = format!("minify-test/cgi.slim:{}", unique("crawl"));
+    let probed = format!("minify-test/cgi.slim:{}", unique("probed"));
+    cleanup.image(&crawled);
+    cleanup.image(&probed);
+    let dir = tempfile::tempdir().unwrap();
+    let (report, read_report) = report_of(&dir);
+
+    // Default probing only: the crawl never reaches /cgi-bin/report.sh.
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/cgi:1",
+        "--tag",
+        &crawled,
+        "--report",
+        &report,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let kept: Vec<String> = read_report()["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !kept.iter().any(|p| p.ends_with("/perl")),
+        "perl kept without the route being probed"
+    );
+    let (code, _, stderr) = minify(&[
+        "verify",
+        "minify-fixture/cgi:1",
+        &crawled,
+        "--probes",
+        &probe_file("cgi.yaml"),
+    ]);
+    assert_eq!(
+        code, 5,
+        "verify should fail for the crawl-only image:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("GET /cgi-bin/report.sh?from=probe"),
+        "{stderr}"
+    );
+
+    // With the probe file the interpreters are traced and kept; verify passes.
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/cgi:1",
+        "--tag",
+        &probed,
+        "--report",
+        &report,
+        "--probes",
+        &probe_file("cgi.yaml"),
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let kept: Vec<String> = read_report()["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["path"].as_str().unwrap().to_string())
+        .collect();
+    for tool in ["/usr/bin/perl", "/usr/bin/bash", "/usr/bin/mawk"] {
+        assert!(kept.iter().any(|p| p == tool), "{tool} not kept");
+    }
+    let (code, _, stderr) = minify(&[
+        "verify",
+        "minify-fixture/cgi:1",
+        &probed,
+        "--probes",
+        &probe_file("cgi.yaml"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn excluding_a_kept_file_makes_verify_fail_with_a_clear_diff() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/nginx:1") {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = format!("minify-test/broken.slim:{}", unique("x"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let (report, read_report) = report_of(&dir);
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/nginx:1",
+        "--tag",
+        &tag,
+        "--report",
+        &report,
+        "--exclude",
+        "/var/www/html/about.html",
+        "--exclude",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "--verify",
+    ]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("GET /about.html [80/tcp]: original status 200"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("slim status 404"), "{stderr}");
+    let report = read_report();
+    assert_eq!(report["excluded"]["removed"][0], "/var/www/html/about.html");
+    // libc stays: the loader needs it, and the report says so.
+    assert!(report["excluded"]["overridden"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o[0] == "/usr/lib/x86_64-linux-gnu/libc.so.6"));
+    assert_eq!(
+        report["verification"]["differences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_probe_failing_on_the_original_exits_4_and_cleans_up() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/nginx:1") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let probes = dir.path().join("wrong.json");
+    std::fs::write(
+        &probes,
+        r#"{"http": [{"port": 80, "path": "/", "expect_status": 500}]}"#,
+    )
+    .unwrap();
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/nginx:1",
+        "--tag",
+        "minify-test/never:1",
+        "--report",
+        dir.path().join("r.json").to_str().unwrap(),
+        "--probes",
+        probes.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("status 200, expected 500"), "{stderr}");
+    assert!(!image_exists("minify-test/never:1"));
+    assert_eq!(leftover_containers(), "");
+}
+
+#[test]
+fn a_bad_probe_file_is_a_usage_error_naming_the_field_before_daemon_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = dir.path().join("bad.yaml");
+    std::fs::write(&probes, "http:\n  - port: 80\n    expect_staus: 200\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minify"))
+        .args(["build", "app:1", "--probes", probes.to_str().unwrap()])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown field `expect_staus`"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+}
+
+fn which(program: &str) -> Result<(), String> {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| ())
+        .ok_or_else(|| format!("{program} not installed"))
+}
