@@ -10,6 +10,7 @@ pub mod closure;
 pub mod docker;
 pub mod error;
 pub mod image;
+pub mod lint;
 pub mod pipeline;
 pub mod probe;
 pub mod report;

@@ -40,6 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Lint(args) => Ok(minify::cli::lint::run(args)?),
         Command::Xray(args) => Ok(minify::cli::xray::run(args)?),
         Command::Report(args) => Ok(minify::cli::xray::run_report(args)?),
         Command::Verify(args) => Ok(runtime.block_on(minify::cli::run_verify(&args))?),

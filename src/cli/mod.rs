@@ -13,6 +13,7 @@ use crate::probe::session::Plan;
 use crate::sense::ptrace::SensorChoice;
 use crate::{Error, Result};
 
+pub mod lint;
 pub mod xray;
 
 /// Exit codes, stable for CI scripts.
@@ -67,6 +68,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Run ORIGINAL and SLIM with the same probes and compare every answer.
     Verify(VerifyArgs),
+    /// Audit Dockerfiles for size, cache and security mistakes; fix the mechanical ones.
+    Lint(lint::LintArgs),
     /// Where an image's bytes go and what it carries, layer by layer; CI gates; HTML.
     Xray(xray::XrayArgs),
     /// Render a build report (minify build --report) as a self-contained HTML page.
