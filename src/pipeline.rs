@@ -351,6 +351,14 @@ async fn observe<D: DockerApi>(
     phase: &dyn Fn(&str),
 ) -> Result<(Vec<Step>, Vec<ProbeResult>)> {
     let Observation { spec, hooks, plan } = observation;
+    // Installed before anything runs: a SIGUSR1 sent early must not kill minify.
+    let mut go_signal = match options.continue_after {
+        Some(ContinueAfter::Signal) => Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .map_err(Error::io("installing the SIGUSR1 handler"))?,
+        ),
+        _ => None,
+    };
     phase("starting container");
     let run_started = Instant::now();
     let id = run::create_and_start(docker, spec, &hooks.uploads).await?;
@@ -434,7 +442,9 @@ async fn observe<D: DockerApi>(
         Some(ContinueAfter::Duration(wait)) => wait_while_running(docker, &id, wait).await?,
         Some(ContinueAfter::Signal) => {
             phase("driving: send SIGUSR1 or press Enter to finish");
-            wait_for_go_signal(docker, &id).await?;
+            if let Some(go_signal) = go_signal.as_mut() {
+                wait_for_go_signal(docker, &id, go_signal).await?;
+            }
         }
     }
     timings.record("probe", probe_started);
@@ -449,24 +459,26 @@ async fn observe<D: DockerApi>(
 }
 
 /// Waits for SIGUSR1 or a line on stdin (manual driving), or for the container to exit.
-async fn wait_for_go_signal<D: DockerApi>(docker: &D, id: &str) -> Result<()> {
+async fn wait_for_go_signal<D: DockerApi>(
+    docker: &D,
+    id: &str,
+    usr1: &mut tokio::signal::unix::Signal,
+) -> Result<()> {
     use tokio::io::AsyncBufReadExt;
-    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-        .map_err(Error::io("installing the SIGUSR1 handler"))?;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     eprintln!(
         "minify: the container runs; drive it, then send SIGUSR1 to minify (pid {}) or press Enter",
         std::process::id()
     );
+    let mut stdin_open = true;
     loop {
         tokio::select! {
             _ = usr1.recv() => return Ok(()),
-            line = stdin.next_line() => {
-                // EOF on stdin (no terminal) does not count as Enter.
-                if let Ok(Some(_)) = line { return Ok(()) }
-                usr1.recv().await;
-                return Ok(());
-            }
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(_)) => return Ok(()),
+                // EOF (no terminal, or stdin closed) is not Enter: keep waiting for the signal.
+                _ => stdin_open = false,
+            },
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 if !docker.inspect_container(id).await?.running {
                     return Ok(());

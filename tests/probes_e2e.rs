@@ -302,3 +302,47 @@ fn which(program: &str) -> Result<(), String> {
         .map(|_| ())
         .ok_or_else(|| format!("{program} not installed"))
 }
+
+#[test]
+fn continue_after_signal_waits_for_sigusr1_then_builds() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/static:1") {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = format!("minify-test/signal.slim:{}", unique("s"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_minify"))
+        .args([
+            "build",
+            "minify-fixture/static:1",
+            "--tag",
+            &tag,
+            "--continue-after",
+            "signal",
+        ])
+        .args(["--report", dir.path().join("r.json").to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while leftover_containers().is_empty() {
+        assert!(
+            std::time::Instant::now() < until,
+            "minify never started its container"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Still waiting after the probes: no image yet.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!image_exists(&tag), "minify did not wait for the signal");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("send SIGUSR1"), "{stderr}");
+    assert!(image_exists(&tag));
+}
