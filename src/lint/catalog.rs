@@ -164,7 +164,7 @@ pub static RULES: &[Rule] = &[
         "Secrets (.env, private keys, credentials) copied into the image",
         "Anyone who can pull the image can read every layer, even if a later step deletes the file.",
         "Exclude them in .dockerignore and pass them at build time with `RUN --mount=type=secret,id=…` or at run time."),
-    rule!("ML018", "secret-in-arg-env", Error, Security, false, ["DL3044"],
+    rule!("ML018", "secret-in-arg-env", Error, Security, false, ["DL3064"],
         "A secret passed as ARG or ENV",
         "ENV values are stored in the image config and ARG values in its history (`docker history`); both ship with the image.",
         "Use `RUN --mount=type=secret,id=token` for build secrets and inject runtime secrets at run time (env file, orchestrator secrets)."),

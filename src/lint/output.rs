@@ -194,6 +194,22 @@ fn sarif_level(s: Severity) -> &'static str {
     }
 }
 
+/// A SARIF artifact location: relative to the current directory (the repository root in a
+/// code-scanning workflow) when the path is under it, else an absolute `file://` URI.
+fn sarif_location(path: &Path) -> Value {
+    let relative = if path.is_absolute() {
+        std::env::current_dir()
+            .ok()
+            .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+    } else {
+        Some(path.to_path_buf())
+    };
+    match relative {
+        Some(rel) => json!({ "uri": display_path(&rel), "uriBaseId": "%SRCROOT%" }),
+        None => json!({ "uri": format!("file://{}", display_path(path)) }),
+    }
+}
+
 pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
 pub fn sarif(reports: &[FileReport]) -> Value {
@@ -209,9 +225,6 @@ pub fn sarif(reports: &[FileReport]) -> Value {
                     Severity::Info => "2.0",
                 };
                 properties["security-severity"] = json!(score);
-                properties["tags"]
-                    .as_array_mut()
-                    .map(|t| t.push(json!("security")));
             }
             json!({
                 "id": r.id,
@@ -231,6 +244,7 @@ pub fn sarif(reports: &[FileReport]) -> Value {
         .iter()
         .flat_map(|r| {
             let uri = display_path(&r.path);
+            let location = sarif_location(&r.path);
             r.findings.iter().map(move |f| {
                 let rule_index = RULES.iter().position(|x| x.id == f.rule.id).unwrap_or(0);
                 json!({
@@ -240,7 +254,7 @@ pub fn sarif(reports: &[FileReport]) -> Value {
                     "message": { "text": format!("{} Fix: {}", f.message, f.fix) },
                     "locations": [{
                         "physicalLocation": {
-                            "artifactLocation": { "uri": uri, "uriBaseId": "%SRCROOT%" },
+                            "artifactLocation": location,
                             "region": {
                                 "startLine": f.start.line,
                                 "startColumn": f.start.column,

@@ -1070,12 +1070,20 @@ impl<'a> Linter<'a> {
             .collect()
     }
 
+    /// Whether a later RUN removes the apt lists and this RUN is the install it cleans up
+    /// after (no other install in between): ML006 then reports the pair.
     fn lists_removed_later(&self, idx: usize) -> bool {
-        self.later_in_stage(idx).into_iter().any(|j| {
-            self.shells(j)
-                .iter()
-                .any(|s| s.script.commands.iter().any(removes_apt_lists))
-        })
+        for j in self.later_in_stage(idx) {
+            let shells = self.shells(j);
+            let commands = || shells.iter().flat_map(|s| s.script.commands.iter());
+            if commands().any(removes_apt_lists) {
+                return true;
+            }
+            if commands().any(is_package_install) {
+                return false;
+            }
+        }
+        false
     }
 
     /// ML006: a RUN with cleanup commands after an earlier RUN of the stage that installed.
