@@ -608,6 +608,11 @@ fn image_flag_adds_the_daemon_size() {
     ]);
     assert_eq!(code, 0, "{err}");
     let json: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        json["files"][0]["image"]["wasted"].is_u64(),
+        "xray's wasted bytes: {}",
+        json["files"][0]["image"]
+    );
     assert_eq!(json["files"][0]["image"]["size"].as_u64(), Some(size));
     let (_, out, _) = common::minify(&[
         "lint",

@@ -159,8 +159,9 @@ fn image_for(specs: &[String], files: &[PathBuf], file: &Path) -> Result<Option<
     Ok(None)
 }
 
-/// Asks the daemon for the image's size. A missing daemon or image is a note, not an error:
-/// the lint findings stand on their own.
+/// Asks the daemon for the image's size and runs `minify xray`'s layer analysis for its wasted
+/// bytes (files duplicated or deleted across layers, as dive counts them). A missing daemon or
+/// image, or a failed analysis, is a note, not an error: the lint findings stand on their own.
 fn inspect(name: &str) -> ImageInfo {
     use crate::docker::DockerApi;
     let info = |size, note: Option<String>| ImageInfo {
@@ -181,12 +182,23 @@ fn inspect(name: &str) -> ImageInfo {
             Ok(d) => d,
             Err(e) => return info(None, Some(e.to_string())),
         };
-        match docker.inspect_image(name).await {
-            Ok(summary) => info(
+        let summary = match docker.inspect_image(name).await {
+            Ok(summary) => summary,
+            Err(e) => return info(None, Some(e.to_string())),
+        };
+        let started = std::time::Instant::now();
+        match crate::xray::read_from_daemon(&docker, name, true).await {
+            Ok(raw) => {
+                let xray = crate::xray::analyze(name, raw, started);
+                ImageInfo {
+                    wasted: Some(xray.efficiency.wasted_bytes),
+                    ..info(Some(summary.size), None)
+                }
+            }
+            Err(e) => info(
                 Some(summary.size),
-                Some("wasted bytes need `minify xray`, not wired into lint yet".into()),
+                Some(format!("xray analysis failed: {e}")),
             ),
-            Err(e) => info(None, Some(e.to_string())),
         }
     })
 }

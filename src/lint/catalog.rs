@@ -92,7 +92,7 @@ macro_rules! rule {
 }
 
 pub static RULES: &[Rule] = &[
-    rule!("ML000", "parse-error", Error, Correctness, false, [],
+    rule!("ML000", "parse-error", Error, Correctness, false, ["DL3061"],
         "The Dockerfile cannot be parsed as the builder would",
         "The builder rejects or misreads it (unknown instruction, unclosed heredoc, instruction before FROM).",
         "Correct the line the finding points at."),
@@ -128,7 +128,7 @@ pub static RULES: &[Rule] = &[
         "`apt-get install` without removing /var/lib/apt/lists in the same RUN",
         "The package lists (tens of MB) stay in the layer, and stale lists make later installs from the image fail.",
         "End the RUN with `&& rm -rf /var/lib/apt/lists/*` (`--fix` appends it)."),
-    rule!("ML009", "apt-upgrade", Warning, Correctness, false, ["DL3005"],
+    rule!("ML009", "apt-upgrade", Warning, Correctness, false, [],
         "`apt-get upgrade` / `dist-upgrade` in the build",
         "Upgrading everything makes the image depend on the day it was built and adds layers of changed files; the base image's maintainers ship the fixes.",
         "Use a newer base image tag instead; install specific updated packages if needed."),
@@ -136,7 +136,7 @@ pub static RULES: &[Rule] = &[
         "`pip install` without `--no-cache-dir`",
         "pip keeps downloaded wheels in ~/.cache/pip inside the layer: often as large as the packages themselves.",
         "Add `--no-cache-dir` (`--fix` does), set `ENV PIP_NO_CACHE_DIR=1`, or use a cache mount."),
-    rule!("ML011", "npm-install-not-ci", Warning, Cache, false, ["DL3016"],
+    rule!("ML011", "npm-install-not-ci", Warning, Cache, false, [],
         "`npm install` where `npm ci` fits",
         "`npm install` may rewrite the lockfile and resolve different versions than the ones tested; `npm ci` installs exactly the lockfile, faster.",
         "Copy package-lock.json and use `npm ci` (with `--omit=dev` in the final stage)."),
@@ -156,7 +156,7 @@ pub static RULES: &[Rule] = &[
         "The image runs as root (no USER, or USER root last)",
         "A process escaping the application runs as root in the container, which with any container breakout or mounted volume is root on the host's files.",
         "Create an unprivileged user and switch to it at the end: `RUN useradd -r -u 10001 app` then `USER 10001`."),
-    rule!("ML016", "no-healthcheck", Info, Correctness, false, [],
+    rule!("ML016", "no-healthcheck", Info, Correctness, false, ["DL3057"],
         "A service image (it EXPOSEs a port) without HEALTHCHECK",
         "Docker and Compose cannot tell a hung service from a healthy one, so restarts and rollouts act on dead containers.",
         "Add `HEALTHCHECK CMD [\"/app/healthcheck\"]` (an exec-form probe that exists in the image), or `HEALTHCHECK NONE` to say it is deliberate."),
@@ -200,7 +200,7 @@ pub static RULES: &[Rule] = &[
         "`apk add` without `--no-cache`",
         "The package index stays in /var/cache/apk in the layer.",
         "Use `apk add --no-cache` (`--fix` adds it)."),
-    rule!("ML027", "yum-cache", Warning, Size, false, ["DL3032", "DL3040", "DL3060"],
+    rule!("ML027", "yum-cache", Warning, Size, false, ["DL3032", "DL3040"],
         "yum/dnf/microdnf install without `clean all` in the same RUN",
         "The package metadata cache (often 100+ MB) stays in the layer.",
         "End the RUN with `&& yum clean all && rm -rf /var/cache/yum` (or dnf)."),
@@ -262,6 +262,15 @@ mod tests {
             assert!(!rule.why.is_empty() && !rule.fix.is_empty());
         }
         assert_eq!(find("pip-cache").map(|r| r.id), Some("ML010"));
+        let docs = include_str!("../../docs/lint-rules.md");
+        for rule in RULES {
+            let row = format!("| {} | `{}` |", rule.id, rule.name);
+            assert!(
+                docs.contains(&row),
+                "docs/lint-rules.md lacks the row of {}",
+                rule.id
+            );
+        }
         assert_eq!("warn".parse::<Severity>(), Ok(Severity::Warning));
         assert!("fatal".parse::<Severity>().is_err());
         assert!(Severity::Info < Severity::Error);

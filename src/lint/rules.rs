@@ -421,11 +421,12 @@ fn is_wide_source(src: &str) -> bool {
 }
 
 impl<'a> Linter<'a> {
+    /// Records a finding on source bytes `span`, attributed to instruction `ins` (whose ignore
+    /// comments then apply).
     fn push(
         &mut self,
         id: &str,
-        start: usize,
-        end: usize,
+        (start, end): (usize, usize),
         message: String,
         fix: String,
         edit: Option<Edit>,
@@ -454,7 +455,7 @@ impl<'a> Linter<'a> {
         let line_end = self.df.source[ins.start..ins.end]
             .find('\n')
             .map_or(ins.end, |n| ins.start + n);
-        self.push(id, ins.start, line_end, message, fix, None, Some(idx));
+        self.push(id, (ins.start, line_end), message, fix, None, Some(idx));
     }
 
     /// A finding on a word of a RUN script.
@@ -474,7 +475,7 @@ impl<'a> Linter<'a> {
                 (ins.start, ins.start + ins.keyword.len())
             }
         };
-        self.push(id, start, end, message, fix, edit, Some(sh.ins));
+        self.push(id, (start, end), message, fix, edit, Some(sh.ins));
     }
 
     fn line(&self, idx: usize) -> usize {
@@ -567,8 +568,7 @@ impl<'a> Linter<'a> {
                 .position(|i| i.start == issue.offset);
             self.push(
                 "ML000",
-                issue.offset,
-                issue.offset,
+                (issue.offset, issue.offset),
                 issue.message.clone(),
                 "Correct the instruction as the message says.".into(),
                 None,
@@ -578,8 +578,7 @@ impl<'a> Linter<'a> {
         if self.df.stages.is_empty() && !self.df.instructions.is_empty() {
             self.push(
                 "ML000",
-                0,
-                0,
+                (0, 0),
                 "no FROM instruction: there is nothing to build on".into(),
                 "Start the build with `FROM <image>`.".into(),
                 None,
@@ -611,8 +610,7 @@ impl<'a> Linter<'a> {
                 };
                 self.push(
                     "ML001",
-                    start,
-                    end,
+                    (start, end),
                     format!(
                         "base image {} has {what}: the build changes when the tag moves",
                         stage.base
@@ -626,8 +624,7 @@ impl<'a> Linter<'a> {
                 if let Some(slim) = slim_variant(&image) {
                     self.push(
                         "ML002",
-                        start,
-                        end,
+                        (start, end),
                         format!("final base {} is the full-size variant; {slim} is much smaller", stage.base),
                         format!("Use `FROM {slim}` (or an -alpine/distroless variant) if the app's native dependencies allow it."),
                         None,
