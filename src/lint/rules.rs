@@ -1321,7 +1321,11 @@ impl<'a> Linter<'a> {
         });
         match last_user {
             None if root_base && final_stage.base_resolved => {
-                self.on("ML015", final_stage.from, "the final stage never sets USER: the container runs as root".into(), "Add `RUN useradd -r -u 10001 app` and `USER 10001` at the end of the final stage.".into());
+                self.on("ML015", final_stage.from, "the final stage never sets USER: the container runs as root".into(), if final_stage.base == "scratch" || final_stage.base.contains("distroless") {
+                        "Add `USER 10001` at the end (a numeric uid needs no user database).".into()
+                    } else {
+                        "Add `RUN useradd -r -u 10001 app` and `USER 10001` at the end of the final stage.".into()
+                    });
             }
             Some(idx) => {
                 let user = self.df.instructions[idx].expanded.trim().to_string();
