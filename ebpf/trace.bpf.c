@@ -304,11 +304,18 @@ static __always_inline void read_path(struct pending *p)
 	walk_to_root(ev, &dir);
 }
 
-SEC("tracepoint/syscalls/sys_enter_path")
+// Attached to raw_syscalls/sys_enter and sys_exit (two attachments) rather than to ~50
+// syscalls/sys_enter_* and sys_exit_* pairs: attaching and detaching a hundred tracepoints cost
+// seconds per run, while the cgroup filter makes every other syscall on the host cheap to skip.
+SEC("tracepoint/raw_syscalls/sys_enter")
 int minify_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!in_target())
 		return 0;
+	__u32 seen_nr = (__u32)ctx->id;
+	__u8 *seen = bpf_map_lookup_elem(&minify_syscalls, &seen_nr);
+	if (seen)
+		*seen = 1;
 
 	// Only args[0] is read directly: the kernel refuses to attach a program whose context
 	// reads go past the smallest tracepoint record (chdir/unlink/rmdir have one argument).
@@ -453,11 +460,13 @@ static __always_inline void submit(struct pending *p, long ret)
 		count_lost(LOST_RINGBUF);
 }
 
-SEC("tracepoint/syscalls/sys_exit_path")
+SEC("tracepoint/raw_syscalls/sys_exit")
 int minify_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	// No cgroup check: only entries created by the filtered enter program exist, and a
-	// process moved out of the cgroup mid-syscall still deserves its event.
+	// Only entries created by the filtered enter program exist; the cheap cgroup check keeps
+	// the map lookups off every other syscall of the host.
+	if (!in_target())
+		return 0;
 	__u32 nr = (__u32)ctx->id;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (nr == 59 || nr == 322) {
@@ -474,17 +483,5 @@ int minify_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	submit(p, ctx->ret);
 	bpf_map_delete_elem(&minify_pending, &pid_tgid);
-	return 0;
-}
-
-SEC("tracepoint/raw_syscalls/sys_enter")
-int minify_sysnr(struct trace_event_raw_sys_enter *ctx)
-{
-	if (!in_target())
-		return 0;
-	__u32 nr = (__u32)ctx->id;
-	__u8 *seen = bpf_map_lookup_elem(&minify_syscalls, &nr);
-	if (seen)
-		*seen = 1;
 	return 0;
 }

@@ -75,7 +75,9 @@ pub async fn build<D: DockerApi>(
     let run_name = run::unique_run_name("minify");
     // Cgroups of runs that crashed before cleaning up (older than a couple of minutes).
     let _ = crate::sense::cgroup::remove_stale(crate::sense::cgroup::NAME_PREFIX);
+    let sensor_started = Instant::now();
     let chosen = start_sensor(options.sensor, docker.endpoint(), &run_name, &source)?;
+    timings.record("sensor start", sensor_started);
     let mut sensor: Box<dyn Sensor> = chosen.sensor;
     eprintln!("minify: sensor: {} ({})", sensor.name(), chosen.reason);
     let mut sensor_notes = std::collections::BTreeMap::from([(
@@ -124,7 +126,9 @@ pub async fn build<D: DockerApi>(
     // cgroup can only be removed once the container's processes are gone).
     phase("cleaning up");
     let removed = docker.remove_container(&run_name).await;
+    let sensor_finished = Instant::now();
     let trace = sensor.finish();
+    timings.record("sensor finish", sensor_finished);
     if observed.is_err() {
         reading.abort();
     }
@@ -382,8 +386,13 @@ async fn observe<D: DockerApi>(
             None => DEFAULT_RUN_WITHOUT_PROBES,
         };
         if wait != Duration::MAX {
+            let why = if spec.publish.is_empty() {
+                "the image exposes no TCP ports"
+            } else {
+                "default probes are off and the probe file has none"
+            };
             warnings.push(format!(
-                "nothing to probe (no exposed TCP ports, or default probes off and no probe file): traced the app for {}s (--continue-after)",
+                "{why}: no probes were run; traced the app for {}s (--continue-after)",
                 wait.as_secs()
             ));
         }

@@ -318,7 +318,7 @@ fn ctrl_c_during_a_build_leaves_no_container_cgroup_or_bpf_program() {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     // Wait until minify's container runs, then interrupt.
     let until = std::time::Instant::now() + Duration::from_secs(60);
-    while leftover_containers().is_empty() {
+    while containers_of(pid.as_raw() as u32).is_empty() {
         assert!(
             std::time::Instant::now() < until,
             "minify never started its container"

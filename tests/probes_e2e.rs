@@ -329,7 +329,7 @@ fn continue_after_signal_waits_for_sigusr1_then_builds() {
         .unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while leftover_containers().is_empty() {
+    while containers_of(pid.as_raw() as u32).is_empty() {
         assert!(
             std::time::Instant::now() < until,
             "minify never started its container"

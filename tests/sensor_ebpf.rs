@@ -19,7 +19,7 @@ use minify::sense::{cgroup, Access, AccessKind, Sensor, Trace};
 /// bpftool's program list is global: tests that compare it must not overlap.
 static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
-const OUR_PROGRAMS: &[&str] = &["minify_enter", "minify_exit", "minify_sysnr"];
+const OUR_PROGRAMS: &[&str] = &["minify_enter", "minify_exit"];
 
 fn running_in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")

@@ -1,9 +1,13 @@
 //! The host-side eBPF sensor: records every path the processes of one run's cgroup open, exec,
-//! stat, access or readlink, plus the set of syscalls they make. Kernel half: ebpf/trace.bpf.c.
+//! stat, access or readlink or otherwise look up (mkdir, chdir, unlink, rename, chmod, chown,
+//! utimes, xattrs, statfs, truncate, mknod, inotify), plus the set of syscalls they make. Kernel half: ebpf/trace.bpf.c.
 //!
 //! What works on the kernels this was built for (6.18, lockdown=integrity, Docker 20.10 with
 //! cgroup v1 + a unified v2 mount), and why it is done this way:
-//! - Only tracepoints: `syscalls/sys_enter_*`/`sys_exit_*` and `raw_syscalls/sys_enter`.
+//! - Only tracepoints, and only two: `raw_syscalls/sys_enter` and `raw_syscalls/sys_exit`.
+//!   Per-syscall `syscalls/sys_enter_*` pairs work too, but closing ~100 attachments costs an
+//!   RCU grace period each (seconds per run); the cgroup check is the first thing both
+//!   programs do, so the other syscalls of the host cost a helper call.
 //!   fentry/fexit/LSM programs are refused (EPERM under lockdown) and kprobes are not built in,
 //!   so there is no `bpf_d_path`; relative paths are resolved by walking dentries in BPF.
 //! - Isolation without a start-up race: [`cgroup::RunCgroup`] creates `<v2 root>/minify-…`
@@ -22,17 +26,17 @@
 //!   relative to the container root) and emits up to 32 names; longer or failed walks are
 //!   counted in [`Trace::unresolved_paths`] and not reported.
 //! - One enter program serves all path syscalls (dispatching on the syscall number, so the
-//!   verifier runs once). It may read only `args[0]` and `args[1]` from its context: the kernel
-//!   refuses to attach a program whose context reads reach past the smallest tracepoint record
-//!   it is attached to (`access`/`stat` carry two args; `bpf_link_create` fails with EINVAL).
-//!   The AT_* flags argument is fetched with a probe read instead.
+//!   verifier runs once). It reads only `args[0]` directly and later arguments with probe
+//!   reads: on per-syscall tracepoints the kernel refuses to attach a program whose context
+//!   reads reach past the smallest record it is attached to (`chdir`/`unlink` carry one arg;
+//!   `bpf_link_create` fails with EINVAL), and the same object must keep working there.
 //! - The dentry walk is a `bpf_loop` callback: unrolled, it exceeded the verifier's 1M
 //!   instruction budget.
 //! - `fstat`-style calls (empty path + AT_EMPTY_PATH) are dropped in BPF; `execveat(fd, "",
 //!   AT_EMPTY_PATH)` reports the path of the file behind fd.
 //! - Ring-buffer reservation failures are counted per CPU and reported as
 //!   [`Trace::lost_events`]; a healthy run reports 0.
-//! - Syscall numbers are recorded from `raw_syscalls/sys_enter` with the same cgroup filter and
+//! - Syscall numbers are recorded by the enter program, after the cgroup filter, and
 //!   named with the x86_64 table in [`syscall_names`]. The set includes runc's own setup calls
 //!   (it runs in the cgroup), so it is a superset of what the app needs.
 
@@ -58,65 +62,10 @@ use crate::{sys, Error, Result};
 
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/trace.bpf.o"));
 
-/// The syscalls whose enter/exit tracepoints carry a path; the BPF program dispatches on the
-/// syscall number, so one program serves them all.
-const PATH_SYSCALLS: &[&str] = &[
-    "openat",
-    "openat2",
-    "open",
-    "execve",
-    "execveat",
-    "newfstatat",
-    "statx",
-    "newstat",
-    "newlstat",
-    "readlink",
-    "readlinkat",
-    "access",
-    "faccessat",
-    "faccessat2",
-    "creat",
-    "chdir",
-    "mkdir",
-    "mkdirat",
-    "rmdir",
-    "unlink",
-    "unlinkat",
-    "rename",
-    "renameat",
-    "renameat2",
-    "link",
-    "linkat",
-    "chmod",
-    "fchmodat",
-    "fchmodat2",
-    "chown",
-    "lchown",
-    "fchownat",
-    "truncate",
-    "utime",
-    "utimes",
-    "futimesat",
-    "utimensat",
-    "statfs",
-    "mknod",
-    "mknodat",
-    "setxattr",
-    "lsetxattr",
-    "getxattr",
-    "lgetxattr",
-    "listxattr",
-    "llistxattr",
-    "removexattr",
-    "lremovexattr",
-    "inotify_add_watch",
-    "name_to_handle_at",
-];
 
 // Program names start with `minify_` so leftovers are easy to spot in `bpftool prog show`.
 const ENTER_PROGRAM: &str = "minify_enter";
 const EXIT_PROGRAM: &str = "minify_exit";
-const RAW_ENTER_PROGRAM: &str = "minify_sysnr";
 const CONFIG_MAP: &str = "minify_config";
 const EVENTS_MAP: &str = "minify_events";
 const LOST_MAP: &str = "minify_lost";
@@ -295,29 +244,9 @@ impl EbpfSensor {
             }
             Ok(attached)
         };
-        let enter_names: Vec<String> = PATH_SYSCALLS
-            .iter()
-            .map(|s| format!("sys_enter_{s}"))
-            .collect();
-        let exit_names: Vec<String> = PATH_SYSCALLS
-            .iter()
-            .map(|s| format!("sys_exit_{s}"))
-            .collect();
-        // Exits first: an enter without its exit would leave pending entries behind.
-        attach(&mut bpf, EXIT_PROGRAM, "syscalls", &exit_names)?;
-        let attached = attach(&mut bpf, ENTER_PROGRAM, "syscalls", &enter_names)?;
-        if attached == 0 {
-            return Err(Error::Sensor {
-                message: "none of the path syscall tracepoints exist".into(),
-                hint: "The kernel needs CONFIG_FTRACE_SYSCALLS".into(),
-            });
-        }
-        attach(
-            &mut bpf,
-            RAW_ENTER_PROGRAM,
-            "raw_syscalls",
-            &["sys_enter".to_string()],
-        )?;
+        // Exit first: an enter without its exit would leave pending entries behind.
+        attach(&mut bpf, EXIT_PROGRAM, "raw_syscalls", &["sys_exit".to_string()])?;
+        attach(&mut bpf, ENTER_PROGRAM, "raw_syscalls", &["sys_enter".to_string()])?;
         sensor.links = links;
         sensor.programs = Some(bpf);
         Ok(sensor)

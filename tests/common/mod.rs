@@ -214,20 +214,57 @@ pub fn minify(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Names of minify's cgroup directories still present under the unified hierarchy.
+/// minify's cgroup directories whose minify process is gone (leaks).
 pub fn leftover_cgroups() -> Vec<String> {
     std::fs::read_dir("/sys/fs/cgroup/unified")
         .map(|dir| {
             dir.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("minify-"))
+                .filter(|n| n.starts_with("minify-") && !owner_alive(n))
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// Containers carrying minify's owner label.
+/// Whether the minify process whose pid is in a run name (`minify-<pid>-<nanos>`) still runs.
+fn owner_alive(run_name: &str) -> bool {
+    run_name
+        .split('-')
+        .find_map(|part| part.parse::<u32>().ok())
+        .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Names of the containers a given minify process created.
+pub fn containers_of(pid: u32) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=dev.minify.run",
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .filter(|name| name.split('-').any(|part| part == pid.to_string()))
+    .map(String::from)
+    .collect()
+}
+
+/// Containers carrying minify's owner label whose minify process is gone: leaks. (Containers of
+/// a minify still running elsewhere on the machine are not this test's business.)
 pub fn leftover_containers() -> String {
-    docker(&["ps", "-aq", "--filter", "label=dev.minify.run"])
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=dev.minify.run",
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .filter(|name| !owner_alive(name))
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 /// Serialises the tests of one binary that use the daemon and the sensor: they count leftovers
