@@ -21,9 +21,14 @@ const RSS_TARGET_MB: f64 = 100.0;
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("bench") => bench(args.iter().any(|a| a == "--big")),
+        // --overhead: only the sensor-overhead section.
+        Some("bench") if args.iter().any(|a| a == "--overhead") => sensor_overhead(),
+        Some("bench") => {
+            bench(args.iter().any(|a| a == "--big"))?;
+            sensor_overhead()
+        }
         _ => {
-            eprintln!("usage: cargo xtask bench [--big]");
+            eprintln!("usage: cargo xtask bench [--big | --overhead]");
             std::process::exit(2)
         }
     }
@@ -191,6 +196,189 @@ fn tempfile_dir() -> Result<PathBuf> {
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Sensor overhead: requests per second and p99 latency of the nginx fixture with no sensor,
+/// under the eBPF sensor and under the ptrace sensor, measured in one run with the same bounded
+/// loopback load (`OVERHEAD_CLIENTS` clients for `OVERHEAD_SECONDS`, one HTTP/1.0 request per
+/// connection, so every request costs nginx accept/read/open/sendfile/close syscalls). The
+/// sensed runs use `minify build --continue-after`, loading its container while the sensor
+/// records; the table prints ratios to the no-sensor run.
+fn sensor_overhead() -> Result<()> {
+    const IMAGE: &str = "minify-fixture/nginx:1";
+    let minify = root().join("target/release/minify");
+    println!();
+    println!(
+        "sensor overhead on {IMAGE}: {OVERHEAD_CLIENTS} loopback clients x {}s",
+        OVERHEAD_SECONDS.as_secs()
+    );
+    println!(
+        "{:<8} {:>10} {:>10} {:>10} {:>10}",
+        "sensor", "req/s", "p99 ms", "req/s %", "p99 x"
+    );
+    let mut baseline: Option<Load> = None;
+    for sensor in ["none", "ebpf", "ptrace"] {
+        let load = if sensor == "none" {
+            overhead_plain(IMAGE)?
+        } else {
+            overhead_sensed(&minify, IMAGE, sensor)?
+        };
+        let base = baseline.get_or_insert(load);
+        println!(
+            "{sensor:<8} {:>10.0} {:>10.2} {:>9.1}% {:>10.2}",
+            load.rps,
+            load.p99_ms,
+            load.rps / base.rps * 100.0,
+            load.p99_ms / base.p99_ms
+        );
+    }
+    println!("target: eBPF keeps at least 95% of the no-sensor throughput");
+    Ok(())
+}
+
+const OVERHEAD_CLIENTS: usize = 4;
+const OVERHEAD_SECONDS: Duration = Duration::from_secs(5);
+/// Time given to minify's own work (image read, probes) before a sensed run is loaded.
+const OVERHEAD_SETTLE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    rps: f64,
+    p99_ms: f64,
+}
+
+fn host_port(container: &str, port: u16) -> Result<u16> {
+    let out = Command::new("docker")
+        .args(["port", container, &format!("{port}/tcp")])
+        .output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .context("no published port")
+}
+
+fn overhead_plain(image: &str) -> Result<Load> {
+    let name = format!("minify-bench-overhead-{}", std::process::id());
+    run_ok(Command::new("docker").args([
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        "127.0.0.1::80",
+        image,
+    ]))?;
+    let result = host_port(&name, 80).and_then(generate_load);
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    result
+}
+
+/// Starts `minify build --sensor SENSOR --continue-after N`, finds its container by minify's
+/// label once it answers, loads it, then lets minify finish and cleans up.
+fn overhead_sensed(minify: &Path, image: &str, sensor: &str) -> Result<Load> {
+    let dir = tempfile_dir()?;
+    let tag = format!("minify-bench/overhead:{sensor}-{}", std::process::id());
+    let mut child = Command::new(minify)
+        .args([
+            "build",
+            image,
+            "--sensor",
+            sensor,
+            "--continue-after",
+            "25",
+            "--tag",
+            &tag,
+        ])
+        .arg("--report")
+        .arg(dir.join("report.json"))
+        .stderr(Stdio::null())
+        .spawn()?;
+    let result = (|| -> Result<Load> {
+        let until = Instant::now() + Duration::from_secs(60);
+        let container = loop {
+            let out = Command::new("docker")
+                .args(["ps", "-q", "--filter", "label=dev.minify.run"])
+                .output()?;
+            let ids = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if let Some(id) = ids.lines().next() {
+                if host_port(id, 80).is_ok() {
+                    break id.to_string();
+                }
+            }
+            if Instant::now() > until {
+                bail!("minify --sensor {sensor} never started its container");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // minify reads the image and probes while the container starts: let that finish so
+        // the load competes with the sensor only.
+        std::thread::sleep(OVERHEAD_SETTLE);
+        generate_load(host_port(&container, 80)?)
+    })();
+    let finished = child.wait();
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+    let _ = std::fs::remove_dir_all(&dir);
+    if !finished?.success() && result.is_ok() {
+        bail!("minify build --sensor {sensor} failed");
+    }
+    result
+}
+
+/// One request per connection from `OVERHEAD_CLIENTS` threads for `OVERHEAD_SECONDS`, after the
+/// server answers a first request. Loopback only; bounded in time and concurrency.
+fn generate_load(port: u16) -> Result<Load> {
+    use std::io::{Read, Write};
+    let request = |port: u16| -> std::io::Result<()> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut sink = Vec::with_capacity(2048);
+        stream.read_to_end(&mut sink)?;
+        if !sink.starts_with(b"HTTP/1.1 200") {
+            return Err(std::io::Error::other("not a 200 answer"));
+        }
+        Ok(())
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while request(port).is_err() {
+        if Instant::now() > until {
+            bail!("port {port} never answered");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..OVERHEAD_CLIENTS)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    while started.elapsed() < OVERHEAD_SECONDS {
+                        let sent = Instant::now();
+                        if request(port).is_ok() {
+                            mine.push(sent.elapsed());
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    if latencies.is_empty() {
+        bail!("no request succeeded");
+    }
+    latencies.sort_unstable();
+    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
+    Ok(Load {
+        rps: latencies.len() as f64 / elapsed,
+        p99_ms: p99.as_secs_f64() * 1000.0,
+    })
 }
 
 /// `minify xray` against `dive --ci` on the ≥ 700 MB fixture, in one run: wall-clock and peak
