@@ -318,6 +318,39 @@ pub fn default_slim_tag(image: &str) -> String {
     format!("{repo}.slim:{}", tag.unwrap_or("latest"))
 }
 
+/// `minify verify ORIGINAL SLIM`: probes the original, replays the same requests on the slim
+/// image, prints the differences; [`Error::VerifyFailed`] if there are any.
+pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
+    let file = args.probe.load()?;
+    let docker = crate::docker::Bollard::connect().await?;
+    let (original, verification) = crate::verify::verify_images(
+        &docker,
+        &args.original,
+        &args.slim,
+        |ports| args.probe.plan(file.as_ref(), ports),
+        args.probe.stop_timeout as i64,
+    )
+    .await?;
+    if let Some(path) = &args.report {
+        let json = serde_json::json!({ "original": original, "verification": verification });
+        std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap_or_default())
+            .map_err(Error::io(format!("writing {}", path.display())))?;
+    }
+    if !verification.passed() {
+        return Err(Error::VerifyFailed {
+            image: args.slim.clone(),
+            differences: verification.describe(),
+        });
+    }
+    eprintln!(
+        "verify: {} answered all {} probes like {}",
+        args.slim,
+        verification.probes.len(),
+        args.original
+    );
+    Ok(exit::OK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,8 +399,14 @@ mod tests {
         assert_eq!(args(&[]).unwrap().tag, "app.slim:1");
         assert!(matches!(args(&["--tag", "Bad Tag"]), Err(Error::Usage(_))));
         assert!(matches!(args(&["--exclude", "["]), Err(Error::Usage(_))));
-        assert!(matches!(args(&["--include-path", "relative"]), Err(Error::Usage(_))));
-        assert!(matches!(args(&["--probes", "/nonexistent.yaml"]), Err(Error::Usage(_))));
+        assert!(matches!(
+            args(&["--include-path", "relative"]),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            args(&["--probes", "/nonexistent.yaml"]),
+            Err(Error::Usage(_))
+        ));
         let continued = args(&["--continue-after", "signal"]).unwrap();
         assert_eq!(continued.continue_after, Some(ContinueAfter::Signal));
         assert!(matches!(
@@ -379,37 +418,4 @@ mod tests {
             Err(Error::Usage(_))
         ));
     }
-}
-
-/// `minify verify ORIGINAL SLIM`: probes the original, replays the same requests on the slim
-/// image, prints the differences; [`Error::VerifyFailed`] if there are any.
-pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
-    let file = args.probe.load()?;
-    let docker = crate::docker::Bollard::connect().await?;
-    let (original, verification) = crate::verify::verify_images(
-        &docker,
-        &args.original,
-        &args.slim,
-        |ports| args.probe.plan(file.as_ref(), ports),
-        args.probe.stop_timeout as i64,
-    )
-    .await?;
-    if let Some(path) = &args.report {
-        let json = serde_json::json!({ "original": original, "verification": verification });
-        std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap_or_default())
-            .map_err(Error::io(format!("writing {}", path.display())))?;
-    }
-    if !verification.passed() {
-        return Err(Error::VerifyFailed {
-            image: args.slim.clone(),
-            differences: verification.describe(),
-        });
-    }
-    eprintln!(
-        "verify: {} answered all {} probes like {}",
-        args.slim,
-        verification.probes.len(),
-        args.original
-    );
-    Ok(exit::OK)
 }
