@@ -327,7 +327,9 @@ impl TryFrom<RawWaitStrategy> for WaitStrategy {
             RawWaitStrategy::Word(word) => match word.as_str() {
                 "http" => Ok(WaitStrategy::Http),
                 "tcp" => Ok(WaitStrategy::Tcp),
-                _ => Err(format!("expected http, tcp or {{delay_ms: N}}, got {word:?}")),
+                _ => Err(format!(
+                    "expected http, tcp or {{delay_ms: N}}, got {word:?}"
+                )),
             },
             RawWaitStrategy::Delay { delay_ms } => Ok(WaitStrategy::DelayMs(delay_ms)),
         }
@@ -633,7 +635,10 @@ mod tests {
         let mut checked = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
                 ProbeFile::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 checked += 1;
             }

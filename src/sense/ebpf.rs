@@ -62,7 +62,6 @@ use crate::{sys, Error, Result};
 
 static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/trace.bpf.o"));
 
-
 // Program names start with `minify_` so leftovers are easy to spot in `bpftool prog show`.
 const ENTER_PROGRAM: &str = "minify_enter";
 const EXIT_PROGRAM: &str = "minify_exit";
@@ -245,8 +244,18 @@ impl EbpfSensor {
             Ok(attached)
         };
         // Exit first: an enter without its exit would leave pending entries behind.
-        attach(&mut bpf, EXIT_PROGRAM, "raw_syscalls", &["sys_exit".to_string()])?;
-        attach(&mut bpf, ENTER_PROGRAM, "raw_syscalls", &["sys_enter".to_string()])?;
+        attach(
+            &mut bpf,
+            EXIT_PROGRAM,
+            "raw_syscalls",
+            &["sys_exit".to_string()],
+        )?;
+        attach(
+            &mut bpf,
+            ENTER_PROGRAM,
+            "raw_syscalls",
+            &["sys_enter".to_string()],
+        )?;
         sensor.links = links;
         sensor.programs = Some(bpf);
         Ok(sensor)
