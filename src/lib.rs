@@ -18,7 +18,7 @@ pub mod run;
 pub mod seccomp;
 pub mod sense;
 pub mod sys;
-pub mod xray;
 pub mod verify;
+pub mod xray;
 
 pub use error::{Error, Result};
