@@ -100,15 +100,24 @@ pub fn compare(original: &[ProbeResult], slim: &[ProbeResult]) -> Vec<Difference
     differences
 }
 
-/// Runs `image` (no sensor), waits for `readiness`, replays `steps`, stops and removes it.
-pub async fn replay_on<D: DockerApi>(
+/// What to do with a container once it is ready.
+enum Drive<'a> {
+    /// Run a plan (crawls expand into the requests they make).
+    Plan(&'a Plan),
+    /// Replay concrete steps of an earlier run.
+    Replay(&'a [Step]),
+}
+
+/// Runs `image` (no sensor) with `ports` published, waits for `readiness`, drives it, stops and
+/// removes it (also on error or Ctrl-C). Returns the steps that ran and their results.
+async fn probe_image<D: DockerApi>(
     docker: &D,
     image: &str,
-    readiness: &BTreeMap<u16, (WaitStrategy, Duration)>,
     ports: &[u16],
-    steps: &[Step],
+    readiness: &BTreeMap<u16, (WaitStrategy, Duration)>,
+    drive: Drive<'_>,
     stop_timeout_secs: i64,
-) -> Result<Vec<ProbeResult>> {
+) -> Result<(Vec<Step>, Vec<ProbeResult>)> {
     let name = run::unique_run_name("minify-verify");
     let publish: Vec<String> = ports.iter().map(|p| format!("{p}/tcp")).collect();
     let spec = run::container_spec(&name, image, &publish);
@@ -130,14 +139,32 @@ pub async fn replay_on<D: DockerApi>(
                 message: format!("{image}: {message}"),
             });
         }
-        let results = target.replay(steps, &client).await;
+        let ran = match drive {
+            Drive::Plan(plan) => target.run_plan(plan, &client).await,
+            Drive::Replay(steps) => (steps.to_vec(), target.replay(steps, &client).await),
+        };
         docker.stop_container(&id, stop_timeout_secs).await?;
-        Ok(results)
+        Ok(ran)
     })
     .await;
     let removed = docker.remove_container(&name).await;
-    let results = outcome?;
+    let ran = outcome?;
     removed?;
+    Ok(ran)
+}
+
+/// Runs `image` (no sensor), waits for `readiness`, replays `steps`, stops and removes it.
+pub async fn replay_on<D: DockerApi>(
+    docker: &D,
+    image: &str,
+    readiness: &BTreeMap<u16, (WaitStrategy, Duration)>,
+    ports: &[u16],
+    steps: &[Step],
+    stop_timeout_secs: i64,
+) -> Result<Vec<ProbeResult>> {
+    let drive = Drive::Replay(steps);
+    let (_, results) =
+        probe_image(docker, image, ports, readiness, drive, stop_timeout_secs).await?;
     Ok(results)
 }
 
@@ -154,32 +181,15 @@ pub async fn verify_images<D: DockerApi>(
     docker.inspect_image(slim).await?;
     let plan = plan_for(&tcp_ports(&source.exposed_ports));
     let ports = plan.ports();
-    let name = run::unique_run_name("minify-verify");
-    let publish: Vec<String> = ports.iter().map(|p| format!("{p}/tcp")).collect();
-    let spec = run::container_spec(&name, original, &publish);
-    let outcome = crate::pipeline::interruptible(async {
-        let id = run::create_and_start(docker, &spec, &[]).await?;
-        let state = run::require_running(docker, &id).await?;
-        let target = Target {
-            docker,
-            container: &id,
-            published: published_ports(&state.published),
-        };
-        let client = http::client(Duration::from_secs(10));
-        target
-            .wait_ready(&plan.readiness, &client)
-            .await
-            .map_err(|message| Error::Probe {
-                message: format!("{original}: {message}"),
-            })?;
-        let ran = target.run_plan(&plan, &client).await;
-        docker.stop_container(&id, stop_timeout_secs).await?;
-        Ok(ran)
-    })
-    .await;
-    let removed = docker.remove_container(&name).await;
-    let (steps, original_results) = outcome?;
-    removed?;
+    let (steps, original_results) = probe_image(
+        docker,
+        original,
+        &ports,
+        &plan.readiness,
+        Drive::Plan(&plan),
+        stop_timeout_secs,
+    )
+    .await?;
     let failed: Vec<String> = original_results
         .iter()
         .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.request)))
