@@ -47,6 +47,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Build(args) => {
             // Flags are checked before any daemon or kernel work starts.
             let options = args.validate()?;
+            if args.gates.ci {
+                args.gates.gates()?;
+            }
             let spinner = Spinner::new();
             let report = runtime.block_on(async {
                 let docker = Bollard::connect().await?;
@@ -60,6 +63,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 for (phase, ms) in &report.timings.phases {
                     eprintln!("  {phase:<22} {:>8.3}s", *ms as f64 / 1000.0);
                 }
+            }
+            if args.gates.ci {
+                return Ok(minify::cli::xray::gate_built_image(
+                    &report.result.name,
+                    &args.gates,
+                )?);
             }
             Ok(exit::OK)
         }

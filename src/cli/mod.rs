@@ -186,6 +186,9 @@ pub struct BuildArgs {
     /// Where to write the generated seccomp profile [default: next to the report, REPORT.seccomp.json].
     #[arg(long, value_name = "FILE")]
     pub seccomp: Option<PathBuf>,
+    /// CI gates (`--ci` and thresholds, as for `minify xray`) checked on the slim image.
+    #[command(flatten)]
+    pub gates: xray::GateArgs,
 }
 
 impl BuildArgs {
