@@ -15,6 +15,7 @@ use flate2::read::MultiGzDecoder;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::manifest::{self, archive_error};
 use crate::{Error, Result};
 
 /// Members bigger than this cannot be JSON metadata; refusing them keeps a hostile archive from
@@ -127,13 +128,6 @@ pub fn spool_tarball(path: &Path) -> Result<SpooledImage> {
         spool_docker_archive(MultiGzDecoder::new(reader), None)
     } else {
         spool_docker_archive(reader, None)
-    }
-}
-
-fn archive_error(context: impl Into<String>, message: impl ToString) -> Error {
-    Error::Archive {
-        context: context.into(),
-        message: message.to_string(),
     }
 }
 
@@ -311,26 +305,14 @@ fn spool_member<R: Read>(
 }
 
 /// One image as the manifest describes it, with member names normalised.
-struct ImageRefs {
-    config: String,
-    layers: Vec<String>,
-    repo_tags: Vec<String>,
-}
-
 fn resolve_image(
     dir: tempfile::TempDir,
     members: HashMap<String, SpooledMember>,
 ) -> Result<SpooledImage> {
-    let refs = if let Some(manifest) = members.get("/manifest.json") {
-        docker_manifest_refs(&read_json(manifest, "manifest.json")?)?
-    } else if let Some(index) = members.get("/index.json") {
-        oci_index_refs(&read_json(index, "index.json")?, &members)?
-    } else {
-        return Err(archive_error(
-            "image archive",
-            "no manifest.json or index.json found: not a docker save / OCI archive, or truncated",
-        ));
-    };
+    let refs = manifest::image_refs(
+        |name| members.contains_key(name),
+        |name| read_json(lookup(&members, name, "manifest")?, name),
+    )?;
 
     let config_member = lookup(&members, &refs.config, "config")?;
     let config_bytes = read_bounded(config_member, &refs.config)?;
@@ -419,117 +401,6 @@ fn read_bounded(member: &SpooledMember, name: &str) -> Result<Vec<u8>> {
 fn read_json(member: &SpooledMember, name: &str) -> Result<Value> {
     let bytes = read_bounded(member, name)?;
     serde_json::from_slice(&bytes).map_err(|e| archive_error(name.to_string(), e))
-}
-
-fn reference_name(reference: &str) -> Result<String> {
-    crate::image::flatten::normalize_path(reference)
-        .filter(|name| name != "/")
-        .ok_or_else(|| archive_error("manifest", format!("bad member reference {reference:?}")))
-}
-
-fn docker_manifest_refs(manifest: &Value) -> Result<ImageRefs> {
-    let first = manifest
-        .as_array()
-        .and_then(|images| images.first())
-        .ok_or_else(|| archive_error("manifest.json", "expected a non-empty array of images"))?;
-    let config = first
-        .get("Config")
-        .and_then(Value::as_str)
-        .ok_or_else(|| archive_error("manifest.json", "image without a Config"))?;
-    let layers = first
-        .get("Layers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| archive_error("manifest.json", "image without Layers"))?
-        .iter()
-        .map(|layer| {
-            layer
-                .as_str()
-                .ok_or_else(|| archive_error("manifest.json", "a layer reference is not a string"))
-                .and_then(reference_name)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let repo_tags = first
-        .get("RepoTags")
-        .and_then(Value::as_array)
-        .map(|tags| {
-            tags.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(ImageRefs {
-        config: reference_name(config)?,
-        layers,
-        repo_tags,
-    })
-}
-
-/// `sha256:<hex>` → `/blobs/sha256/<hex>`, refusing digests that could escape the blob dir.
-fn blob_name(digest: &str) -> Result<String> {
-    let (algorithm, hex) = digest
-        .split_once(':')
-        .ok_or_else(|| archive_error("index.json", format!("bad digest {digest:?}")))?;
-    let clean = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
-    if !clean(algorithm) || !clean(hex) {
-        return Err(archive_error(
-            "index.json",
-            format!("bad digest {digest:?}"),
-        ));
-    }
-    Ok(format!("/blobs/{algorithm}/{hex}"))
-}
-
-fn descriptor_digest<'a>(descriptor: &'a Value, what: &str) -> Result<&'a str> {
-    descriptor
-        .get("digest")
-        .and_then(Value::as_str)
-        .ok_or_else(|| archive_error(what.to_string(), "descriptor without a digest"))
-}
-
-fn oci_index_refs(index: &Value, members: &HashMap<String, SpooledMember>) -> Result<ImageRefs> {
-    let mut descriptor = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .and_then(|m| m.first())
-        .ok_or_else(|| archive_error("index.json", "no manifests"))?
-        .clone();
-    let repo_tags = descriptor
-        .pointer("/annotations/io.containerd.image.name")
-        .or_else(|| descriptor.pointer("/annotations/org.opencontainers.image.ref.name"))
-        .and_then(Value::as_str)
-        .map(|tag| vec![tag.to_string()])
-        .unwrap_or_default();
-    // A nested index (multi-platform) points at further indexes; a few hops at most.
-    for _ in 0..4 {
-        let name = blob_name(descriptor_digest(&descriptor, "index.json")?)?;
-        let manifest = read_json(lookup(members, &name, "manifest")?, &name)?;
-        if let Some(nested) = manifest
-            .get("manifests")
-            .and_then(Value::as_array)
-            .and_then(|m| m.first())
-        {
-            descriptor = nested.clone();
-            continue;
-        }
-        let config_digest = manifest
-            .get("config")
-            .ok_or_else(|| archive_error(name.clone(), "manifest without a config"))
-            .and_then(|c| descriptor_digest(c, &name))?;
-        let layers = manifest
-            .get("layers")
-            .and_then(Value::as_array)
-            .ok_or_else(|| archive_error(name.clone(), "manifest without layers"))?
-            .iter()
-            .map(|layer| descriptor_digest(layer, &name).and_then(blob_name))
-            .collect::<Result<Vec<_>>>()?;
-        return Ok(ImageRefs {
-            config: blob_name(config_digest)?,
-            layers,
-            repo_tags,
-        });
-    }
-    Err(archive_error("index.json", "index nesting too deep"))
 }
 
 /// `sha256:<hex>` of `bytes`.

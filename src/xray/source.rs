@@ -15,6 +15,7 @@ use flate2::read::MultiGzDecoder;
 use serde_json::Value;
 
 use super::scan::{normalize, scan_layer, HashPolicy, LayerScan};
+use crate::image::manifest::{archive_error, image_refs, ImageRefs};
 use crate::{Error, Result};
 
 /// JSON members larger than this are not metadata; refusing them bounds memory.
@@ -34,13 +35,6 @@ pub struct RawImage {
     pub source: String,
     /// `sha256:` of the config bytes: the image id.
     pub id: String,
-}
-
-fn archive_error(context: impl Into<String>, message: impl ToString) -> Error {
-    Error::Archive {
-        context: context.into(),
-        message: message.to_string(),
-    }
 }
 
 /// Counts bytes pulled through it so a truncated member can be told from a short one.
@@ -205,27 +199,6 @@ fn json(members: &HashMap<String, Member>, name: &str) -> Result<Value> {
     }
 }
 
-fn member_ref(reference: &str) -> Result<String> {
-    normalize(reference.as_bytes())
-        .ok()
-        .flatten()
-        .ok_or_else(|| archive_error("manifest", format!("bad member reference {reference:?}")))
-}
-
-fn blob_ref(digest: &str) -> Result<String> {
-    let (algorithm, hex) = digest
-        .split_once(':')
-        .ok_or_else(|| archive_error("index.json", format!("bad digest {digest:?}")))?;
-    let clean = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
-    if !clean(algorithm) || !clean(hex) {
-        return Err(archive_error(
-            "index.json",
-            format!("bad digest {digest:?}"),
-        ));
-    }
-    Ok(format!("/blobs/{algorithm}/{hex}"))
-}
-
 fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
@@ -240,77 +213,14 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 
 /// Orders the scanned layers as the manifest (or OCI index) says.
 fn assemble(mut members: HashMap<String, Member>) -> Result<RawImage> {
-    let (config_ref, layer_refs, repo_tags) = if members.contains_key("/manifest.json") {
-        let manifest = json(&members, "/manifest.json")?;
-        let first = manifest
-            .as_array()
-            .and_then(|a| a.first())
-            .ok_or_else(|| archive_error("manifest.json", "expected a non-empty array"))?;
-        let config = first
-            .get("Config")
-            .and_then(Value::as_str)
-            .ok_or_else(|| archive_error("manifest.json", "image without a Config"))?;
-        let layers = strings(first.get("Layers"))
-            .iter()
-            .map(|l| member_ref(l))
-            .collect::<Result<Vec<_>>>()?;
-        (member_ref(config)?, layers, strings(first.get("RepoTags")))
-    } else if members.contains_key("/index.json") {
-        let index = json(&members, "/index.json")?;
-        let mut descriptor = index
-            .pointer("/manifests/0")
-            .cloned()
-            .ok_or_else(|| archive_error("index.json", "no manifests"))?;
-        let tags: Vec<String> = descriptor
-            .pointer("/annotations/io.containerd.image.name")
-            .or_else(|| descriptor.pointer("/annotations/org.opencontainers.image.ref.name"))
-            .and_then(Value::as_str)
-            .map(|t| vec![t.to_string()])
-            .unwrap_or_default();
-        let mut found = None;
-        for _ in 0..4 {
-            let digest = descriptor
-                .get("digest")
-                .and_then(Value::as_str)
-                .ok_or_else(|| archive_error("index.json", "descriptor without a digest"))?;
-            let manifest = json(&members, &blob_ref(digest)?)?;
-            if let Some(nested) = manifest.pointer("/manifests/0") {
-                descriptor = nested.clone();
-                continue;
-            }
-            let config = manifest
-                .pointer("/config/digest")
-                .and_then(Value::as_str)
-                .ok_or_else(|| archive_error("OCI manifest", "no config digest"))?;
-            let layers = manifest
-                .get("layers")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .map(|l| {
-                            l.get("digest")
-                                .and_then(Value::as_str)
-                                .ok_or_else(|| {
-                                    archive_error("OCI manifest", "layer without digest")
-                                })
-                                .and_then(blob_ref)
-                        })
-                        .collect::<Result<Vec<_>>>()
-                })
-                .transpose()?
-                .unwrap_or_default();
-            found = Some((blob_ref(config)?, layers));
-            break;
-        }
-        let (config, layers) =
-            found.ok_or_else(|| archive_error("index.json", "indexes nested too deeply"))?;
-        (config, layers, tags)
-    } else {
-        return Err(archive_error(
-            "image archive",
-            "no manifest.json or index.json: not a docker save / OCI archive, or truncated",
-        ));
-    };
+    let ImageRefs {
+        config: config_ref,
+        layers: layer_refs,
+        repo_tags,
+    } = image_refs(
+        |name| members.contains_key(name),
+        |name| json(&members, name),
+    )?;
     let config = json(&members, &config_ref)?;
     let id = match members.get(&config_ref) {
         Some(Member::Json(bytes)) => format!(
