@@ -12,7 +12,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
-[[ $(id -u) == 0 ]] || die "run as root (sudo $0): installs packages, starts dockerd, loads BPF"
+[[ $(id -u) == 0 ]] || die "run as root (e.g. sudo $0): installs packages, starts dockerd, loads BPF"
 
 # --- 1. packages ------------------------------------------------------------------------------
 PACKAGES=(
