@@ -47,7 +47,7 @@ pub struct ContainerState {
     pub running: bool,
     pub exit_code: i64,
     pub oom_killed: bool,
-    /// Container port (`80/tcp`) → host port on 127.0.0.1.
+    /// Container port (`80/tcp`) → published host port (see [`publish_address`]).
     pub published: BTreeMap<String, u16>,
 }
 
@@ -102,10 +102,57 @@ impl Bollard {
         docker.ping().await.map_err(unreachable)?;
         Ok(Bollard { docker, endpoint })
     }
+}
 
-    /// Whether the daemon runs on this host (so a host-side kernel sensor can see its containers).
-    pub fn is_local(&self) -> bool {
-        self.endpoint.starts_with("unix://") || self.endpoint.starts_with('/')
+/// Whether a Docker endpoint is on this host (so a host-side kernel sensor can see its
+/// containers). A daemon that claims a local socket but runs in a VM (Docker Desktop) looks local.
+pub fn endpoint_is_local(endpoint: &str) -> bool {
+    endpoint.starts_with("unix://") || endpoint.starts_with('/')
+}
+
+/// Where a container's ports are published and where minify reaches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishAddress {
+    /// `HostIp` of the port bindings.
+    pub bind_ip: String,
+    /// The host probes connect to (and `{host}` in host-command probes).
+    pub probe_host: String,
+}
+
+/// For a local daemon (or one reached through loopback) ports are published on 127.0.0.1 only,
+/// so the app under test is not exposed to the network. A remote daemon's loopback is out of
+/// reach, so there they are published on all its addresses and probed at the endpoint's host.
+pub fn publish_address(endpoint: &str) -> PublishAddress {
+    let loopback = PublishAddress {
+        bind_ip: "127.0.0.1".into(),
+        probe_host: "127.0.0.1".into(),
+    };
+    let Some((_, rest)) = endpoint.split_once("://") else {
+        return loopback;
+    };
+    if !["tcp", "http", "https", "ssh"]
+        .iter()
+        .any(|scheme| endpoint.starts_with(&format!("{scheme}://")))
+    {
+        return loopback;
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let is_loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if host.is_empty() || is_loopback {
+        return loopback;
+    }
+    PublishAddress {
+        bind_ip: if host.contains(':') { "::" } else { "0.0.0.0" }.into(),
+        probe_host: host.to_string(),
     }
 }
 
@@ -206,7 +253,7 @@ impl DockerApi for Bollard {
             .iter()
             .map(|port| {
                 let binding = PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
+                    host_ip: Some(publish_address(&self.endpoint).bind_ip),
                     host_port: Some(String::new()),
                 };
                 (port.clone(), Some(vec![binding]))
@@ -377,5 +424,50 @@ impl DockerApi for Bollard {
             .await
             .map_err(api_error("inspect exec"))?;
         Ok((inspected.exit_code.unwrap_or(-1), output))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_and_loopback_endpoints_publish_on_loopback_only() {
+        for endpoint in [
+            "unix:///var/run/docker.sock",
+            "/var/run/docker.sock",
+            "tcp://127.0.0.1:2375",
+            "tcp://localhost:2375",
+            "tcp://[::1]:2375",
+            "ssh://me@127.0.0.1",
+        ] {
+            let address = publish_address(endpoint);
+            assert_eq!(address.bind_ip, "127.0.0.1", "{endpoint}");
+            assert_eq!(address.probe_host, "127.0.0.1", "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn remote_endpoints_are_probed_at_their_host() {
+        for (endpoint, host, bind) in [
+            ("tcp://10.0.0.5:2376", "10.0.0.5", "0.0.0.0"),
+            ("https://build.example:2376", "build.example", "0.0.0.0"),
+            ("ssh://me@build.example:2222", "build.example", "0.0.0.0"),
+            ("ssh://build.example", "build.example", "0.0.0.0"),
+            ("tcp://[fd00::5]:2375", "fd00::5", "::"),
+        ] {
+            let address = publish_address(endpoint);
+            assert_eq!(address.probe_host, host, "{endpoint}");
+            assert_eq!(address.bind_ip, bind, "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn only_sockets_count_as_local_for_host_side_sensors() {
+        assert!(endpoint_is_local("unix:///var/run/docker.sock"));
+        assert!(endpoint_is_local("/var/run/docker.sock"));
+        // a loopback TCP endpoint may be a tunnel to another machine
+        assert!(!endpoint_is_local("tcp://127.0.0.1:2375"));
+        assert!(!endpoint_is_local("ssh://me@host"));
     }
 }

@@ -402,11 +402,7 @@ async fn observe<D: DockerApi>(
             .or(Some(ContinueAfter::Duration(wait)))
     } else {
         let client = http::client(options.crawl.request_timeout);
-        let target = Target {
-            docker,
-            container: &id,
-            published: verify::published_ports(&state.published),
-        };
+        let target = Target::new(docker, &id, verify::published_ports(&state.published));
         if let Err(message) = target.wait_ready(&plan.readiness, &client).await {
             let state = docker.inspect_container(&id).await?;
             if !state.running {

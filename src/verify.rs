@@ -124,11 +124,7 @@ async fn probe_image<D: DockerApi>(
     let outcome = crate::pipeline::interruptible(async {
         let id = run::create_and_start(docker, &spec, &[]).await?;
         let state = run::require_running(docker, &id).await?;
-        let target = Target {
-            docker,
-            container: &id,
-            published: published_ports(&state.published),
-        };
+        let target = Target::new(docker, &id, published_ports(&state.published));
         let client = http::client(Duration::from_secs(10));
         if let Err(message) = target.wait_ready(readiness, &client).await {
             let state = docker.inspect_container(&id).await?;

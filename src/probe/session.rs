@@ -192,11 +192,32 @@ impl Plan {
 pub struct Target<'a, D> {
     pub docker: &'a D,
     pub container: &'a str,
-    /// Container port → published host port on 127.0.0.1.
+    /// Container port → published host port on `host`.
     pub published: BTreeMap<u16, u16>,
+    /// Where the published ports are reached: loopback for a local daemon, the endpoint's
+    /// host for a remote one.
+    pub host: String,
 }
 
-impl<D: DockerApi> Target<'_, D> {
+impl<'a, D: DockerApi> Target<'a, D> {
+    pub fn new(docker: &'a D, container: &'a str, published: BTreeMap<u16, u16>) -> Self {
+        Target {
+            docker,
+            container,
+            published,
+            host: crate::docker::publish_address(docker.endpoint()).probe_host,
+        }
+    }
+
+    /// `host:port` as a URL authority (IPv6 hosts bracketed).
+    fn authority(&self, host_port: u16) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{host_port}", self.host)
+        } else {
+            format!("{}:{host_port}", self.host)
+        }
+    }
+
     fn host_port(&self, port: u16) -> Result<u16, String> {
         self.published
             .get(&port)
@@ -222,8 +243,9 @@ impl<D: DockerApi> Target<'_, D> {
             let deadline = Instant::now() + *timeout;
             match strategy {
                 WaitStrategy::Http => {
-                    let base = reqwest::Url::parse(&format!("http://127.0.0.1:{host_port}/"))
-                        .map_err(|e| e.to_string())?;
+                    let base =
+                        reqwest::Url::parse(&format!("http://{}/", self.authority(host_port)))
+                            .map_err(|e| e.to_string())?;
                     http::wait_until_answering(client, &base, deadline, || self.alive())
                         .await
                         .map_err(|e| format!("port {port}: {e}"))?;
@@ -240,7 +262,9 @@ impl<D: DockerApi> Target<'_, D> {
     async fn wait_tcp(&self, port: u16, host_port: u16, deadline: Instant) -> Result<(), String> {
         let mut delay = Duration::from_millis(50);
         loop {
-            if let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", host_port)).await {
+            if let Ok(stream) =
+                tokio::net::TcpStream::connect((self.host.as_str(), host_port)).await
+            {
                 let mut byte = [0u8; 1];
                 match tokio::time::timeout(Duration::from_millis(300), stream.peek(&mut byte)).await
                 {
@@ -316,7 +340,7 @@ impl<D: DockerApi> Target<'_, D> {
             Scheme::Https => "https",
         };
         let host_port = self.host_port(port)?;
-        reqwest::Url::parse(&format!("{scheme}://127.0.0.1:{host_port}/"))
+        reqwest::Url::parse(&format!("{scheme}://{}/", self.authority(host_port)))
             .map_err(|e| e.to_string())
     }
 
@@ -464,7 +488,8 @@ impl<D: DockerApi> Target<'_, D> {
             Err(message) => return failed(&target, &request, message),
         };
         let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", host_port)).await?;
+            let mut stream =
+                tokio::net::TcpStream::connect((self.host.as_str(), host_port)).await?;
             stream.write_all(send).await?;
             let mut reply = Vec::new();
             let mut buf = [0u8; 4096];
@@ -522,7 +547,7 @@ impl<D: DockerApi> Target<'_, D> {
         let mut filled = command.to_string();
         for placeholder in config::placeholders(command) {
             let value = if placeholder == "host" {
-                "127.0.0.1".to_string()
+                self.host.clone()
             } else {
                 match config::parse_port_placeholder(&placeholder).map(|p| self.host_port(p)) {
                     Some(Ok(host_port)) => host_port.to_string(),

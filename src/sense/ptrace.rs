@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::io::Read;
 
 use super::{ebpf::syscall_name, Access, AccessKind, ContainerHooks, Sensor, Trace};
+use crate::docker::endpoint_is_local;
 use crate::{Error, Result};
 
 /// The static tracer binary.
@@ -49,12 +50,6 @@ pub enum SensorChoice {
 pub struct ChosenSensor {
     pub sensor: Box<dyn Sensor>,
     pub reason: String,
-}
-
-/// Whether a Docker endpoint is on this host (so a host-side kernel sensor can see it).
-/// Same rule as [`crate::docker::Bollard::is_local`], usable with any [`crate::docker::DockerApi`].
-pub fn endpoint_is_local(endpoint: &str) -> bool {
-    endpoint.starts_with("unix://") || endpoint.starts_with('/')
 }
 
 /// Starts the sensor `choice` asks for. `auto` tries eBPF only for a local daemon and falls
@@ -388,8 +383,6 @@ mod tests {
             assert_eq!(chosen.sensor.name(), "ptrace");
             assert!(chosen.reason.contains("not local"), "{}", chosen.reason);
         }
-        assert!(endpoint_is_local("unix:///var/run/docker.sock"));
-        assert!(!endpoint_is_local("tcp://127.0.0.1:2375"));
     }
 
     #[test]

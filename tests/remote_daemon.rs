@@ -1,0 +1,199 @@
+//! `minify build` against a daemon that is not on a local socket, as with a remote
+//! `DOCKER_HOST=tcp://…`: the test serves this machine's daemon over TCP on a non-loopback
+//! address (docker0's gateway) through a forwarder that counts its connections. `--sensor auto`
+//! must then pick the in-container ptrace sensor (its tracer travels through the archive API,
+//! no bind mount), publish the app's ports where a remote client can reach them and probe them
+//! at the endpoint's host, and the slim image must verify and answer like the original.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+
+const IMAGE: &str = "minify-fixture/nginx:1";
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// The IPv4 gateway of Docker's default bridge: an address of this host that is not loopback.
+fn bridge_gateway() -> String {
+    let gateway = docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
+    ]);
+    gateway
+        .split_whitespace()
+        .find(|g| g.parse::<std::net::Ipv4Addr>().is_ok())
+        .unwrap_or_else(|| panic!("no IPv4 gateway on the bridge network: {gateway:?}"))
+        .to_string()
+}
+
+/// What the forwarder saw: connections, and the first bytes of each request stream.
+#[derive(Default)]
+struct Seen {
+    connections: AtomicUsize,
+    requests: Mutex<Vec<u8>>,
+}
+
+/// Bytes kept per request stream: enough for API calls' headers and JSON bodies, not for the
+/// image tarball `docker load` streams.
+const KEPT_PER_CONNECTION: usize = 64 * 1024;
+
+/// Serves the daemon's socket on `host:<random port>`; returns the port and what it saw.
+fn forward_daemon_over_tcp(host: &str) -> (u16, Arc<Seen>) {
+    let listener = TcpListener::bind((host, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    let recorder = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            recorder.connections.fetch_add(1, Ordering::SeqCst);
+            let Ok(daemon) = UnixStream::connect(DOCKER_SOCKET) else {
+                continue;
+            };
+            let client_in = client.try_clone().unwrap();
+            let daemon_in = daemon.try_clone().unwrap();
+            let requests = recorder.clone();
+            std::thread::spawn(move || {
+                let mut daemon = daemon;
+                let mut client_in = client_in;
+                let mut buf = [0u8; 16 * 1024];
+                let mut kept = 0;
+                while let Ok(n @ 1..) = client_in.read(&mut buf) {
+                    if kept < KEPT_PER_CONNECTION {
+                        let take = n.min(KEPT_PER_CONNECTION - kept);
+                        requests
+                            .requests
+                            .lock()
+                            .unwrap()
+                            .extend_from_slice(&buf[..take]);
+                        kept += take;
+                    }
+                    if daemon.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = daemon.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let (mut daemon_in, mut client) = (daemon_in, client);
+                let _ = std::io::copy(&mut daemon_in, &mut client);
+                let _ = client.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// The JSON bodies of `POST /containers/create` requests the forwarder saw.
+fn container_create_bodies(seen: &Seen) -> Vec<serde_json::Value> {
+    let requests = seen.requests.lock().unwrap();
+    let text = String::from_utf8_lossy(&requests);
+    text.split("POST ")
+        .filter(|request| request.contains("/containers/create"))
+        .filter_map(|request| {
+            let body = request.split_once("\r\n\r\n")?.1;
+            serde_json::Deserializer::from_str(body)
+                .into_iter::<serde_json::Value>()
+                .next()?
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_daemon_gets_the_ptrace_sensor_and_ports_probed_at_the_endpoint_host() {
+    if !require("the Docker daemon", docker_check()) || !require_fixture(IMAGE) {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let gateway = bridge_gateway();
+    let (port, seen) = forward_daemon_over_tcp(&gateway);
+    let endpoint = format!("tcp://{gateway}:{port}");
+    let tag = format!("minify-test/remote.slim:{}", unique("t"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_minify"))
+        .args(["build", IMAGE, "--verify", "--tag", &tag, "--report"])
+        .arg(&report_path)
+        .env("DOCKER_HOST", &endpoint)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "minify build through {endpoint}:\n{stderr}"
+    );
+    assert!(
+        seen.connections.load(Ordering::SeqCst) > 0,
+        "minify never used {endpoint}"
+    );
+    // Both containers (the traced run and the --verify run) publish on all addresses of the
+    // daemon's host, since its loopback is out of the client's reach, and mount nothing of
+    // the client's filesystem: the tracer travels through the archive API.
+    let creates = container_create_bodies(&seen);
+    assert_eq!(
+        creates.len(),
+        2,
+        "expected the traced and the verify container"
+    );
+    for body in &creates {
+        let host_config = &body["HostConfig"];
+        let bindings = host_config["PortBindings"].as_object().unwrap();
+        assert!(!bindings.is_empty(), "no port published: {body}");
+        for binding in bindings.values().flat_map(|b| b.as_array().unwrap()) {
+            assert_eq!(binding["HostIp"], "0.0.0.0", "{body}");
+        }
+        assert!(
+            host_config["Binds"].is_null() && host_config["Mounts"].is_null(),
+            "a client path is mounted: {body}"
+        );
+    }
+    assert!(
+        stderr.contains("minify: sensor: ptrace ("),
+        "auto must say it chose ptrace:\n{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["sensor"]["name"], "ptrace");
+    let choice = report["notes"]["sensor_choice"].as_str().unwrap();
+    assert!(choice.contains("not local"), "{choice}");
+    let probes = report["probes"].as_array().unwrap();
+    assert!(!probes.is_empty(), "no probe ran");
+    for probe in probes {
+        assert!(probe["error"].is_null(), "probe failed: {probe}");
+    }
+    assert_eq!(
+        report["verification"]["differences"]
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "{}",
+        report["verification"]
+    );
+
+    // The slim image, run through the local socket, answers like the original.
+    let original_port = run_published(&mut cleanup, IMAGE, 80);
+    let slim_port = run_published(&mut cleanup, &tag, 80);
+    wait_answering(original_port, Duration::from_secs(30));
+    wait_answering(slim_port, Duration::from_secs(30));
+    for path in request_list("nginx") {
+        assert_eq!(
+            get(original_port, &path).unwrap(),
+            get(slim_port, &path).unwrap(),
+            "GET {path}"
+        );
+    }
+    assert_eq!(leftover_containers(), "", "containers left behind");
+}
