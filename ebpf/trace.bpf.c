@@ -4,8 +4,8 @@
 //
 // Records every path that processes of ONE cgroup subtree open, exec, stat, access or readlink.
 // Only tracepoints are used: fentry/fexit/LSM are refused under lockdown and kprobes are not built
-// into the kernels this runs on. One program handles every syscalls/sys_enter_* tracepoint and
-// dispatches on the syscall number, so the verifier runs once instead of once per syscall.
+// into the kernels this runs on. Two raw tracepoints (sys_enter, sys_exit) serve every syscall
+// and dispatch on the syscall number, so the verifier runs once instead of once per syscall.
 //
 // Flow: sys_enter copies the user path into a per-thread pending entry and, for relative paths,
 // resolves the directory in the kernel (walking dentries and mounts, because userspace /proc
@@ -52,6 +52,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define EV_WALK_FAILED 0x10
 #define EV_DROP 0x20       // nothing worth reporting (fstat-style empty path)
 
+// Unread ring-buffer bytes above which the reader is woken at once (the buffer holds 16 MiB).
+#define WAKEUP_BYTES (1024 * 1024)
+
 // Indices of the lost-event counters.
 #define LOST_RINGBUF 0
 #define LOST_PENDING 1
@@ -77,13 +80,11 @@ struct pending {
 	struct event ev;
 };
 
-// [0] = inode (cgroup id) of the target cgroup v2 directory, [1] = its level below the root.
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} minify_config SEC(".maps");
+// The target cgroup v2 directory: its inode (cgroup id) and its level below the root. Set by
+// the loader before the programs are verified (read-only data), so the filter that every
+// syscall of the host passes through costs no map lookup.
+const volatile __u64 minify_target_cgroup = 0;
+const volatile __u32 minify_target_level = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -131,12 +132,29 @@ struct {
 
 static __always_inline int in_target(void)
 {
-	__u32 key_id = 0, key_level = 1;
-	__u64 *target = bpf_map_lookup_elem(&minify_config, &key_id);
-	__u64 *level = bpf_map_lookup_elem(&minify_config, &key_level);
-	if (!target || !level || *target == 0)
+	if (minify_target_cgroup == 0)
 		return 0;
-	return bpf_get_current_ancestor_cgroup_id((int)*level) == *target;
+	return bpf_get_current_ancestor_cgroup_id((int)minify_target_level) == minify_target_cgroup;
+}
+
+// The raw tracepoint's arguments. Not `ctx->args[i]`: vmlinux.h marks every struct for CO-RE
+// relocation, and aya rejects a relocation indexing the flexible `args[0]` array.
+static __always_inline const __u64 *raw_args(struct bpf_raw_tracepoint_args *ctx)
+{
+	return (const __u64 *)ctx;
+}
+
+// The n-th syscall argument from the user registers (x86_64 syscall convention).
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, int n)
+{
+	switch (n) {
+	case 0: return BPF_CORE_READ(regs, di);
+	case 1: return BPF_CORE_READ(regs, si);
+	case 2: return BPF_CORE_READ(regs, dx);
+	case 3: return BPF_CORE_READ(regs, r10);
+	case 4: return BPF_CORE_READ(regs, r8);
+	default: return BPF_CORE_READ(regs, r9);
+	}
 }
 
 static __always_inline void count_lost(__u32 which)
@@ -304,27 +322,26 @@ static __always_inline void read_path(struct pending *p)
 	walk_to_root(ev, &dir);
 }
 
-// Attached to raw_syscalls/sys_enter and sys_exit (two attachments) rather than to ~50
+// Raw tracepoints on sys_enter and sys_exit (two attachments) rather than ~50 per-syscall
 // syscalls/sys_enter_* and sys_exit_* pairs: attaching and detaching a hundred tracepoints cost
-// seconds per run, while the cgroup filter makes every other syscall on the host cheap to skip.
-SEC("tracepoint/raw_syscalls/sys_enter")
-int minify_enter(struct trace_event_raw_sys_enter *ctx)
+// seconds per run. Raw rather than perf tracepoints (raw_syscalls/sys_enter): every syscall of
+// the host runs these programs, and a perf tracepoint first copies the syscall's arguments into
+// a trace record for each of them; a raw one only passes the registers' address, and the
+// cgroup filter returns before anything is read.
+// ctx->args: sys_enter (struct pt_regs *regs, long id), sys_exit (struct pt_regs *regs, long ret).
+SEC("raw_tracepoint/sys_enter")
+int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	if (!in_target())
 		return 0;
-	__u32 seen_nr = (__u32)ctx->id;
-	__u8 *seen = bpf_map_lookup_elem(&minify_syscalls, &seen_nr);
+	const __u64 *args = raw_args(ctx);
+	struct pt_regs *regs = (struct pt_regs *)args[0];
+	__u32 nr = (__u32)args[1];
+	__u8 *seen = bpf_map_lookup_elem(&minify_syscalls, &nr);
 	if (seen)
 		*seen = 1;
 
-	// Only args[0] is read directly: the kernel refuses to attach a program whose context
-	// reads go past the smallest tracepoint record (chdir/unlink/rmdir have one argument).
-	// Later arguments are fetched with probe reads, only for syscalls that have them.
-	__u64 arg0 = ctx->args[0], arg1 = 0;
-	barrier_var(arg0);
-
 	// x86_64 syscall numbers: which argument holds dirfd, path and AT_* flags.
-	__u32 nr = (__u32)ctx->id;
 	__u32 kind;
 	int dfd_arg = -1, path_arg = 1, flags_arg = -1;
 	switch (nr) {
@@ -384,8 +401,8 @@ int minify_enter(struct trace_event_raw_sys_enter *ctx)
 		kind = KIND_LOOKUP; break;
 	default: return 0;
 	}
-	if (path_arg == 1)
-		bpf_probe_read_kernel(&arg1, sizeof(arg1), &ctx->args[1]);
+	__u64 arg0 = syscall_arg(regs, 0);
+	__u64 arg1 = path_arg == 1 ? syscall_arg(regs, 1) : 0;
 
 	__u32 zero = 0;
 	struct pending *tmpl = bpf_map_lookup_elem(&minify_scratch, &zero);
@@ -397,7 +414,7 @@ int minify_enter(struct trace_event_raw_sys_enter *ctx)
 	tmpl->dfd = dfd_arg == 0 ? (__s64)(int)arg0 : AT_FDCWD;
 	tmpl->at_flags = 0;
 	if (flags_arg >= 2 && flags_arg <= 5)
-		bpf_probe_read_kernel(&tmpl->at_flags, sizeof(tmpl->at_flags), &ctx->args[flags_arg]);
+		tmpl->at_flags = syscall_arg(regs, flags_arg);
 	tmpl->ev.pid_tgid = pid_tgid;
 	tmpl->ev.ret = 0;
 	tmpl->ev.kind = kind;
@@ -456,32 +473,39 @@ static __always_inline void submit(struct pending *p, long ret)
 	barrier_var(used);
 	// The mask is what lets the verifier prove the size stays inside the event.
 	__u64 size = offsetof(struct event, comps) + (used & (COMP_AREA - 1));
-	if (bpf_ringbuf_output(&minify_events, ev, size, 0) != 0)
+	// No wakeup per event: the reader drains on its own schedule, and a wakeup per event cost
+	// a context switch per traced syscall. It is woken only when the buffer fills up.
+	__u64 wakeup = bpf_ringbuf_query(&minify_events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
+		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&minify_events, ev, size, wakeup) != 0)
 		count_lost(LOST_RINGBUF);
 }
 
-SEC("tracepoint/raw_syscalls/sys_exit")
-int minify_exit(struct trace_event_raw_sys_exit *ctx)
+SEC("raw_tracepoint/sys_exit")
+int minify_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	// Only entries created by the filtered enter program exist; the cheap cgroup check keeps
 	// the map lookups off every other syscall of the host.
 	if (!in_target())
 		return 0;
-	__u32 nr = (__u32)ctx->id;
+	const __u64 *args = raw_args(ctx);
+	struct pt_regs *regs = (struct pt_regs *)args[0];
+	long ret = (long)args[1];
+	__u32 nr = (__u32)BPF_CORE_READ(regs, orig_ax);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (nr == 59 || nr == 322) {
 		__u32 tgid = (__u32)(pid_tgid >> 32);
 		struct pending *p = bpf_map_lookup_elem(&minify_pending_exec, &tgid);
 		if (!p)
 			return 0;
-		submit(p, ctx->ret);
+		submit(p, ret);
 		bpf_map_delete_elem(&minify_pending_exec, &tgid);
 		return 0;
 	}
 	struct pending *p = bpf_map_lookup_elem(&minify_pending, &pid_tgid);
 	if (!p)
 		return 0;
-	submit(p, ctx->ret);
+	submit(p, ret);
 	bpf_map_delete_elem(&minify_pending, &pid_tgid);
 	return 0;
 }

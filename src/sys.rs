@@ -1,7 +1,6 @@
-//! Raw system calls and kernel interfaces (/proc, /sys, tracefs), kept in one place so the rest
+//! Raw system calls and kernel interfaces (/proc, /sys), kept in one place so the rest
 //! of the crate stays free of `unsafe` and of hard-coded kernel paths.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
@@ -11,10 +10,6 @@ use std::path::{Path, PathBuf};
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_PERFMON: u32 = 38;
 pub const CAP_BPF: u32 = 39;
-
-/// Where tracefs is normally mounted; the older location is tried when it is already there.
-const TRACEFS_MOUNT: &str = "/sys/kernel/tracing";
-const TRACEFS_LEGACY: &str = "/sys/kernel/debug/tracing";
 
 /// The calling process's effective capability set (`CapEff` of /proc/self/status).
 pub fn effective_capabilities() -> io::Result<u64> {
@@ -37,58 +32,6 @@ pub fn has_capability(capability: u32) -> bool {
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
-}
-
-/// The tracefs directory holding `events/`, mounting tracefs at /sys/kernel/tracing when no
-/// mounted copy is found (container hosts often boot without it).
-pub fn ensure_tracefs() -> io::Result<PathBuf> {
-    for candidate in [TRACEFS_MOUNT, TRACEFS_LEGACY] {
-        if Path::new(candidate).join("events").is_dir() {
-            return Ok(PathBuf::from(candidate));
-        }
-    }
-    mount_pseudo_fs("tracefs", TRACEFS_MOUNT, "tracefs")?;
-    if Path::new(TRACEFS_MOUNT).join("events").is_dir() {
-        Ok(PathBuf::from(TRACEFS_MOUNT))
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("tracefs mounted at {TRACEFS_MOUNT} but has no events/ directory"),
-        ))
-    }
-}
-
-/// True when tracepoint `category/name` exists in tracefs.
-pub fn tracepoint_exists(tracefs: &Path, category: &str, name: &str) -> bool {
-    tracefs.join("events").join(category).join(name).is_dir()
-}
-
-/// `mount -t fstype source target` with no options.
-pub fn mount_pseudo_fs(source: &str, target: &str, fstype: &str) -> io::Result<()> {
-    let to_cstring = |s: &str| {
-        CString::new(s)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in mount argument"))
-    };
-    let (source, target_c, fstype) = (
-        to_cstring(source)?,
-        to_cstring(target)?,
-        to_cstring(fstype)?,
-    );
-    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call; data is NULL.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target_c.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// One line of /proc/self/mounts.

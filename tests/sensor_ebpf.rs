@@ -87,6 +87,25 @@ fn our_program_ids() -> BTreeSet<u64> {
         .collect()
 }
 
+/// Waits until none of `ours` is loaded any more: detaching a raw tracepoint frees its program
+/// after an RCU grace period, not at once. Returns how long that took; panics after 10 s.
+fn wait_unloaded(ours: &BTreeSet<u64>, what: &str) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let loaded = our_program_ids();
+        if ours.is_disjoint(&loaded) {
+            let waited = started.elapsed();
+            eprintln!("{what}: programs freed after {waited:?}");
+            return waited;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what}: our BPF programs are never unloaded: {ours:?} still in {loaded:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs `program args` inside the sensor's cgroup and waits for it.
 fn run_in_cgroup(cgroup_dir: &Path, program: &str, args: &[&str]) -> std::process::ExitStatus {
     let procs = CString::new(
@@ -316,11 +335,7 @@ fn traces_only_the_cgroup_and_resolves_relative_paths() {
         trace.syscalls.len()
     );
 
-    let after = our_program_ids();
-    assert!(
-        ours.is_disjoint(&after),
-        "our BPF programs are unloaded: {ours:?} still in {after:?}"
-    );
+    wait_unloaded(&ours, "finish");
     assert!(
         !cgroup_dir.exists(),
         "the cgroup {} is removed",
@@ -340,10 +355,7 @@ fn dropping_the_sensor_releases_everything() {
     let ours: BTreeSet<u64> = our_program_ids().difference(&before).copied().collect();
     assert_eq!(ours.len(), OUR_PROGRAMS.len());
     drop(sensor);
-    assert!(
-        ours.is_disjoint(&our_program_ids()),
-        "programs unloaded on drop"
-    );
+    wait_unloaded(&ours, "drop");
     assert!(!cgroup_dir.exists(), "cgroup removed on drop");
 }
 
