@@ -86,6 +86,11 @@ struct pending {
 const volatile __u64 minify_target_cgroup = 0;
 const volatile __u32 minify_target_level = 0;
 
+// Pending entries created and not yet consumed (an upper bound: evicted or replaced entries
+// are never subtracted). While it is 0, which is nearly always, the exit program returns after
+// reading it, before the cgroup check.
+__u64 minify_inflight = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
@@ -438,6 +443,7 @@ int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 		}
 		p = bpf_map_lookup_elem(&minify_pending, &pid_tgid);
 	}
+	__sync_fetch_and_add(&minify_inflight, 1);
 	if (!p)
 		return 0;
 	read_path(p);
@@ -484,9 +490,10 @@ static __always_inline void submit(struct pending *p, long ret)
 SEC("raw_tracepoint/sys_exit")
 int minify_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	// Only entries created by the filtered enter program exist; the cheap cgroup check keeps
-	// the map lookups off every other syscall of the host.
-	if (!in_target())
+	// Only entries created by the filtered enter program exist: with none in flight there is
+	// nothing to do, and otherwise the cgroup check keeps the map lookups off the host's
+	// other syscalls.
+	if (*(volatile __u64 *)&minify_inflight == 0 || !in_target())
 		return 0;
 	const __u64 *args = raw_args(ctx);
 	struct pt_regs *regs = (struct pt_regs *)args[0];
@@ -499,13 +506,15 @@ int minify_exit(struct bpf_raw_tracepoint_args *ctx)
 		if (!p)
 			return 0;
 		submit(p, ret);
-		bpf_map_delete_elem(&minify_pending_exec, &tgid);
+		if (bpf_map_delete_elem(&minify_pending_exec, &tgid) == 0)
+			__sync_fetch_and_sub(&minify_inflight, 1);
 		return 0;
 	}
 	struct pending *p = bpf_map_lookup_elem(&minify_pending, &pid_tgid);
 	if (!p)
 		return 0;
 	submit(p, ret);
-	bpf_map_delete_elem(&minify_pending, &pid_tgid);
+	if (bpf_map_delete_elem(&minify_pending, &pid_tgid) == 0)
+		__sync_fetch_and_sub(&minify_inflight, 1);
 	return 0;
 }
