@@ -342,12 +342,12 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-const OVERHEAD_ROUNDS: usize = 5;
+const OVERHEAD_ROUNDS: usize = 9;
 const OVERHEAD_CLIENTS: usize = 4;
 const OVERHEAD_SECONDS: Duration = Duration::from_secs(5);
 const OVERHEAD_WARMUP: Duration = Duration::from_secs(1);
 /// Time given to minify's own work (image read, probes) before a sensed run is loaded.
-const OVERHEAD_SETTLE: Duration = Duration::from_secs(10);
+const OVERHEAD_SETTLE: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone, Copy)]
 struct Load {
@@ -388,6 +388,8 @@ fn overhead_plain(image: &str) -> Result<Load> {
 fn overhead_sensed(minify: &Path, image: &str, sensor: &str) -> Result<Load> {
     let dir = tempfile_dir()?;
     let tag = format!("minify-bench/overhead:{sensor}-{}", std::process::id());
+    // traced long enough for settling, warm-up and load, with a margin for the start
+    let traced_for = (OVERHEAD_SETTLE + OVERHEAD_WARMUP + OVERHEAD_SECONDS).as_secs() + 4;
     let mut child = Command::new(minify)
         .args([
             "build",
@@ -395,7 +397,7 @@ fn overhead_sensed(minify: &Path, image: &str, sensor: &str) -> Result<Load> {
             "--sensor",
             sensor,
             "--continue-after",
-            "25",
+            &traced_for.to_string(),
             "--tag",
             &tag,
         ])
