@@ -110,6 +110,39 @@ fn container_create_bodies(seen: &Seen) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `minify build IMAGE --verify --tag TAG` with `DOCKER_HOST=endpoint` plus `env`: asserts that it
+/// succeeds with the ptrace sensor and a verification without differences; returns its stderr
+/// and report.
+fn build_through(endpoint: &str, tag: &str, env: &[(&str, String)]) -> (String, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_minify"))
+        .args(["build", IMAGE, "--verify", "--tag", tag, "--report"])
+        .arg(&report_path)
+        .env("DOCKER_HOST", endpoint)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "minify build through {endpoint}:\n{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["sensor"]["name"], "ptrace", "{stderr}");
+    assert_eq!(
+        report["verification"]["differences"]
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "{}",
+        report["verification"]
+    );
+    (stderr, report)
+}
+
 #[test]
 fn tcp_daemon_gets_the_ptrace_sensor_and_ports_probed_at_the_endpoint_host() {
     if !require("the Docker daemon", docker_check()) || !require_fixture(IMAGE) {
@@ -121,21 +154,7 @@ fn tcp_daemon_gets_the_ptrace_sensor_and_ports_probed_at_the_endpoint_host() {
     let endpoint = format!("tcp://{gateway}:{port}");
     let tag = format!("minify-test/remote.slim:{}", unique("t"));
     cleanup.image(&tag);
-    let dir = tempfile::tempdir().unwrap();
-    let report_path = dir.path().join("report.json");
-
-    let out = Command::new(env!("CARGO_BIN_EXE_minify"))
-        .args(["build", IMAGE, "--verify", "--tag", &tag, "--report"])
-        .arg(&report_path)
-        .env("DOCKER_HOST", &endpoint)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "minify build through {endpoint}:\n{stderr}"
-    );
+    let (stderr, report) = build_through(&endpoint, &tag, &[]);
     assert!(
         seen.connections.load(Ordering::SeqCst) > 0,
         "minify never used {endpoint}"
@@ -165,9 +184,6 @@ fn tcp_daemon_gets_the_ptrace_sensor_and_ports_probed_at_the_endpoint_host() {
         stderr.contains("minify: sensor: ptrace ("),
         "auto must say it chose ptrace:\n{stderr}"
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
-    assert_eq!(report["sensor"]["name"], "ptrace");
     let choice = report["notes"]["sensor_choice"].as_str().unwrap();
     assert!(choice.contains("not local"), "{choice}");
     let probes = report["probes"].as_array().unwrap();
@@ -175,14 +191,6 @@ fn tcp_daemon_gets_the_ptrace_sensor_and_ports_probed_at_the_endpoint_host() {
     for probe in probes {
         assert!(probe["error"].is_null(), "probe failed: {probe}");
     }
-    assert_eq!(
-        report["verification"]["differences"]
-            .as_array()
-            .map(Vec::len),
-        Some(0),
-        "{}",
-        report["verification"]
-    );
 
     // The slim image, run through the local socket, answers like the original.
     let original_port = run_published(&mut cleanup, IMAGE, 80);
@@ -312,36 +320,11 @@ fn ssh_daemon_endpoint_builds_through_dial_stdio_with_the_ptrace_sensor() {
     let endpoint = format!("ssh://root@127.0.0.1:{}", sshd.port);
     let tag = format!("minify-test/remote-ssh.slim:{}", unique("t"));
     cleanup.image(&tag);
-    let dir = tempfile::tempdir().unwrap();
-    let report_path = dir.path().join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_minify"))
-        .args(["build", IMAGE, "--verify", "--tag", &tag, "--report"])
-        .arg(&report_path)
-        .env("DOCKER_HOST", &endpoint)
-        .env("PATH", sshd.path_env())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "minify build through {endpoint}:\n{stderr}"
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
-    assert_eq!(report["sensor"]["name"], "ptrace", "{stderr}");
+    let (_, report) = build_through(&endpoint, &tag, &[("PATH", sshd.path_env())]);
     assert!(report["notes"]["sensor_choice"]
         .as_str()
         .unwrap()
         .contains(&endpoint));
-    assert_eq!(
-        report["verification"]["differences"]
-            .as_array()
-            .map(Vec::len),
-        Some(0),
-        "{}",
-        report["verification"]
-    );
     let known_hosts =
         std::fs::read_to_string(sshd.dir.path().join("known_hosts")).unwrap_or_default();
     assert!(

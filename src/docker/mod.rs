@@ -101,15 +101,17 @@ impl Bollard {
             endpoint: endpoint.clone(),
             message: e.to_string(),
         };
-        let ssh_relay = match ssh::parse_endpoint(&endpoint) {
-            Some(target) => Some(std::sync::Arc::new(ssh::SshRelay::start(target)?)),
+        let ssh_relay = match parse_remote(&endpoint) {
+            Some(remote) if remote.scheme == "ssh" => {
+                Some(std::sync::Arc::new(ssh::SshRelay::start(remote)?))
+            }
             None if endpoint.starts_with("ssh://") => {
                 return Err(Error::DaemonUnreachable {
                     endpoint: endpoint.clone(),
                     message: "expected ssh://[user@]host[:port]".into(),
                 })
             }
-            None => None,
+            _ => None,
         };
         let docker = match &ssh_relay {
             Some(relay) => bollard::Docker::connect_with_unix(
@@ -149,37 +151,70 @@ pub struct PublishAddress {
 /// so the app under test is not exposed to the network. A remote daemon's loopback is out of
 /// reach, so there they are published on all its addresses and probed at the endpoint's host.
 pub fn publish_address(endpoint: &str) -> PublishAddress {
-    let loopback = PublishAddress {
-        bind_ip: "127.0.0.1".into(),
-        probe_host: "127.0.0.1".into(),
-    };
-    let Some((_, rest)) = endpoint.split_once("://") else {
-        return loopback;
-    };
-    if !["tcp", "http", "https", "ssh"]
-        .iter()
-        .any(|scheme| endpoint.starts_with(&format!("{scheme}://")))
-    {
-        return loopback;
+    match parse_remote(endpoint) {
+        Some(remote) if !is_loopback_host(&remote.host) => PublishAddress {
+            bind_ip: if remote.host.contains(':') {
+                "::"
+            } else {
+                "0.0.0.0"
+            }
+            .into(),
+            probe_host: remote.host,
+        },
+        _ => PublishAddress {
+            bind_ip: "127.0.0.1".into(),
+            probe_host: "127.0.0.1".into(),
+        },
     }
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
-        bracketed.split(']').next().unwrap_or_default()
-    } else {
-        host_port.split(':').next().unwrap_or_default()
-    };
-    let is_loopback = host.eq_ignore_ascii_case("localhost")
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if host.is_empty() || is_loopback {
-        return loopback;
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A daemon reached over the network: `tcp|http|https|ssh://[user@]host[:port][/]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    pub scheme: String,
+    pub user: Option<String>,
+    /// Without brackets for IPv6.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// `None` for sockets (`unix://`, a path) and for malformed endpoints.
+pub fn parse_remote(endpoint: &str) -> Option<RemoteEndpoint> {
+    let (scheme, rest) = endpoint.split_once("://")?;
+    if !["tcp", "http", "https", "ssh"].contains(&scheme) {
+        return None;
     }
-    PublishAddress {
-        bind_ip: if host.contains(':') { "::" } else { "0.0.0.0" }.into(),
-        probe_host: host.to_string(),
-    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((user, host_port)) => (Some(user.to_string()), host_port),
+        None => (None, authority),
+    };
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    let port = match port {
+        Some(port) => Some(port.parse().ok()?),
+        None => None,
+    };
+    (!host.is_empty()).then(|| RemoteEndpoint {
+        scheme: scheme.to_string(),
+        user,
+        host: host.to_string(),
+        port,
+    })
 }
 
 fn api_error(call: &'static str) -> impl Fn(bollard::errors::Error) -> Error {
@@ -486,6 +521,30 @@ mod tests {
             assert_eq!(address.probe_host, host, "{endpoint}");
             assert_eq!(address.bind_ip, bind, "{endpoint}");
         }
+    }
+
+    #[test]
+    fn remote_endpoint_forms() {
+        assert_eq!(
+            parse_remote("ssh://host"),
+            Some(RemoteEndpoint {
+                scheme: "ssh".into(),
+                user: None,
+                host: "host".into(),
+                port: None
+            })
+        );
+        assert_eq!(
+            parse_remote("ssh://[fd00::5]:22/").map(|t| (t.host, t.port)),
+            Some(("fd00::5".to_string(), Some(22)))
+        );
+        assert_eq!(parse_remote("ssh://host:notaport"), None);
+        assert_eq!(parse_remote("ssh://"), None);
+        assert_eq!(parse_remote("unix:///var/run/docker.sock"), None);
+        assert_eq!(
+            parse_remote("tcp://host:2375").map(|t| (t.scheme, t.port)),
+            Some(("tcp".to_string(), Some(2375)))
+        );
     }
 
     #[test]

@@ -9,46 +9,11 @@ use std::path::PathBuf;
 
 use tokio::net::UnixListener;
 
+use super::RemoteEndpoint;
 use crate::{Error, Result};
 
-/// The parts of an `ssh://` endpoint ssh needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshTarget {
-    pub user: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
-}
-
-/// Parses `ssh://[user@]host[:port][/]`; `None` when `endpoint` is not one.
-pub fn parse_endpoint(endpoint: &str) -> Option<SshTarget> {
-    let rest = endpoint.strip_prefix("ssh://")?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (user, host_port) = match authority.rsplit_once('@') {
-        Some((user, host_port)) => (Some(user.to_string()), host_port),
-        None => (None, authority),
-    };
-    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']')?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match host_port.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        }
-    };
-    let port = match port {
-        Some(port) => Some(port.parse().ok()?),
-        None => None,
-    };
-    (!host.is_empty()).then(|| SshTarget {
-        user,
-        host: host.to_string(),
-        port,
-    })
-}
-
 /// The ssh command line for one API connection.
-pub fn ssh_args(target: &SshTarget) -> Vec<String> {
+pub fn ssh_args(target: &RemoteEndpoint) -> Vec<String> {
     let mut args = vec![
         "-o".to_string(),
         "ConnectTimeout=30".into(),
@@ -82,7 +47,7 @@ pub struct SshRelay {
 
 impl SshRelay {
     /// Starts relaying on a fresh socket; must run inside a tokio runtime.
-    pub fn start(target: SshTarget) -> Result<SshRelay> {
+    pub fn start(target: RemoteEndpoint) -> Result<SshRelay> {
         let dir = tempfile::Builder::new()
             .prefix("minify-ssh-")
             .tempdir()
@@ -139,7 +104,7 @@ mod tests {
 
     #[test]
     fn endpoint_with_user_and_port_becomes_ssh_options() {
-        let target = parse_endpoint("ssh://me@build.example:2222").unwrap();
+        let target = crate::docker::parse_remote("ssh://me@build.example:2222").unwrap();
         assert_eq!(
             ssh_args(&target),
             [
@@ -159,24 +124,5 @@ mod tests {
                 "dial-stdio"
             ]
         );
-    }
-
-    #[test]
-    fn endpoint_forms() {
-        assert_eq!(
-            parse_endpoint("ssh://host"),
-            Some(SshTarget {
-                user: None,
-                host: "host".into(),
-                port: None
-            })
-        );
-        assert_eq!(
-            parse_endpoint("ssh://[fd00::5]:22/").map(|t| (t.host, t.port)),
-            Some(("fd00::5".to_string(), Some(22)))
-        );
-        assert_eq!(parse_endpoint("ssh://host:notaport"), None);
-        assert_eq!(parse_endpoint("ssh://"), None);
-        assert_eq!(parse_endpoint("tcp://host:2375"), None);
     }
 }

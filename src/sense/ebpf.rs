@@ -54,7 +54,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use aya::programs::raw_trace_point::{RawTracePointLink, RawTracePointLinkId};
 use aya::programs::RawTracePoint;
 use aya::{Ebpf, EbpfLoader};
 
@@ -117,8 +116,6 @@ pub struct EbpfSensor {
     cgroup: Option<RunCgroup>,
     /// Holds the loaded, attached programs; dropping it detaches and unloads them.
     programs: Option<Ebpf>,
-    /// Every attachment, by program name, so that [`EbpfSensor::stop`] can detach them in parallel.
-    links: Vec<(&'static str, RawTracePointLinkId)>,
     lost: Option<PerCpuArray<MapData, u64>>,
     syscalls: Option<Array<MapData, u8>>,
     reader: Option<JoinHandle<ReaderOutput>>,
@@ -157,7 +154,6 @@ impl EbpfSensor {
         let mut sensor = EbpfSensor {
             cgroup: Some(run_cgroup),
             programs: None,
-            links: Vec::new(),
             lost: None,
             syscalls: None,
             reader: None,
@@ -199,7 +195,6 @@ impl EbpfSensor {
                 .map_err(Error::io("starting the eBPF reader thread"))?,
         );
 
-        let mut links = Vec::new();
         // Exit first: an enter without its exit would leave pending entries behind.
         for (program, tracepoint_name) in [(EXIT_PROGRAM, "sys_exit"), (ENTER_PROGRAM, "sys_enter")]
         {
@@ -217,7 +212,8 @@ impl EbpfSensor {
                 ),
                 hint: bpf_hint(),
             })?;
-            let link = tracepoint
+            // The link stays owned by the program: dropping `bpf` detaches it.
+            tracepoint
                 .attach(tracepoint_name)
                 .map_err(|e| Error::Sensor {
                     message: format!(
@@ -226,9 +222,7 @@ impl EbpfSensor {
                     ),
                     hint: bpf_hint(),
                 })?;
-            links.push((program, link));
         }
-        sensor.links = links;
         sensor.programs = Some(bpf);
         Ok(sensor)
     }
@@ -247,10 +241,7 @@ impl EbpfSensor {
     /// (the second call returns an empty trace).
     fn stop(&mut self) -> Result<Trace> {
         // Detach and unload first so nothing new arrives, then let the reader drain the rest.
-        if let Some(mut bpf) = self.programs.take() {
-            detach_in_parallel(&mut bpf, std::mem::take(&mut self.links));
-            drop(bpf);
-        }
+        drop(self.programs.take());
         self.stop_reader.store(true, Ordering::Release);
         let output = match self.reader.take() {
             Some(handle) => handle.join().map_err(|_| Error::Sensor {
@@ -315,25 +306,6 @@ impl Drop for EbpfSensor {
     }
 }
 
-/// Closing a tracepoint attachment waits for an RCU grace period (~70 ms here); one after the
-/// other, the 29 attachments took 2 s. Closed concurrently the waits overlap.
-fn detach_in_parallel(bpf: &mut Ebpf, link_ids: Vec<(&'static str, RawTracePointLinkId)>) {
-    let mut links: Vec<RawTracePointLink> = Vec::with_capacity(link_ids.len());
-    for (program, link_id) in link_ids {
-        let tracepoint: Option<&mut RawTracePoint> =
-            bpf.program_mut(program).and_then(|p| p.try_into().ok());
-        if let Some(link) = tracepoint.and_then(|tp| tp.take_link(link_id).ok()) {
-            links.push(link);
-        }
-    }
-    std::thread::scope(|scope| {
-        for link in links {
-            // A failed spawn drops the link (and so detaches it) right here instead.
-            let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(link));
-        }
-    });
-}
-
 fn check_privileges() -> Result<()> {
     let needed = [
         (sys::CAP_BPF, "CAP_BPF"),
@@ -374,7 +346,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 fn bpf_hint() -> String {
     "The sensor needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN), a kernel with BTF \
-     (/sys/kernel/btf/vmlinux), syscall tracepoints and BPF ring buffers (Linux 5.8+); \
+     (/sys/kernel/btf/vmlinux), raw tracepoints and BPF ring buffers (Linux 5.8+); \
      run with RUST_LOG=debug for the verifier log"
         .into()
 }

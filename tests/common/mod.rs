@@ -234,8 +234,8 @@ fn owner_alive(run_name: &str) -> bool {
         .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
-/// Names of the containers a given minify process created.
-pub fn containers_of(pid: u32) -> Vec<String> {
+/// Names of all containers carrying minify's owner label.
+fn labelled_containers() -> Vec<String> {
     docker(&[
         "ps",
         "-a",
@@ -245,26 +245,26 @@ pub fn containers_of(pid: u32) -> Vec<String> {
         "{{.Names}}",
     ])
     .lines()
-    .filter(|name| name.split('-').any(|part| part == pid.to_string()))
     .map(String::from)
     .collect()
+}
+
+/// Names of the containers a given minify process created.
+pub fn containers_of(pid: u32) -> Vec<String> {
+    labelled_containers()
+        .into_iter()
+        .filter(|name| name.split('-').any(|part| part == pid.to_string()))
+        .collect()
 }
 
 /// Containers carrying minify's owner label whose minify process is gone: leaks. (Containers of
 /// a minify still running elsewhere on the machine are not this test's business.)
 pub fn leftover_containers() -> String {
-    docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        "label=dev.minify.run",
-        "--format",
-        "{{.Names}}",
-    ])
-    .lines()
-    .filter(|name| !owner_alive(name))
-    .collect::<Vec<_>>()
-    .join(" ")
+    labelled_containers()
+        .into_iter()
+        .filter(|name| !owner_alive(name))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Serialises the tests of one binary that use the daemon and the sensor: they count leftovers

@@ -290,42 +290,15 @@ fn host_syscall_cost(minify: &Path) -> Result<()> {
             .fold(f64::INFINITY, f64::min)
     }
     let plain = getppid_ns();
-    let dir = tempfile_dir()?;
-    let tag = format!("minify-bench/syscall-cost:{}", std::process::id());
-    let mut child = Command::new(minify)
-        .args([
-            "build",
-            "minify-fixture/static:1",
-            "--sensor",
-            "ebpf",
-            "--no-default-probes",
-            "--continue-after",
-            "6",
-            "--tag",
-            &tag,
-        ])
-        .arg("--report")
-        .arg(dir.join("report.json"))
-        .stderr(Stdio::null())
-        .spawn()?;
-    let until = Instant::now() + Duration::from_secs(30);
-    let traced = loop {
-        let out = Command::new("docker")
-            .args(["ps", "-q", "--filter", "label=dev.minify.run"])
-            .output()?;
-        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-            break Some(getppid_ns());
-        }
-        if Instant::now() > until {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let finished = child.wait();
-    let _ = Command::new("docker").args(["rmi", &tag]).output();
-    let _ = std::fs::remove_dir_all(&dir);
-    finished?;
-    let traced = traced.context("minify build --sensor ebpf never started its container")?;
+    let traced = while_traced(
+        minify,
+        "minify-fixture/static:1",
+        "ebpf",
+        &["--no-default-probes"],
+        6,
+        |_| true,
+        |_| Ok(getppid_ns()),
+    )?;
     println!(
         "host syscall cost (getppid): {plain:.0} ns without a sensor, {traced:.0} ns while the eBPF sensor traces another container (+{:.0} ns)",
         traced - plain
@@ -383,49 +356,66 @@ fn overhead_plain(image: &str) -> Result<Load> {
     result
 }
 
-/// Starts `minify build --sensor SENSOR --continue-after N`, finds its container by minify's
-/// label once it answers, loads it, then lets minify finish and cleans up.
+/// Loads the container of a `minify build --sensor SENSOR` once it answers, after letting
+/// minify's own work settle.
 fn overhead_sensed(minify: &Path, image: &str, sensor: &str) -> Result<Load> {
-    let dir = tempfile_dir()?;
-    let tag = format!("minify-bench/overhead:{sensor}-{}", std::process::id());
     // traced long enough for settling, warm-up and load, with a margin for the start
     let traced_for = (OVERHEAD_SETTLE + OVERHEAD_WARMUP + OVERHEAD_SECONDS).as_secs() + 4;
+    while_traced(
+        minify,
+        image,
+        sensor,
+        &[],
+        traced_for,
+        |id| host_port(id, 80).is_ok(),
+        |id| {
+            // minify reads the image and probes while the container starts: let that finish
+            // so the load competes with the sensor only.
+            std::thread::sleep(OVERHEAD_SETTLE);
+            generate_load(host_port(id, 80)?)
+        },
+    )
+}
+
+/// Starts `minify build IMAGE --sensor SENSOR --continue-after SECONDS EXTRA...`, finds its
+/// container by minify's label, calls `measure` with its id once `ready(id)` holds, then lets
+/// minify finish and removes what it made.
+fn while_traced<T>(
+    minify: &Path,
+    image: &str,
+    sensor: &str,
+    extra: &[&str],
+    seconds: u64,
+    ready: impl Fn(&str) -> bool,
+    measure: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    let dir = tempfile_dir()?;
+    let tag = format!("minify-bench/traced:{sensor}-{}", std::process::id());
     let mut child = Command::new(minify)
-        .args([
-            "build",
-            image,
-            "--sensor",
-            sensor,
-            "--continue-after",
-            &traced_for.to_string(),
-            "--tag",
-            &tag,
-        ])
+        .args(["build", image, "--sensor", sensor, "--continue-after"])
+        .arg(seconds.to_string())
+        .args(extra)
+        .args(["--tag", &tag])
         .arg("--report")
         .arg(dir.join("report.json"))
         .stderr(Stdio::null())
         .spawn()?;
-    let result = (|| -> Result<Load> {
+    let result = (|| -> Result<T> {
         let until = Instant::now() + Duration::from_secs(60);
         let container = loop {
             let out = Command::new("docker")
                 .args(["ps", "-q", "--filter", "label=dev.minify.run"])
                 .output()?;
             let ids = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if let Some(id) = ids.lines().next() {
-                if host_port(id, 80).is_ok() {
-                    break id.to_string();
-                }
+            if let Some(id) = ids.lines().next().filter(|id| ready(id)) {
+                break id.to_string();
             }
             if Instant::now() > until {
                 bail!("minify --sensor {sensor} never started its container");
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        // minify reads the image and probes while the container starts: let that finish so
-        // the load competes with the sensor only.
-        std::thread::sleep(OVERHEAD_SETTLE);
-        generate_load(host_port(&container, 80)?)
+        measure(&container)
     })();
     let finished = child.wait();
     let _ = Command::new("docker").args(["rmi", &tag]).output();
