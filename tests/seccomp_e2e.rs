@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -34,17 +33,7 @@ fn run_tracer(cleanup: &mut Cleanup, image: &str, security_opt: &str) -> (i64, S
         "/usr/sbin/nginx",
         "-v",
     ]);
-    let mut cp = Command::new("docker")
-        .args(["cp", "-", &format!("{name}:/")])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    cp.stdin
-        .take()
-        .unwrap()
-        .write_all(&PtraceSensor::upload_archive().unwrap())
-        .unwrap();
-    assert!(cp.wait().unwrap().success());
+    copy_archive_into(&name, &PtraceSensor::upload_archive().unwrap());
     let out = Command::new("docker")
         .args(["start", "-a", &name])
         .output()

@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -36,20 +35,7 @@ fn start_wrapped(cleanup: &mut Cleanup, create_flags: &[&str], command: &[&str])
     args.push("--");
     args.extend_from_slice(command);
     docker(&args);
-    let mut cp = Command::new("docker")
-        .args(["cp", "-", &format!("{name}:/")])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    cp.stdin
-        .take()
-        .unwrap()
-        .write_all(&PtraceSensor::upload_archive().unwrap())
-        .unwrap();
-    assert!(
-        cp.wait().unwrap().success(),
-        "docker cp of the sensor failed"
-    );
+    copy_archive_into(&name, &PtraceSensor::upload_archive().unwrap());
     docker(&["start", &name]);
     name
 }

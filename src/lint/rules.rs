@@ -338,7 +338,8 @@ fn cache_mounted(ins: &Instruction, paths: &[&str]) -> bool {
     })
 }
 
-const SECRET_NAMES: &[&str] = &[
+/// Parts of a variable name that suggest a secret (shared with xray's env masking).
+pub(crate) const SECRET_NAMES: &[&str] = &[
     "PASSWORD",
     "PASSWD",
     "SECRET",

@@ -231,20 +231,11 @@ pub fn category(path: &str) -> Option<usize> {
 /// Whether an environment variable's name or value suggests a secret (its value is masked).
 pub fn secret_env(name: &str, value: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    let named = [
-        "PASSWORD",
-        "PASSWD",
-        "SECRET",
-        "TOKEN",
-        "API_KEY",
-        "APIKEY",
-        "ACCESS_KEY",
-        "PRIVATE_KEY",
-        "CREDENTIAL",
-        "AUTH",
-    ]
-    .iter()
-    .any(|w| upper.contains(w));
+    // `AUTH` alone too: masking a harmless value costs nothing, showing a secret does.
+    let named = crate::lint::rules::SECRET_NAMES
+        .iter()
+        .chain(&["AUTH"])
+        .any(|w| upper.contains(w));
     let valued = [
         "AKIA",
         "ghp_",

@@ -234,6 +234,17 @@ fn owner_alive(run_name: &str) -> bool {
         .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
+/// Extracts the tar archive `tar` into container `name` at `/` (`docker cp -`).
+pub fn copy_archive_into(name: &str, tar: &[u8]) {
+    let mut cp = Command::new("docker")
+        .args(["cp", "-", &format!("{name}:/")])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cp.stdin.take().unwrap().write_all(tar).unwrap();
+    assert!(cp.wait().unwrap().success(), "docker cp into {name} failed");
+}
+
 /// Names of all containers carrying minify's owner label.
 fn labelled_containers() -> Vec<String> {
     docker(&[
