@@ -4,13 +4,16 @@
 //
 // Records every path that processes of ONE cgroup subtree open, exec, stat, access or readlink.
 // Only tracepoints are used: fentry/fexit/LSM are refused under lockdown and kprobes are not built
-// into the kernels this runs on. Two raw tracepoints (sys_enter, sys_exit) serve every syscall
-// and dispatch on the syscall number, so the verifier runs once instead of once per syscall.
+// into the kernels this runs on. One raw tracepoint (sys_enter) serves every syscall and
+// dispatches on the syscall number, so the verifier runs once instead of once per syscall.
 //
-// Flow: sys_enter copies the user path into a per-thread pending entry and, for relative paths,
-// resolves the directory in the kernel (walking dentries and mounts, because userspace /proc
-// lookups lose the race with short-lived processes). sys_exit adds the return value, re-reads
-// the path if the enter-time read faulted, and submits the entry to a ring buffer.
+// Flow: sys_enter copies the user path into a per-CPU event and, for relative paths, resolves
+// the directory in the kernel (walking dentries and mounts, because userspace /proc lookups
+// lose the race with short-lived processes), then submits the event to a ring buffer. When the
+// path cannot be read yet (its page is not resident), the event is parked per thread and read
+// again at that thread's next syscall, by which time the kernel has faulted the page in.
+// There is no sys_exit program: every syscall of the host runs the programs attached to the
+// syscall tracepoints, and a second program cost the whole host about 80 ns per syscall.
 //
 // The event layout is mirrored by `RawEventHeader` in src/sense/ebpf.rs: keep them in sync.
 
@@ -55,13 +58,13 @@ char LICENSE[] SEC("license") = "GPL";
 // Unread ring-buffer bytes above which the reader is woken at once (the buffer holds 16 MiB).
 #define WAKEUP_BYTES (1024 * 1024)
 
-// Indices of the lost-event counters.
+// Indices of the per-CPU counters in minify_lost.
 #define LOST_RINGBUF 0
-#define LOST_PENDING 1
+#define LOST_PENDING 1  // a faulted event could not be parked
+#define COUNT_REFETCHED 2  // paths read at the thread's next syscall
 
 struct event {
 	__u64 pid_tgid;
-	__s64 ret;
 	__u32 kind;
 	__u32 flags;
 	__u32 syscall_nr;
@@ -72,6 +75,12 @@ struct event {
 	char path[PATH_AREA];
 	char comps[COMP_AREA + NAME_READ];
 };
+
+// The offsets `layout` in src/sense/ebpf.rs decodes.
+_Static_assert(__builtin_offsetof(struct event, kind) == 8, "event layout changed");
+_Static_assert(__builtin_offsetof(struct event, path_len) == 20, "event layout changed");
+_Static_assert(__builtin_offsetof(struct event, comm) == 88, "event layout changed");
+_Static_assert(__builtin_offsetof(struct event, path) == 104, "event layout changed");
 
 struct pending {
 	__u64 path_ptr;
@@ -86,33 +95,25 @@ struct pending {
 const volatile __u64 minify_target_cgroup = 0;
 const volatile __u32 minify_target_level = 0;
 
-// Pending entries created and not yet consumed (an upper bound: evicted or replaced entries
-// are never subtracted). While it is 0, which is nearly always, the exit program returns after
-// reading it, before the cgroup check.
-__u64 minify_inflight = 0;
+// Entries parked in minify_refetch (an upper bound: evicted entries are never subtracted).
+// While it is 0, which is nearly always, no traced syscall looks the map up.
+__u64 minify_parked = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
 } minify_events SEC(".maps");
 
-// In-flight syscalls by pid_tgid. LRU so that threads killed inside a syscall cannot fill it.
+// Events whose path read faulted, by pid_tgid, until the thread's next syscall. LRU so that
+// threads killed before their next syscall cannot fill it.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 2048);
 	__type(key, __u64);
 	__type(value, struct pending);
-} minify_pending SEC(".maps");
+} minify_refetch SEC(".maps");
 
-// In-flight execs by tgid: a successful exec from a non-leader thread returns as the leader.
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 512);
-	__type(key, __u32);
-	__type(value, struct pending);
-} minify_pending_exec SEC(".maps");
-
-// Zeroed template for new pending entries (too big for the BPF stack).
+// The event being built (too big for the BPF stack).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -122,7 +123,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } minify_lost SEC(".maps");
@@ -327,13 +328,60 @@ static __always_inline void read_path(struct pending *p)
 	walk_to_root(ev, &dir);
 }
 
-// Raw tracepoints on sys_enter and sys_exit (two attachments) rather than ~50 per-syscall
-// syscalls/sys_enter_* and sys_exit_* pairs: attaching and detaching a hundred tracepoints cost
-// seconds per run. Raw rather than perf tracepoints (raw_syscalls/sys_enter): every syscall of
-// the host runs these programs, and a perf tracepoint first copies the syscall's arguments into
-// a trace record for each of them; a raw one only passes the registers' address, and the
-// cgroup filter returns before anything is read.
-// ctx->args: sys_enter (struct pt_regs *regs, long id), sys_exit (struct pt_regs *regs, long ret).
+// Submits a finished event to the ring buffer.
+static __always_inline void submit(struct event *ev)
+{
+	if (ev->flags & EV_DROP)
+		return;
+	__u32 used = 0;
+	__u32 count = ev->comp_count;
+	if (count > MAX_COMPONENTS)
+		count = MAX_COMPONENTS;
+	for (int i = 0; i < MAX_COMPONENTS; i++) {
+		if (i >= count)
+			break;
+		used += ev->comp_len[i];
+	}
+	if (used >= COMP_AREA) {
+		// Only a walk already flagged truncated gets here; its tail is not needed.
+		ev->flags |= EV_TRUNCATED;
+		used = COMP_AREA - 1;
+	}
+	barrier_var(used);
+	// The mask is what lets the verifier prove the size stays inside the event.
+	__u64 size = offsetof(struct event, comps) + (used & (COMP_AREA - 1));
+	// No wakeup per event: the reader drains on its own schedule, and a wakeup per event cost
+	// a context switch per traced syscall. It is woken only when the buffer fills up.
+	__u64 wakeup = bpf_ringbuf_query(&minify_events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
+		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&minify_events, ev, size, wakeup) != 0)
+		count_lost(LOST_RINGBUF);
+}
+
+// The thread's previous path syscall could not read its path: the kernel has faulted the page
+// in since, and the memory is the same (a page that faults is file-backed and never written,
+// typically a string constant in a binary's read-only data, since written pages stay
+// resident without swap), so read it now.
+static __noinline void refetch_parked(__u64 pid_tgid)
+{
+	struct pending *p = bpf_map_lookup_elem(&minify_refetch, &pid_tgid);
+	if (!p)
+		return;
+	read_path(p);
+	if (!(p->ev.flags & EV_PATH_FAULT))
+		count_lost(COUNT_REFETCHED);
+	submit(&p->ev);
+	if (bpf_map_delete_elem(&minify_refetch, &pid_tgid) == 0)
+		__sync_fetch_and_sub(&minify_parked, 1);
+}
+
+// One raw tracepoint on sys_enter rather than ~50 per-syscall syscalls/sys_enter_* (and
+// sys_exit_*) tracepoints: closing a perf tracepoint attachment waits for an RCU grace period
+// under a global mutex, about 35 ms each, seconds per run. Raw rather than the perf tracepoint
+// raw_syscalls/sys_enter: every syscall of the host runs this program, and a perf tracepoint
+// first copies the syscall's arguments into a trace record; a raw one only passes the
+// registers' address, and the cgroup filter returns before anything is read.
+// ctx->args: (struct pt_regs *regs, long id).
 SEC("raw_tracepoint/sys_enter")
 int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -343,8 +391,12 @@ int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 	struct pt_regs *regs = (struct pt_regs *)args[0];
 	__u32 nr = (__u32)args[1];
 	__u8 *seen = bpf_map_lookup_elem(&minify_syscalls, &nr);
-	if (seen)
+	// Read before write: a flag set once is not dirtied again on every syscall of every CPU.
+	if (seen && !*seen)
 		*seen = 1;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (*(volatile __u64 *)&minify_parked != 0)
+		refetch_parked(pid_tgid);
 
 	// x86_64 syscall numbers: which argument holds dirfd, path and AT_* flags.
 	__u32 kind;
@@ -410,111 +462,31 @@ int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 	__u64 arg1 = path_arg == 1 ? syscall_arg(regs, 1) : 0;
 
 	__u32 zero = 0;
-	struct pending *tmpl = bpf_map_lookup_elem(&minify_scratch, &zero);
-	if (!tmpl)
+	struct pending *p = bpf_map_lookup_elem(&minify_scratch, &zero);
+	if (!p)
 		return 0;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	tmpl->path_ptr = path_arg == 0 ? arg0 : arg1;
+	p->path_ptr = path_arg == 0 ? arg0 : arg1;
 	// Raw args are 64-bit: the int dirfd must be narrowed before comparing with AT_FDCWD.
-	tmpl->dfd = dfd_arg == 0 ? (__s64)(int)arg0 : AT_FDCWD;
-	tmpl->at_flags = 0;
+	p->dfd = dfd_arg == 0 ? (__s64)(int)arg0 : AT_FDCWD;
+	p->at_flags = 0;
 	if (flags_arg >= 2 && flags_arg <= 5)
-		tmpl->at_flags = syscall_arg(regs, flags_arg);
-	tmpl->ev.pid_tgid = pid_tgid;
-	tmpl->ev.ret = 0;
-	tmpl->ev.kind = kind;
-	tmpl->ev.flags = 0;
-	tmpl->ev.syscall_nr = nr;
-	tmpl->ev.path_len = 0;
-	tmpl->ev.comp_count = 0;
-
-	struct pending *p;
-	if (kind == KIND_EXEC) {
-		__u32 tgid = (__u32)(pid_tgid >> 32);
-		if (bpf_map_update_elem(&minify_pending_exec, &tgid, tmpl, BPF_ANY) != 0) {
-			count_lost(LOST_PENDING);
-			return 0;
-		}
-		p = bpf_map_lookup_elem(&minify_pending_exec, &tgid);
-	} else {
-		if (bpf_map_update_elem(&minify_pending, &pid_tgid, tmpl, BPF_ANY) != 0) {
-			count_lost(LOST_PENDING);
-			return 0;
-		}
-		p = bpf_map_lookup_elem(&minify_pending, &pid_tgid);
-	}
-	__sync_fetch_and_add(&minify_inflight, 1);
-	if (!p)
-		return 0;
+		p->at_flags = syscall_arg(regs, flags_arg);
+	p->ev.pid_tgid = pid_tgid;
+	p->ev.kind = kind;
+	p->ev.flags = 0;
+	p->ev.syscall_nr = nr;
+	p->ev.path_len = 0;
+	p->ev.comp_count = 0;
+	bpf_get_current_comm(p->ev.comm, sizeof(p->ev.comm));
 	read_path(p);
-	return 0;
-}
-
-static __always_inline void submit(struct pending *p, long ret)
-{
-	struct event *ev = &p->ev;
-	if (ev->flags & EV_PATH_FAULT && ev->kind != KIND_EXEC)
-		// The page may be resident now (the kernel faulted it in for the syscall).
-		read_path(p);
-	if (ev->flags & EV_DROP)
-		return;
-	ev->ret = ret;
-	ev->pid_tgid = bpf_get_current_pid_tgid();
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-
-	__u32 used = 0;
-	__u32 count = ev->comp_count;
-	if (count > MAX_COMPONENTS)
-		count = MAX_COMPONENTS;
-	for (int i = 0; i < MAX_COMPONENTS; i++) {
-		if (i >= count)
-			break;
-		used += ev->comp_len[i];
-	}
-	if (used >= COMP_AREA) {
-		// Only a walk already flagged truncated gets here; its tail is not needed.
-		ev->flags |= EV_TRUNCATED;
-		used = COMP_AREA - 1;
-	}
-	barrier_var(used);
-	// The mask is what lets the verifier prove the size stays inside the event.
-	__u64 size = offsetof(struct event, comps) + (used & (COMP_AREA - 1));
-	// No wakeup per event: the reader drains on its own schedule, and a wakeup per event cost
-	// a context switch per traced syscall. It is woken only when the buffer fills up.
-	__u64 wakeup = bpf_ringbuf_query(&minify_events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
-		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&minify_events, ev, size, wakeup) != 0)
-		count_lost(LOST_RINGBUF);
-}
-
-SEC("raw_tracepoint/sys_exit")
-int minify_exit(struct bpf_raw_tracepoint_args *ctx)
-{
-	// Only entries created by the filtered enter program exist: with none in flight there is
-	// nothing to do, and otherwise the cgroup check keeps the map lookups off the host's
-	// other syscalls.
-	if (*(volatile __u64 *)&minify_inflight == 0 || !in_target())
-		return 0;
-	const __u64 *args = raw_args(ctx);
-	struct pt_regs *regs = (struct pt_regs *)args[0];
-	long ret = (long)args[1];
-	__u32 nr = (__u32)BPF_CORE_READ(regs, orig_ax);
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (nr == 59 || nr == 322) {
-		__u32 tgid = (__u32)(pid_tgid >> 32);
-		struct pending *p = bpf_map_lookup_elem(&minify_pending_exec, &tgid);
-		if (!p)
-			return 0;
-		submit(p, ret);
-		if (bpf_map_delete_elem(&minify_pending_exec, &tgid) == 0)
-			__sync_fetch_and_sub(&minify_inflight, 1);
+	// An exec's old memory is gone by the thread's next syscall: report it unresolved.
+	if ((p->ev.flags & EV_PATH_FAULT) && kind != KIND_EXEC) {
+		if (bpf_map_update_elem(&minify_refetch, &pid_tgid, p, BPF_ANY) == 0)
+			__sync_fetch_and_add(&minify_parked, 1);
+		else
+			count_lost(LOST_PENDING);
 		return 0;
 	}
-	struct pending *p = bpf_map_lookup_elem(&minify_pending, &pid_tgid);
-	if (!p)
-		return 0;
-	submit(p, ret);
-	if (bpf_map_delete_elem(&minify_pending, &pid_tgid) == 0)
-		__sync_fetch_and_sub(&minify_inflight, 1);
+	submit(&p->ev);
 	return 0;
 }

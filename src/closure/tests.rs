@@ -10,7 +10,7 @@ fn access(path: &str, kind: AccessKind) -> Access {
         kind,
         pid: 1,
         comm: "app".to_string(),
-        result: 0,
+        result: Some(0),
     }
 }
 
@@ -738,7 +738,7 @@ fn missing_traced_paths_keep_their_existing_parent_dirs() {
     image.symlink("/var/run", "/run");
     image.dir("/run");
     let mut mkdir = access("/var/lib/nginx/body", AccessKind::Lookup);
-    mkdir.result = 0;
+    mkdir.result = Some(0);
     let traced = [
         mkdir,
         access("/var/log/nginx/error.log", AccessKind::Open),

@@ -4,13 +4,15 @@
 //!
 //! What works on the kernels this was built for (6.18, lockdown=integrity, Docker 20.10 with
 //! cgroup v1 + a unified v2 mount), and why it is done this way:
-//! - Only tracepoints, and only two: the raw tracepoints `sys_enter` and `sys_exit`.
-//!   Per-syscall `syscalls/sys_enter_*` pairs work too, but closing ~100 attachments costs an
-//!   RCU grace period each (seconds per run). Every syscall of the host runs both programs, so
-//!   they are raw tracepoints (the perf tracepoints `raw_syscalls/sys_enter|exit` first copy the
-//!   arguments into a trace record: measured 10% of nginx's throughput with the sensor merely
-//!   loaded), and the cgroup check comes first, against read-only globals set at load time (no
-//!   map lookup). Arguments are read from the saved user registers.
+//! - One program on one raw tracepoint, `sys_enter`. Any syscall tracepoint puts every syscall
+//!   of the host on the kernel's slow path and runs the attached programs, so the host pays for
+//!   each program attached there (measured on getppid: +85 ns for an empty raw `sys_enter`
+//!   program, +40 ns more for a `sys_exit` one). Hence no exit program, a cgroup check first
+//!   against read-only globals set at load time (no map lookup), and a raw tracepoint (the perf
+//!   tracepoint `raw_syscalls/sys_enter` first copies the arguments into a trace record: 10% of
+//!   nginx's throughput with the sensor merely loaded). Arguments are read from the saved user
+//!   registers. Per-syscall `syscalls/sys_enter_*` tracepoints cost the host less, but closing
+//!   each attachment waits for an RCU grace period under a global mutex (3.5-7 s for ~100).
 //!   fentry/fexit/LSM programs are refused (EPERM under lockdown) and kprobes are not built in,
 //!   so there is no `bpf_d_path`; relative paths are resolved by walking dentries in BPF.
 //! - Isolation without a start-up race: [`cgroup::RunCgroup`] creates `<v2 root>/minify-…`
@@ -20,16 +22,19 @@
 //! - runc's own setup runs inside the cgroup with host paths (/var/lib/docker/overlay2/…)
 //!   before pivot_root: its events are dropped by comm (`runc*`) except execve/execveat, since
 //!   runc's init execs the entrypoint.
-//! - The user path is read at sys_enter; when that read faults (page not resident, about one in
-//!   a thousand) it is re-read at sys_exit, except for exec, whose old memory is gone by then.
-//!   The exit also supplies the result, which tells a failed lookup (ENOENT) from a hit.
+//! - The user path is read at sys_enter. When that read faults (page not resident, about one in
+//!   a thousand) the event is parked and read again at the same thread's next syscall: the
+//!   kernel faulted the page in meanwhile, and such a page is file-backed data nobody wrote
+//!   (written pages stay resident), so it still holds the path. Exec is the exception, its old
+//!   memory being gone by then: a faulted exec path counts as unresolved. Events are recorded at
+//!   entry, so [`Access::result`] is `None`: a failed lookup (ENOENT) is reported like a hit,
+//!   and the closure keeps only what exists in the image anyway.
 //! - Relative paths (AT_FDCWD or a dirfd) are resolved in BPF at sys_enter: userspace /proc
 //!   lookups lose the race with short-lived processes. The walk follows d_parent, crosses
 //!   mounts through `struct mount`, stops at the task's fs root (so container paths come out
 //!   relative to the container root) and emits up to 32 names; longer or failed walks are
 //!   counted in [`Trace::unresolved_paths`] and not reported.
-//! - One enter program serves all path syscalls (dispatching on the syscall number, so the
-//!   verifier runs once).
+//! - The program dispatches on the syscall number, so the verifier runs once.
 //! - The dentry walk is a `bpf_loop` callback: unrolled, it exceeded the verifier's 1M
 //!   instruction budget.
 //! - `fstat`-style calls (empty path + AT_EMPTY_PATH) are dropped in BPF; `execveat(fd, "",
@@ -38,7 +43,7 @@
 //!   RCU grace period (0.1-0.3 s measured), also when minify has exited by then.
 //! - Ring-buffer reservation failures are counted per CPU and reported as
 //!   [`Trace::lost_events`]; a healthy run reports 0.
-//! - Syscall numbers are recorded by the enter program, after the cgroup filter, and
+//! - Syscall numbers are recorded by the program, after the cgroup filter, and
 //!   named with the x86_64 table in [`syscall_names`]. The set includes runc's own setup calls
 //!   (it runs in the cgroup), so it is a superset of what the app needs.
 
@@ -65,7 +70,6 @@ static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 
 // Program names start with `minify_` so leftovers are easy to spot in `bpftool prog show`.
 const ENTER_PROGRAM: &str = "minify_enter";
-const EXIT_PROGRAM: &str = "minify_exit";
 /// Read-only globals of the BPF object naming the target cgroup.
 const TARGET_CGROUP_GLOBAL: &str = "minify_target_cgroup";
 const TARGET_LEVEL_GLOBAL: &str = "minify_target_level";
@@ -80,19 +84,23 @@ const SYSCALLS_MAP: &str = "minify_syscalls";
 const READER_PAUSE_MS: u64 = 10;
 const READER_POLL_MS: i32 = 100;
 
+/// Indices of the per-CPU counters in `minify_lost` (ebpf/trace.bpf.c).
+const LOST_RINGBUF: u32 = 0;
+const LOST_PENDING: u32 = 1;
+const COUNT_REFETCHED: u32 = 2;
+
 /// Layout of `struct event` in ebpf/trace.bpf.c.
 mod layout {
     pub const PID_TGID: usize = 0;
-    pub const RET: usize = 8;
-    pub const KIND: usize = 16;
-    pub const FLAGS: usize = 20;
-    pub const PATH_LEN: usize = 28;
-    pub const COMP_COUNT: usize = 30;
-    pub const COMP_LEN: usize = 32;
+    pub const KIND: usize = 8;
+    pub const FLAGS: usize = 12;
+    pub const PATH_LEN: usize = 20;
+    pub const COMP_COUNT: usize = 22;
+    pub const COMP_LEN: usize = 24;
     pub const MAX_COMPONENTS: usize = 32;
-    pub const COMM: usize = 96;
+    pub const COMM: usize = 88;
     pub const COMM_LEN: usize = 16;
-    pub const PATH: usize = 112;
+    pub const PATH: usize = 104;
     pub const PATH_AREA: usize = 1024;
     pub const COMPS: usize = PATH + PATH_AREA;
 
@@ -195,34 +203,28 @@ impl EbpfSensor {
                 .map_err(Error::io("starting the eBPF reader thread"))?,
         );
 
-        // Exit first: an enter without its exit would leave pending entries behind.
-        for (program, tracepoint_name) in [(EXIT_PROGRAM, "sys_exit"), (ENTER_PROGRAM, "sys_enter")]
-        {
-            let tracepoint: &mut RawTracePoint = bpf
-                .program_mut(program)
-                .ok_or_else(|| missing(program))?
-                .try_into()
-                .map_err(sensor_error(format!(
-                    "program {program} is not a raw tracepoint"
-                )))?;
-            tracepoint.load().map_err(|e| Error::Sensor {
-                message: format!(
-                    "the kernel rejected BPF program {program}: {}",
-                    error_chain(&e)
-                ),
-                hint: bpf_hint(),
-            })?;
-            // The link stays owned by the program: dropping `bpf` detaches it.
-            tracepoint
-                .attach(tracepoint_name)
-                .map_err(|e| Error::Sensor {
-                    message: format!(
-                        "attaching to raw tracepoint {tracepoint_name} failed: {}",
-                        error_chain(&e)
-                    ),
-                    hint: bpf_hint(),
-                })?;
-        }
+        let tracepoint: &mut RawTracePoint = bpf
+            .program_mut(ENTER_PROGRAM)
+            .ok_or_else(|| missing(ENTER_PROGRAM))?
+            .try_into()
+            .map_err(sensor_error(format!(
+                "program {ENTER_PROGRAM} is not a raw tracepoint"
+            )))?;
+        tracepoint.load().map_err(|e| Error::Sensor {
+            message: format!(
+                "the kernel rejected BPF program {ENTER_PROGRAM}: {}",
+                error_chain(&e)
+            ),
+            hint: bpf_hint(),
+        })?;
+        // The link stays owned by the program: dropping `bpf` detaches it.
+        tracepoint.attach("sys_enter").map_err(|e| Error::Sensor {
+            message: format!(
+                "attaching to raw tracepoint sys_enter failed: {}",
+                error_chain(&e)
+            ),
+            hint: bpf_hint(),
+        })?;
         sensor.programs = Some(bpf);
         Ok(sensor)
     }
@@ -257,12 +259,14 @@ impl EbpfSensor {
             unresolved_paths: output.unresolved_paths,
             ..Trace::default()
         };
-        if let Some(lost) = self.lost.take() {
-            for index in 0..lost.len() {
-                if let Ok(per_cpu) = lost.get(&index, 0) {
-                    trace.lost_events += per_cpu.iter().sum::<u64>();
-                }
-            }
+        if let Some(counters) = self.lost.take() {
+            let total = |index: u32| -> u64 {
+                counters
+                    .get(&index, 0)
+                    .map_or(0, |per_cpu| per_cpu.iter().sum::<u64>())
+            };
+            trace.lost_events = total(LOST_RINGBUF) + total(LOST_PENDING);
+            trace.refetched_paths = total(COUNT_REFETCHED);
         }
         if let Some(syscalls) = self.syscalls.take() {
             for (nr, seen) in syscalls.iter().enumerate() {
@@ -423,7 +427,6 @@ fn decode_event(bytes: &[u8]) -> Decoded {
 fn decode_event_checked(bytes: &[u8]) -> Option<Decoded> {
     use layout::*;
     let pid_tgid = read_u64(bytes, PID_TGID)?;
-    let ret = read_u64(bytes, RET)? as i64;
     let kind = match read_u32(bytes, KIND)? {
         KIND_OPEN => AccessKind::Open,
         KIND_EXEC => AccessKind::Exec,
@@ -479,7 +482,7 @@ fn decode_event_checked(bytes: &[u8]) -> Option<Decoded> {
         kind,
         pid: (pid_tgid >> 32) as u32,
         comm,
-        result: ret,
+        result: None,
     }))
 }
 
@@ -497,7 +500,6 @@ mod tests {
     ) -> Vec<u8> {
         let mut bytes = vec![0u8; COMPS + 2048];
         bytes[PID_TGID..PID_TGID + 8].copy_from_slice(&((42u64 << 32) | 43).to_ne_bytes());
-        bytes[RET..RET + 8].copy_from_slice(&(-2i64).to_ne_bytes());
         bytes[KIND..KIND + 4].copy_from_slice(&kind.to_ne_bytes());
         bytes[FLAGS..FLAGS + 4].copy_from_slice(&flags.to_ne_bytes());
         bytes[PATH_LEN..PATH_LEN + 2].copy_from_slice(&(path.len() as u16).to_ne_bytes());
@@ -534,7 +536,7 @@ mod tests {
         )));
         assert_eq!(a.path, "/etc/hostname");
         assert_eq!(a.kind, AccessKind::Open);
-        assert_eq!((a.pid, a.result, a.comm.as_str()), (42, -2, "cat"));
+        assert_eq!((a.pid, a.result, a.comm.as_str()), (42, None, "cat"));
     }
 
     #[test]

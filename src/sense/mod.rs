@@ -37,8 +37,9 @@ pub struct Access {
     pub kind: AccessKind,
     pub pid: u32,
     pub comm: String,
-    /// The syscall's return value (negative errno on failure).
-    pub result: i64,
+    /// The syscall's return value (negative errno on failure), where the sensor sees it: the
+    /// eBPF sensor records at syscall entry and has none.
+    pub result: Option<i64>,
 }
 
 /// Everything a sensor saw during one run.
@@ -50,6 +51,8 @@ pub struct Trace {
     pub lost_events: u64,
     /// Events whose path could not be read or resolved completely.
     pub unresolved_paths: u64,
+    /// Paths whose first read faulted and that were read again at the thread's next syscall.
+    pub refetched_paths: u64,
     /// Names of the system calls the container made, where the sensor records them.
     pub syscalls: BTreeSet<String>,
 }

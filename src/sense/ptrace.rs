@@ -287,7 +287,7 @@ fn parse_line(fields: &[&[u8]]) -> Option<Line> {
                 kind,
                 pid: u32::try_from(number(pid)?).ok()?,
                 comm: unescape(comm)?,
-                result: number(result)?,
+                result: Some(number(result)?),
             }))
         }
         _ => None,
@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(trace.accesses.len(), 3);
         assert_eq!(trace.accesses[0].path, "/usr/sbin/nginx");
         assert_eq!(trace.accesses[0].kind, AccessKind::Exec);
-        assert_eq!(trace.accesses[1].result, -2);
+        assert_eq!(trace.accesses[1].result, Some(-2));
         assert_eq!(trace.accesses[2].path, "/tmp/a\tb\\c");
         assert_eq!(
             (trace.accesses[2].pid, trace.accesses[2].comm.as_str()),
