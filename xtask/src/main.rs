@@ -203,12 +203,13 @@ fn tempfile_dir() -> Result<PathBuf> {
 /// loopback load (`OVERHEAD_CLIENTS` clients for `OVERHEAD_SECONDS`, one HTTP/1.0 request per
 /// connection, so every request costs nginx accept/read/open/sendfile/close syscalls). The
 /// sensed runs use `minify build --continue-after`, loading its container while the sensor
-/// records. The three configurations are interleaved for `OVERHEAD_ROUNDS` rounds, so a burst of
-/// other load on the machine hits one round rather than one configuration, and the table prints
-/// each round's ratios to that round's no-sensor run, then the medians.
+/// records. Runs go round by round (no sensor, eBPF, ptrace) for `OVERHEAD_ROUNDS` rounds and
+/// end with one more no-sensor run; each sensed run is compared with the mean of the no-sensor
+/// runs that bracket it, so that the machine's drift over a round (±10 % on a shared VM) is not
+/// taken for the sensor's cost. The table prints each round's ratios, then the medians.
 fn sensor_overhead() -> Result<()> {
     const IMAGE: &str = "minify-fixture/nginx:1";
-    const SENSORS: [&str; 3] = ["none", "ebpf", "ptrace"];
+    const SENSED: [&str; 2] = ["ebpf", "ptrace"];
     let root = root();
     run_ok(
         Command::new("cargo")
@@ -218,53 +219,63 @@ fn sensor_overhead() -> Result<()> {
     let minify = root.join("target/release/minify");
     println!();
     println!(
-        "sensor overhead on {IMAGE}: {OVERHEAD_CLIENTS} loopback clients x {}s, {OVERHEAD_ROUNDS} interleaved rounds",
+        "sensor overhead on {IMAGE}: {OVERHEAD_CLIENTS} loopback clients x {}s, {OVERHEAD_ROUNDS} rounds",
         OVERHEAD_SECONDS.as_secs()
     );
+    let measured = |round: usize, sensor: &str, load: Load| {
+        println!(
+            "  round {round:<3} {sensor:<7} {:>8.0} req/s {:>7.2} ms p99",
+            load.rps, load.p99_ms
+        );
+        load
+    };
+    let mut plain: Vec<Load> = Vec::new();
+    let mut sensed: Vec<Vec<Load>> = vec![Vec::new(); SENSED.len()];
+    for round in 1..=OVERHEAD_ROUNDS {
+        plain.push(measured(round, "none", overhead_plain(IMAGE)?));
+        for (i, sensor) in SENSED.iter().enumerate() {
+            sensed[i].push(measured(
+                round,
+                sensor,
+                overhead_sensed(&minify, IMAGE, sensor)?,
+            ));
+        }
+    }
+    plain.push(measured(
+        OVERHEAD_ROUNDS + 1,
+        "none",
+        overhead_plain(IMAGE)?,
+    ));
+
+    println!("ratios to the mean of the bracketing no-sensor runs:");
     println!(
-        "{:<6} {:<8} {:>10} {:>10} {:>10} {:>10}",
-        "round", "sensor", "req/s", "p99 ms", "req/s %", "p99 x"
+        "{:<6} {:<8} {:>10} {:>10}",
+        "round", "sensor", "req/s %", "p99 x"
     );
     // ratios[sensor] = (throughput ratio, p99 ratio) per round
-    let mut ratios: Vec<Vec<(f64, f64)>> = vec![Vec::new(); SENSORS.len()];
-    for round in 1..=OVERHEAD_ROUNDS {
-        let mut baseline: Option<Load> = None;
-        for (i, sensor) in SENSORS.iter().enumerate() {
-            let load = if *sensor == "none" {
-                overhead_plain(IMAGE)?
-            } else {
-                overhead_sensed(&minify, IMAGE, sensor)?
-            };
-            let base = *baseline.get_or_insert(load);
-            let ratio = (load.rps / base.rps, load.p99_ms / base.p99_ms);
+    let mut ratios: Vec<Vec<(f64, f64)>> = vec![Vec::new(); SENSED.len()];
+    for round in 0..OVERHEAD_ROUNDS {
+        let rps = (plain[round].rps + plain[round + 1].rps) / 2.0;
+        let p99 = (plain[round].p99_ms + plain[round + 1].p99_ms) / 2.0;
+        for (i, sensor) in SENSED.iter().enumerate() {
+            let load = sensed[i][round];
+            let ratio = (load.rps / rps, load.p99_ms / p99);
             ratios[i].push(ratio);
             println!(
-                "{round:<6} {sensor:<8} {:>10.0} {:>10.2} {:>9.1}% {:>10.2}",
-                load.rps,
-                load.p99_ms,
+                "{:<6} {sensor:<8} {:>9.1}% {:>10.2}",
+                round + 1,
                 ratio.0 * 100.0,
                 ratio.1
             );
         }
     }
     println!("median over {OVERHEAD_ROUNDS} rounds:");
-    println!(
-        "{:<6} {:<8} {:>10} {:>10} {:>10} {:>10}",
-        "", "sensor", "", "", "req/s %", "p99 x"
-    );
-    for (i, sensor) in SENSORS.iter().enumerate() {
+    for (i, sensor) in SENSED.iter().enumerate() {
         let rps = median(ratios[i].iter().map(|r| r.0).collect());
         let p99 = median(ratios[i].iter().map(|r| r.1).collect());
-        println!(
-            "{:<6} {sensor:<8} {:>10} {:>10} {:>9.1}% {:>10.2}",
-            "",
-            "",
-            "",
-            rps * 100.0,
-            p99
-        );
+        println!("{:<6} {sensor:<8} {:>9.1}% {:>10.2}", "", rps * 100.0, p99);
     }
-    let ebpf = median(ratios[1].iter().map(|r| r.0).collect());
+    let ebpf = median(ratios[0].iter().map(|r| r.0).collect());
     println!(
         "target: eBPF keeps at least 95% of the no-sensor throughput: {}",
         if ebpf >= 0.95 { "met" } else { "MISSED" }
@@ -289,7 +300,7 @@ fn host_syscall_cost(minify: &Path) -> Result<()> {
             })
             .fold(f64::INFINITY, f64::min)
     }
-    let plain = getppid_ns();
+    let plain_before = getppid_ns();
     let traced = while_traced(
         minify,
         "minify-fixture/static:1",
@@ -299,6 +310,8 @@ fn host_syscall_cost(minify: &Path) -> Result<()> {
         |_| true,
         |_| Ok(getppid_ns()),
     )?;
+    // Bracketed like the throughput runs: the machine's speed drifts between measurements.
+    let plain = plain_before.min(getppid_ns());
     println!(
         "host syscall cost (getppid): {plain:.0} ns without a sensor, {traced:.0} ns while the eBPF sensor traces another container (+{:.0} ns)",
         traced - plain
@@ -315,7 +328,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-const OVERHEAD_ROUNDS: usize = 9;
+const OVERHEAD_ROUNDS: usize = 11;
 const OVERHEAD_CLIENTS: usize = 4;
 const OVERHEAD_SECONDS: Duration = Duration::from_secs(5);
 const OVERHEAD_WARMUP: Duration = Duration::from_secs(1);
