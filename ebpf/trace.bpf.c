@@ -121,6 +121,7 @@ struct {
 	__type(value, struct pending);
 } minify_scratch SEC(".maps");
 
+// Per-CPU counters: events lost, and paths read late (indices LOST_* and COUNT_* above).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 3);
@@ -180,7 +181,7 @@ static __always_inline __u64 syscall_arg(struct pt_regs *regs, int n)
 	}
 }
 
-static __always_inline void count_lost(__u32 which)
+static __always_inline void bump_counter(__u32 which)
 {
 	__u64 *counter = bpf_map_lookup_elem(&minify_lost, &which);
 	if (counter)
@@ -372,7 +373,7 @@ static __always_inline void submit(struct event *ev)
 	__u64 wakeup = bpf_ringbuf_query(&minify_events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES
 		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&minify_events, ev, size, wakeup) != 0)
-		count_lost(LOST_RINGBUF);
+		bump_counter(LOST_RINGBUF);
 }
 
 // The thread's previous path syscall could not read its path: the kernel has faulted the page
@@ -386,7 +387,7 @@ static __noinline void refetch_parked(__u64 pid_tgid)
 		return;
 	read_path(p);
 	if (!(p->ev.flags & EV_PATH_FAULT))
-		count_lost(COUNT_REFETCHED);
+		bump_counter(COUNT_REFETCHED);
 	submit(&p->ev);
 	if (bpf_map_delete_elem(&minify_refetch, &pid_tgid) == 0)
 		__sync_fetch_and_sub(&minify_parked, 1);
@@ -501,7 +502,7 @@ int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 		if (bpf_map_update_elem(&minify_refetch, &pid_tgid, p, BPF_ANY) == 0)
 			__sync_fetch_and_add(&minify_parked, 1);
 		else
-			count_lost(LOST_PENDING);
+			bump_counter(LOST_PENDING);
 		return 0;
 	}
 	submit(&p->ev);
