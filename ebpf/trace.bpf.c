@@ -58,7 +58,7 @@ char LICENSE[] SEC("license") = "GPL";
 // Unread ring-buffer bytes above which the reader is woken at once (the buffer holds 16 MiB).
 #define WAKEUP_BYTES (1024 * 1024)
 
-// Indices of the per-CPU counters in minify_lost.
+// Indices of the per-CPU counters in minify_counters.
 #define LOST_RINGBUF 0
 #define LOST_PENDING 1  // a faulted event could not be parked
 #define COUNT_REFETCHED 2  // paths read at the thread's next syscall
@@ -127,7 +127,7 @@ struct {
 	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
-} minify_lost SEC(".maps");
+} minify_counters SEC(".maps");
 
 // syscall number -> 1 once the cgroup made it.
 struct {
@@ -183,7 +183,7 @@ static __always_inline __u64 syscall_arg(struct pt_regs *regs, int n)
 
 static __always_inline void bump_counter(__u32 which)
 {
-	__u64 *counter = bpf_map_lookup_elem(&minify_lost, &which);
+	__u64 *counter = bpf_map_lookup_elem(&minify_counters, &which);
 	if (counter)
 		*counter += 1;
 }
@@ -412,9 +412,8 @@ int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 	// Read before write: a flag set once is not dirtied again on every syscall of every CPU.
 	if (seen && !*seen)
 		*seen = 1;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (*(volatile __u64 *)&minify_parked != 0)
-		refetch_parked(pid_tgid);
+		refetch_parked(bpf_get_current_pid_tgid());
 
 	// x86_64 syscall numbers: which argument holds dirfd, path and AT_* flags.
 	__u32 kind;
@@ -476,6 +475,7 @@ int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 		kind = KIND_LOOKUP; break;
 	default: return 0;
 	}
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 arg0 = syscall_arg(regs, 0);
 	__u64 arg1 = path_arg == 1 ? syscall_arg(regs, 1) : 0;
 

@@ -76,7 +76,7 @@ const ENTER_PROGRAM: &str = "minify_enter";
 const TARGET_CGROUP_GLOBAL: &str = "minify_target_cgroup";
 const TARGET_LEVEL_GLOBAL: &str = "minify_target_level";
 const EVENTS_MAP: &str = "minify_events";
-const LOST_MAP: &str = "minify_lost";
+const COUNTERS_MAP: &str = "minify_counters";
 const SYSCALLS_MAP: &str = "minify_syscalls";
 
 /// The BPF side does not wake the reader per event (that cost a context switch per traced
@@ -86,7 +86,7 @@ const SYSCALLS_MAP: &str = "minify_syscalls";
 const READER_PAUSE_MS: u64 = 10;
 const READER_POLL_MS: i32 = 100;
 
-/// Indices of the per-CPU counters in `minify_lost` (ebpf/trace.bpf.c).
+/// Indices of the per-CPU counters in `minify_counters` (ebpf/trace.bpf.c).
 const LOST_RINGBUF: u32 = 0;
 const LOST_PENDING: u32 = 1;
 const COUNT_REFETCHED: u32 = 2;
@@ -126,7 +126,7 @@ pub struct EbpfSensor {
     cgroup: Option<RunCgroup>,
     /// Holds the loaded, attached programs; dropping it detaches and unloads them.
     programs: Option<Ebpf>,
-    lost: Option<PerCpuArray<MapData, u64>>,
+    counters: Option<PerCpuArray<MapData, u64>>,
     syscalls: Option<Array<MapData, u8>>,
     reader: Option<JoinHandle<ReaderOutput>>,
     stop_reader: Arc<AtomicBool>,
@@ -164,7 +164,7 @@ impl EbpfSensor {
         let mut sensor = EbpfSensor {
             cgroup: Some(run_cgroup),
             programs: None,
-            lost: None,
+            counters: None,
             syscalls: None,
             reader: None,
             stop_reader: Arc::new(AtomicBool::new(false)),
@@ -184,9 +184,12 @@ impl EbpfSensor {
                 .ok_or_else(|| missing(EVENTS_MAP))?,
         )
         .map_err(sensor_error("opening the event ring buffer"))?;
-        sensor.lost = Some(
-            PerCpuArray::try_from(bpf.take_map(LOST_MAP).ok_or_else(|| missing(LOST_MAP))?)
-                .map_err(sensor_error("opening the lost-event counters"))?,
+        sensor.counters = Some(
+            PerCpuArray::try_from(
+                bpf.take_map(COUNTERS_MAP)
+                    .ok_or_else(|| missing(COUNTERS_MAP))?,
+            )
+            .map_err(sensor_error("opening the event counters"))?,
         );
         sensor.syscalls = Some(
             Array::try_from(
@@ -261,7 +264,7 @@ impl EbpfSensor {
             unresolved_paths: output.unresolved_paths,
             ..Trace::default()
         };
-        if let Some(counters) = self.lost.take() {
+        if let Some(counters) = self.counters.take() {
             let total = |index: u32| -> u64 {
                 counters
                     .get(&index, 0)

@@ -34,6 +34,17 @@ fn main() -> Result<()> {
     }
 }
 
+/// Builds the release binary the benchmarks run and returns its path.
+fn build_minify() -> Result<PathBuf> {
+    let root = root();
+    run_ok(
+        Command::new("cargo")
+            .args(["build", "--release", "--bin", "minify"])
+            .current_dir(&root),
+    )?;
+    Ok(root.join("target/release/minify"))
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -48,12 +59,7 @@ fn bench(big: bool) -> Result<()> {
         fixtures_cmd.arg("--big");
     }
     run_ok(&mut fixtures_cmd).context("building fixtures")?;
-    run_ok(
-        Command::new("cargo")
-            .args(["build", "--release", "--bin", "minify"])
-            .current_dir(&root),
-    )?;
-    let minify = root.join("target/release/minify");
+    let minify = build_minify()?;
 
     let mut fixtures = FIXTURES.to_vec();
     if big {
@@ -210,13 +216,7 @@ fn tempfile_dir() -> Result<PathBuf> {
 fn sensor_overhead() -> Result<()> {
     const IMAGE: &str = "minify-fixture/nginx:1";
     const SENSED: [&str; 2] = ["ebpf", "ptrace"];
-    let root = root();
-    run_ok(
-        Command::new("cargo")
-            .args(["build", "--release", "--bin", "minify"])
-            .current_dir(&root),
-    )?;
-    let minify = root.join("target/release/minify");
+    let minify = build_minify()?;
     println!();
     println!(
         "sensor overhead on {IMAGE}: {OVERHEAD_CLIENTS} loopback clients x {}s, {OVERHEAD_ROUNDS} rounds",
