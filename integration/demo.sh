@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-"$ROOT/integration/setup.sh"
+"$ROOT/integration/setup.sh" --demo
 
 echo
 echo "=== before"

@@ -3,9 +3,10 @@
 # nothing on this machine (no registry needed): a debootstrap'ed Debian base, then classic
 # `docker build`s FROM it. An image is only (re)built when it is missing or its sources changed.
 #
-# usage: integration/fixtures.sh [--big] [--rebuild]
+# usage: integration/fixtures.sh [--big] [--rebuild] [--only NAME[,NAME...]]
 #   --big      also build minify-fixture/big:1 (>= 700 MB, for benchmarks)
 #   --rebuild  rebuild the fixture images even if present (the base image is kept)
+#   --only     build only these fixtures (and the base), e.g. --only nginx for the demo
 # env: MINIFY_DEBIAN_MIRROR (default http://deb.debian.org/debian)
 set -euo pipefail
 
@@ -19,10 +20,15 @@ export DOCKER_BUILDKIT=0   # the classic builder works offline from a local base
 
 BIG=0
 REBUILD=0
+ONLY=""
+want_only=0
 for arg in "$@"; do
+    if ((want_only)); then ONLY=",$arg,"; want_only=0; continue; fi
     case "$arg" in
         --big) BIG=1 ;;
         --rebuild) REBUILD=1 ;;
+        --only) want_only=1 ;;
+        --only=*) ONLY=",${arg#--only=}," ;;
         -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "fixtures.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
@@ -162,14 +168,15 @@ build_static() {
     docker_build minify-fixture/static:1 "$ctx"
 }
 
+wanted() { [[ -z "$ONLY" || "$ONLY" == *",$1,"* ]]; }
+
 build_base
-docker_build minify-fixture/nginx:1 "$FIX/nginx"
-docker_build minify-fixture/python:1 "$FIX/python"
-build_static
-docker_build minify-fixture/redis:1 "$FIX/redis"
-docker_build minify-fixture/cgi:1 "$FIX/cgi"
-IMAGES=(minify-fixture/base:bookworm minify-fixture/nginx:1 minify-fixture/python:1 minify-fixture/static:1
-    minify-fixture/redis:1 minify-fixture/cgi:1)
+IMAGES=(minify-fixture/base:bookworm)
+for f in nginx python static redis cgi; do
+    wanted "$f" || continue
+    if [[ $f == static ]]; then build_static; else docker_build "minify-fixture/$f:1" "$FIX/$f"; fi
+    IMAGES+=("minify-fixture/$f:1")
+done
 if [[ $BIG == 1 ]]; then
     # same context as nginx (site + config), a different Dockerfile
     new_tmp ctx

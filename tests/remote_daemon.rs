@@ -21,20 +21,72 @@ use common::*;
 const IMAGE: &str = "minify-fixture/nginx:1";
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
-/// The IPv4 gateway of Docker's default bridge: an address of this host that is not loopback.
+/// An address of this host that is not loopback and that the daemon's containers can reach:
+/// the IPv4 gateway of Docker's default bridge. A freshly started dockerd (20.10) reports the
+/// bridge's IPAM config as `[{"Subnet":"172.17.0.0/16"}]` with no `Gateway` although the
+/// bridge interface has its address (172.17.0.1): then the interface's own IPv4 address is used.
 fn bridge_gateway() -> String {
-    let gateway = docker(&[
+    let gateways = docker(&[
         "network",
         "inspect",
         "bridge",
         "--format",
         "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
     ]);
-    gateway
-        .split_whitespace()
-        .find(|g| g.parse::<std::net::Ipv4Addr>().is_ok())
-        .unwrap_or_else(|| panic!("no IPv4 gateway on the bridge network: {gateway:?}"))
-        .to_string()
+    let interface = docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        r#"{{index .Options "com.docker.network.bridge.name"}}"#,
+    ]);
+    let interface = interface.trim();
+    let interface = if interface.is_empty() || interface == "<no value>" {
+        "docker0"
+    } else {
+        interface
+    };
+    let addresses = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", interface])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    pick_bridge_address(&gateways, &addresses).unwrap_or_else(|| {
+        panic!(
+            "no IPv4 address for Docker's bridge: IPAM gateways {gateways:?}, \
+             `ip -4 -o addr show dev {interface}` said {addresses:?}"
+        )
+    })
+}
+
+/// The gateway IPAM reports, else the first IPv4 address in `ip -4 -o addr` output.
+fn pick_bridge_address(ipam_gateways: &str, ip_addr_output: &str) -> Option<String> {
+    let is_v4 = |s: &str| s.parse::<std::net::Ipv4Addr>().is_ok();
+    if let Some(g) = ipam_gateways.split_whitespace().find(|g| is_v4(g)) {
+        return Some(g.to_string());
+    }
+    // "5: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope global docker0\ ..."
+    let mut words = ip_addr_output.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "inet" {
+            let addr = words.next()?.split('/').next()?;
+            if is_v4(addr) {
+                return Some(addr.to_string());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn bridge_address_on_a_fresh_daemon_comes_from_the_interface_when_ipam_has_no_gateway() {
+    let ip = "5: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope global docker0\\       valid_lft forever preferred_lft forever\n";
+    assert_eq!(pick_bridge_address(" ", ip).as_deref(), Some("172.17.0.1"));
+    assert_eq!(
+        pick_bridge_address("172.18.0.1 ", ip).as_deref(),
+        Some("172.18.0.1")
+    );
+    assert_eq!(pick_bridge_address("", ""), None);
 }
 
 /// What the forwarder saw: connections, and the first bytes of each request stream.

@@ -89,6 +89,10 @@ impl ImageView for FakeImage {
         self.entries.get(path)
     }
 
+    fn children(&self, dir: &str) -> Vec<&Entry> {
+        crate::closure::children_in(&self.entries, dir)
+    }
+
     fn read(&self, path: &str, limit: usize) -> std::io::Result<Vec<u8>> {
         let mut path = path;
         for _ in 0..8 {

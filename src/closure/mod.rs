@@ -9,6 +9,7 @@
 pub mod elf;
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod lang;
 pub mod ldcache;
 pub mod resolve;
 pub mod rules;
@@ -28,6 +29,27 @@ pub trait ImageView {
     fn entry(&self, path: &str) -> Option<&Entry>;
     /// Up to `limit` bytes of a regular file's content (hard links followed).
     fn read(&self, path: &str, limit: usize) -> std::io::Result<Vec<u8>>;
+    /// The entries directly inside directory `dir` (absolute, normalised; no symlink
+    /// following), in path order. Empty when `dir` is not a directory of the image.
+    fn children(&self, dir: &str) -> Vec<&Entry>;
+}
+
+/// [`ImageView::children`] over a path-ordered map of entries (the index and the fake share it).
+pub(crate) fn children_in<'a>(entries: &'a BTreeMap<String, Entry>, dir: &str) -> Vec<&'a Entry> {
+    let prefix = if dir == "/" {
+        "/".to_string()
+    } else {
+        format!("{}/", dir.trim_end_matches('/'))
+    };
+    entries
+        .range::<str, _>((
+            std::ops::Bound::Excluded(prefix.as_str()),
+            std::ops::Bound::Unbounded,
+        ))
+        .take_while(|(path, _)| path.starts_with(&prefix))
+        .filter(|(path, _)| !path[prefix.len()..].contains('/'))
+        .map(|(_, entry)| entry)
+        .collect()
 }
 
 /// Why a path is in the slim image.

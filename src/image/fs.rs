@@ -100,6 +100,10 @@ impl ImageView for ImageFs {
         self.index.get(path)
     }
 
+    fn children(&self, dir: &str) -> Vec<&Entry> {
+        crate::closure::children_in(&self.index.entries, dir)
+    }
+
     fn read(&self, path: &str, limit: usize) -> io::Result<Vec<u8>> {
         let reader = self.open(path)?;
         let wanted = reader.remaining().min(limit as u64);

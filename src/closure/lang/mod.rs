@@ -1,0 +1,263 @@
+//! Static dependencies of kept source code: the modules and files a script can load, found by
+//! reading it, for the code paths no probe exercised (a route's lazy `import`, an `include` on
+//! demand). One module per language, each with the same three parts:
+//! - `Paths::discover`: the image's search paths for that runtime (Python's `sys.path`, Node's
+//!   `node_modules` and `NODE_PATH`, Ruby's `$LOAD_PATH`, PHP's `include_path`, Perl's `@INC`,
+//!   the shell's `PATH`), read from the image's own files and Env, once per build;
+//! - `dependencies`: a scanner that tokenises one source file (comments and strings never count
+//!   as loads) and resolves every literal load against those paths, the way the runtime would;
+//!   loads it cannot resolve statically are returned as [`Unresolved`] (file:line), never
+//!   silently dropped;
+//! - `package_files`: the whole language package a file belongs to (a Python distribution, an
+//!   npm package, a gem), for `--app-closure packages`.
+//!
+//! Everything here is a pure function of an [`ImageView`] and the file's text: the closure
+//! ([`crate::closure::compute`]) keeps what they return and scans the kept files in turn.
+
+pub mod node;
+pub mod perl;
+pub mod php;
+pub mod python;
+pub mod ruby;
+pub mod shell;
+
+use serde::Serialize;
+
+use crate::closure::ImageView;
+
+/// How far the closure goes beyond the trace (`--app-closure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppClosure {
+    /// Only what the sensor saw (plus ELF and `#!` dependencies).
+    Off,
+    /// The app's own files, and what kept source code imports, transitively.
+    #[default]
+    Imports,
+    /// As `imports`, and the whole language package (distribution, npm package, gem) of every
+    /// kept file that belongs to one.
+    Packages,
+}
+
+impl std::str::FromStr for AppClosure {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(Self::Off),
+            "imports" => Ok(Self::Imports),
+            "packages" => Ok(Self::Packages),
+            other => Err(format!(
+                "unknown --app-closure value {other:?}: expected off, imports or packages"
+            )),
+        }
+    }
+}
+
+/// A path a source file needs, and the load that needs it (`import flask.json`,
+/// `require("express")`, `include __DIR__ . '/lib/db.php'`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dependency {
+    /// Absolute path in the image (it may be a symlink or a directory; the closure resolves it).
+    pub path: String,
+    pub why: String,
+}
+
+/// A load the scanner saw but could not resolve: its argument is not a literal, or the literal
+/// names nothing in the image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unresolved {
+    /// 1-based line in the scanned file.
+    pub line: u32,
+    pub message: String,
+}
+
+/// What scanning one file found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub paths: Vec<Dependency>,
+    pub unresolved: Vec<Unresolved>,
+}
+
+impl Found {
+    pub fn keep(&mut self, path: impl Into<String>, why: impl Into<String>) {
+        self.paths.push(Dependency {
+            path: path.into(),
+            why: why.into(),
+        });
+    }
+
+    pub fn unresolved(&mut self, line: u32, message: impl Into<String>) {
+        self.unresolved.push(Unresolved {
+            line,
+            message: message.into(),
+        });
+    }
+}
+
+/// A language package: its name (with version when known) and its files (absolute paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub name: String,
+    pub files: Vec<String>,
+}
+
+/// The languages scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    Python,
+    Node,
+    Ruby,
+    Php,
+    Perl,
+    Shell,
+}
+
+/// Bytes of a file read for scanning; larger files are scanned up to here.
+pub const SCAN_READ_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The language of a file from its name, else from its `#!` line; `None` for anything else.
+pub fn language_of(path: &str, head: &[u8]) -> Option<Language> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = name.rsplit_once('.').map(|(_, ext)| ext);
+    let by_ext = match ext {
+        Some("py") | Some("pyw") => Some(Language::Python),
+        Some("js") | Some("mjs") | Some("cjs") => Some(Language::Node),
+        Some("rb") | Some("ru") => Some(Language::Ruby),
+        Some("php") | Some("phtml") | Some("inc") => Some(Language::Php),
+        Some("pl") | Some("pm") | Some("cgi") if head.starts_with(b"#!") => {
+            language_of_shebang(head).or(Some(Language::Perl))
+        }
+        Some("pl") | Some("pm") => Some(Language::Perl),
+        Some("sh") | Some("bash") => Some(Language::Shell),
+        _ => None,
+    };
+    by_ext.or_else(|| language_of_shebang(head))
+}
+
+/// The language a `#!` line runs (`#!/usr/bin/env python3`, `#!/bin/sh`, `#!/usr/bin/perl -w`).
+pub fn language_of_shebang(head: &[u8]) -> Option<Language> {
+    let shebang = crate::closure::script::parse_shebang(head)?;
+    let mut program = shebang.interpreter.rsplit('/').next()?.to_string();
+    if program == "env" {
+        program = crate::closure::script::env_program(shebang.argument.as_deref()?)?
+            .rsplit('/')
+            .next()?
+            .to_string();
+    }
+    let base = program.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    match base {
+        "python" | "pypy" => Some(Language::Python),
+        "node" | "nodejs" => Some(Language::Node),
+        "ruby" => Some(Language::Ruby),
+        "php" | "php-cgi" => Some(Language::Php),
+        "perl" => Some(Language::Perl),
+        "sh" | "bash" | "dash" | "ash" | "ksh" | "zsh" | "busybox" => Some(Language::Shell),
+        _ => None,
+    }
+}
+
+/// Every runtime's search paths, discovered once per build.
+#[derive(Debug, Clone, Default)]
+pub struct Runtimes {
+    pub python: python::Paths,
+    pub node: node::Paths,
+    pub ruby: ruby::Paths,
+    pub php: php::Paths,
+    pub perl: perl::Paths,
+    pub shell: shell::Paths,
+}
+
+impl Runtimes {
+    /// `env` is the image config's Env (`KEY=VALUE`), `workdir` its WorkingDir (or `/`).
+    pub fn discover<V: ImageView + ?Sized>(view: &V, env: &[String], workdir: &str) -> Self {
+        Self {
+            python: python::Paths::discover(view, env, workdir),
+            node: node::Paths::discover(view, env, workdir),
+            ruby: ruby::Paths::discover(view, env, workdir),
+            php: php::Paths::discover(view, env, workdir),
+            perl: perl::Paths::discover(view, env, workdir),
+            shell: shell::Paths::discover(view, env, workdir),
+        }
+    }
+
+    /// Scans `source`, the text of the image file at `file` (its real path), in `language`.
+    pub fn dependencies<V: ImageView + ?Sized>(
+        &self,
+        view: &V,
+        language: Language,
+        file: &str,
+        source: &str,
+    ) -> Found {
+        match language {
+            Language::Python => python::dependencies(view, &self.python, file, source),
+            Language::Node => node::dependencies(view, &self.node, file, source),
+            Language::Ruby => ruby::dependencies(view, &self.ruby, file, source),
+            Language::Php => php::dependencies(view, &self.php, file, source),
+            Language::Perl => perl::dependencies(view, &self.perl, file, source),
+            Language::Shell => shell::dependencies(view, &self.shell, file, source),
+        }
+    }
+
+    /// The language package `file` belongs to, if any (`--app-closure packages`).
+    pub fn package_files<V: ImageView + ?Sized>(
+        &self,
+        view: &V,
+        language: Language,
+        file: &str,
+    ) -> Option<Package> {
+        match language {
+            Language::Python => python::package_files(view, &self.python, file),
+            Language::Node => node::package_files(view, &self.node, file),
+            Language::Ruby => ruby::package_files(view, &self.ruby, file),
+            Language::Php | Language::Perl | Language::Shell => None,
+        }
+    }
+}
+
+/// Value of `key` in a `KEY=VALUE` Env list (the last one wins, as in Docker).
+pub fn env_value<'e>(env: &'e [String], key: &str) -> Option<&'e str> {
+    env.iter()
+        .rev()
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// 1-based line number of byte offset `at` in `text`.
+pub fn line_at(text: &str, at: usize) -> u32 {
+    1 + text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_comes_from_the_extension_then_the_shebang() {
+        assert_eq!(language_of("/app/x.py", b""), Some(Language::Python));
+        assert_eq!(language_of("/app/x.mjs", b""), Some(Language::Node));
+        assert_eq!(
+            language_of("/cgi-bin/run", b"#!/usr/bin/env python3\n"),
+            Some(Language::Python)
+        );
+        assert_eq!(
+            language_of("/cgi-bin/x.cgi", b"#!/bin/bash\n"),
+            Some(Language::Shell)
+        );
+        assert_eq!(
+            language_of("/cgi-bin/x.cgi", b"#!/usr/bin/perl -w\n"),
+            Some(Language::Perl)
+        );
+        assert_eq!(language_of("/usr/bin/ls", b"\x7fELF"), None);
+        assert_eq!(language_of("/app/data.json", b"{}"), None);
+    }
+
+    #[test]
+    fn line_numbers_are_one_based() {
+        assert_eq!(line_at("a\nb\nc", 0), 1);
+        assert_eq!(line_at("a\nb\nc", 2), 2);
+        assert_eq!(line_at("a\nb\nc", 4), 3);
+    }
+}
