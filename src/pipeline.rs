@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::closure::lang::AppClosure;
 use crate::closure::rules;
-use crate::closure::{self, ClosureInput};
+use crate::closure::{self, app, ClosureInput, Reason};
 use crate::docker::{ContainerSpec, DockerApi};
 use crate::image::config::{slim_config, RunConfig};
 use crate::image::{retain, sink, source, EntryKind, ImageFs};
@@ -44,6 +45,8 @@ pub struct BuildOptions {
     pub sensor: SensorChoice,
     /// `--seccomp`: where the generated seccomp profile goes.
     pub seccomp_path: PathBuf,
+    /// `--app-closure`: how far the closure goes beyond the trace.
+    pub app_closure: AppClosure,
 }
 
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
@@ -154,6 +157,24 @@ pub async fn build<D: DockerApi>(
     phase("computing closure");
     let closure_started = Instant::now();
     let run_config = RunConfig::from_image_config(&fs.image.config)?;
+    let workdir = run_config.working_dir.clone().unwrap_or_else(|| "/".into());
+    let app_files = if options.app_closure == AppClosure::Off {
+        app::AppFiles::default()
+    } else {
+        let steps = app::layer_steps(&fs.image.config, fs.image.layers.len());
+        app::app_files(fs.index.iter(), &steps, &workdir)
+    };
+    for skipped in &app_files.skipped {
+        warnings.push(format!(
+            "app files under {}: {} files, {} bytes, over the bound for keeping them whole \
+             ({} MiB / {} files): kept only what the trace and the imports reach",
+            skipped.root,
+            skipped.files,
+            skipped.bytes,
+            app::MAX_ROOT_BYTES >> 20,
+            app::MAX_ROOT_FILES
+        ));
+    }
     let closure = tokio::task::block_in_place(|| {
         closure::compute(
             &fs,
@@ -161,6 +182,21 @@ pub async fn build<D: DockerApi>(
                 traced: &trace.accesses,
                 env: &run_config.env,
                 extra_paths: rules::include_paths(&options.keep, &fs.index),
+                app_files: app_files
+                    .files
+                    .iter()
+                    .map(|f| {
+                        (
+                            f.path.clone(),
+                            Reason::AppFile {
+                                layer: f.layer,
+                                instruction: f.instruction.clone(),
+                            },
+                        )
+                    })
+                    .collect(),
+                app_closure: options.app_closure,
+                workdir: &workdir,
             },
         )
     });
@@ -171,6 +207,16 @@ pub async fn build<D: DockerApi>(
     }
     timings.record("closure", closure_started);
     warnings.extend(closure.warnings.iter().map(|w| w.to_string()));
+    const MAX_QUOTED_LOADS: usize = 30;
+    for load in closure.dynamic_loads.iter().take(MAX_QUOTED_LOADS) {
+        warnings.push(format!("unresolved load (kept code may need more): {load}"));
+    }
+    if closure.dynamic_loads.len() > MAX_QUOTED_LOADS {
+        warnings.push(format!(
+            "... and {} more unresolved loads (all in the report's dynamic_loads)",
+            closure.dynamic_loads.len() - MAX_QUOTED_LOADS
+        ));
+    }
 
     phase("writing slim image");
     let write_started = Instant::now();
@@ -252,7 +298,19 @@ pub async fn build<D: DockerApi>(
             trace.lost_events
         ));
     }
+    let kept: Vec<KeptPath> = entries
+        .iter()
+        .map(|e| KeptPath {
+            path: e.path.clone(),
+            kind: kind_name(&e.kind),
+            size: e.size,
+            reasons: closure.kept.paths.get(&e.path).cloned().unwrap_or_default(),
+        })
+        .collect();
     let report = Report {
+        app_closure: options.app_closure,
+        kept_by_reason: crate::report::kept_by_reason(&kept),
+        dynamic_loads: closure.dynamic_loads.clone(),
         minify_version: env!("CARGO_PKG_VERSION").into(),
         source: ImageRef {
             name: options.image.clone(),
@@ -278,15 +336,7 @@ pub async fn build<D: DockerApi>(
             kept_bytes,
         },
         probes,
-        kept: entries
-            .iter()
-            .map(|e| KeptPath {
-                path: e.path.clone(),
-                kind: kind_name(&e.kind),
-                size: e.size,
-                reasons: closure.kept.paths.get(&e.path).cloned().unwrap_or_default(),
-            })
-            .collect(),
+        kept,
         unresolved_needs: closure
             .unresolved_needs
             .iter()

@@ -79,6 +79,54 @@ pub struct Report {
     pub timings: Timings,
     /// Extra facts from later phases, keyed by topic.
     pub notes: BTreeMap<String, String>,
+    /// `--app-closure`: how far the closure went beyond the trace.
+    pub app_closure: crate::closure::lang::AppClosure,
+    /// Paths and bytes each kind of reason added (see [`kept_by_reason`]).
+    pub kept_by_reason: BTreeMap<String, ReasonCount>,
+    /// Loads in kept code no scanner could resolve (file:line): what the slim image may lack.
+    pub dynamic_loads: Vec<crate::closure::DynamicLoad>,
+}
+
+/// How many kept paths (and content bytes) one kind of reason accounts for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReasonCount {
+    pub paths: usize,
+    pub bytes: u64,
+}
+
+/// The order in which reasons are credited: a path the trace alone would keep counts as
+/// traced (or as what the trace implies), whatever else kept it too; `app_file`, `import` and
+/// `package` count only what they added beyond that.
+const REASON_PRIORITY: &[&str] = &[
+    "traced",
+    "runtime",
+    "rule",
+    "elf",
+    "shebang",
+    "hardlink_target",
+    "symlink_hop",
+    "parent_dir",
+    "app_file",
+    "import",
+    "package",
+];
+
+/// Per reason kind, the paths and bytes it accounts for; each path counted once, under its
+/// first reason in [`REASON_PRIORITY`].
+pub fn kept_by_reason(kept: &[KeptPath]) -> BTreeMap<String, ReasonCount> {
+    let mut counts: BTreeMap<String, ReasonCount> = BTreeMap::new();
+    for path in kept {
+        let category = REASON_PRIORITY
+            .iter()
+            .find(|c| path.reasons.iter().any(|r| r.category() == **c))
+            .copied()
+            .or_else(|| path.reasons.first().map(|r| r.category()))
+            .unwrap_or("unknown");
+        let count = counts.entry(category.to_string()).or_default();
+        count.paths += 1;
+        count.bytes += path.size;
+    }
+    counts
 }
 
 impl Report {
@@ -115,6 +163,29 @@ impl Report {
             human_bytes(self.files.kept_bytes),
             human_bytes(self.files.source_bytes)
         );
+        let added: Vec<String> = ["app_file", "import", "package"]
+            .iter()
+            .filter_map(|c| {
+                let count = self.kept_by_reason.get(*c)?;
+                Some(format!(
+                    "{c} +{} paths / {}",
+                    count.paths,
+                    human_bytes(count.bytes)
+                ))
+            })
+            .collect();
+        if !added.is_empty() {
+            let _ = writeln!(
+                out,
+                "beyond the trace ({}): {}; {} unresolved loads",
+                serde_json::to_value(self.app_closure)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                added.join(", "),
+                self.dynamic_loads.len()
+            );
+        }
         let failed = self.probes.iter().filter(|p| !p.ok()).count();
         let _ = writeln!(out, "probes: {} run, {} failed", self.probes.len(), failed);
         let _ = writeln!(

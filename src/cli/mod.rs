@@ -179,6 +179,13 @@ pub struct BuildArgs {
     /// Replay the probes against the slim image and fail (exit 5) on any different answer.
     #[arg(long)]
     pub verify: bool,
+    /// How far to go beyond the trace: `imports` (default) keeps the app's own files (what the
+    /// image's COPY/ADD/RUN steps put outside system trees, the WORKDIR tree) and what kept
+    /// source code imports, requires or includes, transitively; `packages` also keeps the whole
+    /// language package (Python distribution, npm package, gem) of every kept file; `off` keeps
+    /// only what the trace saw.
+    #[arg(long, value_name = "off|imports|packages", default_value = "imports")]
+    pub app_closure: crate::closure::lang::AppClosure,
     /// Which sensor records the run: host-side eBPF (local daemon, root), the in-container
     /// ptrace wrapper (remote daemons, no BPF rights), or auto (eBPF when possible).
     #[arg(long, value_enum, default_value_t = SensorChoice::Auto)]
@@ -265,6 +272,7 @@ impl BuildArgs {
             probes,
             keep,
             verify: self.verify,
+            app_closure: self.app_closure,
         })
     }
 }

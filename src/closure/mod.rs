@@ -6,6 +6,7 @@
 //! links their target, and the files the runtime itself reads are added ([`RUNTIME_FILES`]).
 //! [`compute`] runs all of it to a fixed point; it never fails, it notes what it could not do.
 
+pub mod app;
 pub mod elf;
 #[cfg(test)]
 pub(crate) mod fake;
@@ -76,6 +77,34 @@ pub enum Reason {
     Runtime { note: String },
     /// Kept by a user rule (flag or probe file).
     Rule { rule: String },
+    /// The app's own file ([`app`]): put there by the image's build step `instruction`
+    /// (layer `layer`), or in the WORKDIR tree.
+    AppFile { layer: usize, instruction: String },
+    /// Loaded by kept source file `of` (`load`: `import csv`, `require("ms")`, ...): found by
+    /// scanning its code ([`lang`]).
+    Import { of: String, load: String },
+    /// Part of language package `package`, which kept file `of` belongs to
+    /// (`--app-closure packages`).
+    Package { package: String, of: String },
+}
+
+impl Reason {
+    /// A short name for the kind of reason, for per-reason counts in the report.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Reason::Traced { .. } => "traced",
+            Reason::ParentDir => "parent_dir",
+            Reason::SymlinkHop { .. } => "symlink_hop",
+            Reason::ElfInterpreter { .. } | Reason::ElfNeeded { .. } => "elf",
+            Reason::Shebang { .. } => "shebang",
+            Reason::HardlinkTarget { .. } => "hardlink_target",
+            Reason::Runtime { .. } => "runtime",
+            Reason::Rule { .. } => "rule",
+            Reason::AppFile { .. } => "app_file",
+            Reason::Import { .. } => "import",
+            Reason::Package { .. } => "package",
+        }
+    }
 }
 
 /// The paths to keep, each with every reason found for it.
@@ -150,6 +179,27 @@ pub struct ClosureInput<'a> {
     /// Paths to keep regardless of the trace (user rules, the entrypoint, the working dir), each
     /// resolved and followed like a traced path.
     pub extra_paths: Vec<(String, Reason)>,
+    /// The app's own files ([`app::app_files`]), kept as they are (a symlink is not followed).
+    pub app_files: Vec<(String, Reason)>,
+    /// How far to go beyond the trace (`--app-closure`).
+    pub app_closure: lang::AppClosure,
+    /// The image's WORKDIR (`/` when unset): the runtimes' current directory.
+    pub workdir: &'a str,
+}
+
+/// A load in kept source code that could not be resolved statically (a non-literal argument,
+/// or a literal naming nothing in the image): what the slim image may miss if that code runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DynamicLoad {
+    pub path: String,
+    pub line: u32,
+    pub message: String,
+}
+
+impl std::fmt::Display for DynamicLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.path, self.line, self.message)
+    }
 }
 
 /// A DT_NEEDED entry of a kept ELF object that no search found in the image.
@@ -184,6 +234,8 @@ pub struct ClosureStats {
     pub elf_objects: usize,
     /// `#!` scripts analysed.
     pub scripts: usize,
+    /// Source files scanned for imports.
+    pub sources_scanned: usize,
 }
 
 /// The result: what to keep and what could not be resolved.
@@ -194,12 +246,16 @@ pub struct Closure {
     pub unresolved_needs: Vec<UnresolvedNeed>,
     /// Sorted, deduplicated.
     pub warnings: Vec<ClosureWarning>,
+    /// Loads in kept code that no scanner could resolve, sorted.
+    pub dynamic_loads: Vec<DynamicLoad>,
     pub stats: ClosureStats,
 }
 
 /// Computes everything the traced app needs from `view`, to a fixed point.
 pub fn compute<V: ImageView + ?Sized>(view: &V, input: &ClosureInput) -> Closure {
     let mut builder = Builder::new(view, input.env);
+    builder.app_closure = input.app_closure;
+    builder.workdir = input.workdir.to_string();
     builder.keep_runtime_files();
 
     let mut traced: BTreeMap<&str, Vec<crate::sense::AccessKind>> = BTreeMap::new();
@@ -230,6 +286,11 @@ pub fn compute<V: ImageView + ?Sized>(view: &V, input: &ClosureInput) -> Closure
             builder.warn(path, "kept by rule but not in the image".to_string());
         }
     }
+    if input.app_closure != lang::AppClosure::Off {
+        for (path, reason) in &input.app_files {
+            builder.keep_path(path, false, reason.clone());
+        }
+    }
     builder.run_to_fixed_point();
     builder.finish()
 }
@@ -245,12 +306,19 @@ struct Builder<'v, V: ?Sized> {
     /// LD_PRELOAD of the image's Env: ld.so loads these into every process.
     ld_preload: Vec<String>,
     env_path: Vec<String>,
+    /// The image's Env, for the language runtimes' search paths.
+    env: Vec<String>,
     elf_infos: std::collections::HashMap<String, Option<std::rc::Rc<elf::ElfInfo>>>,
     elf_abis: std::collections::HashMap<String, Option<elf::ElfAbi>>,
     /// (object, soname) → found in at least one loading context.
     needs: BTreeMap<(String, String), bool>,
     warnings: std::collections::BTreeSet<ClosureWarning>,
     stats: ClosureStats,
+    app_closure: lang::AppClosure,
+    workdir: String,
+    /// Discovered on the first source file scanned.
+    runtimes: Option<std::rc::Rc<lang::Runtimes>>,
+    dynamic_loads: std::collections::BTreeSet<DynamicLoad>,
 }
 
 impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
@@ -287,11 +355,16 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
             ld_library_path,
             ld_preload,
             env_path,
+            env: env.to_vec(),
             elf_infos: Default::default(),
             elf_abis: Default::default(),
             needs: BTreeMap::new(),
             warnings: Default::default(),
             stats: ClosureStats::default(),
+            app_closure: lang::AppClosure::Off,
+            workdir: "/".to_string(),
+            runtimes: None,
+            dynamic_loads: Default::default(),
         }
     }
 
@@ -488,6 +561,70 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
                 self.link_script(path, &head);
             }
         }
+        if self.app_closure != lang::AppClosure::Off {
+            if let Some(language) = lang::language_of(path, &head) {
+                self.scan_source(path, language);
+            }
+        }
+    }
+
+    /// Keeps what the source file at `path` loads (and, with `packages`, its whole package).
+    fn scan_source(&mut self, path: &str, language: lang::Language) {
+        let text = match self.view.read(path, lang::SCAN_READ_LIMIT) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(err) => {
+                self.warn(path, format!("cannot read: {err}"));
+                return;
+            }
+        };
+        self.stats.sources_scanned += 1;
+        let runtimes = match &self.runtimes {
+            Some(runtimes) => runtimes.clone(),
+            None => {
+                let runtimes = std::rc::Rc::new(lang::Runtimes::discover(
+                    self.view,
+                    &self.env,
+                    &self.workdir,
+                ));
+                self.runtimes = Some(runtimes.clone());
+                runtimes
+            }
+        };
+        let found = runtimes.dependencies(self.view, language, path, &text);
+        for dependency in found.paths {
+            let reason = Reason::Import {
+                of: path.to_string(),
+                load: dependency.why.clone(),
+            };
+            if self.keep_path(&dependency.path, true, reason).is_none() {
+                self.dynamic_loads.insert(DynamicLoad {
+                    path: path.to_string(),
+                    line: 0,
+                    message: format!(
+                        "{}: {} is not in the image",
+                        dependency.why, dependency.path
+                    ),
+                });
+            }
+        }
+        for unresolved in found.unresolved {
+            self.dynamic_loads.insert(DynamicLoad {
+                path: path.to_string(),
+                line: unresolved.line,
+                message: unresolved.message,
+            });
+        }
+        if self.app_closure == lang::AppClosure::Packages {
+            if let Some(package) = runtimes.package_files(self.view, language, path) {
+                for file in &package.files {
+                    let reason = Reason::Package {
+                        package: package.name.clone(),
+                        of: path.to_string(),
+                    };
+                    self.keep_path(file, false, reason);
+                }
+            }
+        }
     }
 
     fn finish(self) -> Closure {
@@ -501,6 +638,7 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
             kept: self.kept,
             unresolved_needs,
             warnings: self.warnings.into_iter().collect(),
+            dynamic_loads: self.dynamic_loads.into_iter().collect(),
             stats: self.stats,
         }
     }

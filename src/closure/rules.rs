@@ -245,6 +245,7 @@ mod tests {
             kept,
             unresolved_needs: Vec::new(),
             warnings: Vec::new(),
+            dynamic_loads: Vec::new(),
             stats: Default::default(),
         };
         let set = exclude_set(&[

@@ -21,6 +21,8 @@ fn run(image: &FakeImage, traced: &[Access], env: &[String]) -> Closure {
             traced,
             env,
             extra_paths: Vec::new(),
+            app_closure: crate::closure::lang::AppClosure::Off,
+            ..Default::default()
         },
     )
 }
@@ -473,6 +475,8 @@ fn extra_paths_are_kept_like_traced_ones() {
                 ("/lib/x86_64-linux-gnu/plugin.conf".into(), rule.clone()),
                 ("/missing".into(), rule.clone()),
             ],
+            app_closure: crate::closure::lang::AppClosure::Off,
+            ..Default::default()
         },
     );
     assert_eq!(

@@ -1,0 +1,266 @@
+//! The app's own files: what the image's own build steps put outside the system trees (COPY /
+//! ADD layers, files a RUN step created in an app directory) and the WORKDIR tree when it is an
+//! app directory. They are kept whole — templates, static assets, data files, CGI scripts and
+//! included code are small and are exactly what a probe that did not reach a route never
+//! touches — except what is never runtime: VCS directories, caches, and dependency trees
+//! (`node_modules`, `site-packages`, ...), which the import scanners ([`super::lang`]) resolve
+//! file by file instead.
+//!
+//! Guard rails, because a wrong guess here costs size, not correctness: system trees (`/usr`,
+//! `/etc`, `/var` but `/var/www`, ...) never count, and an app root holding more than
+//! [`MAX_ROOT_BYTES`] or [`MAX_ROOT_FILES`] is not kept whole (the imports still reach what the
+//! code loads) and a warning says so.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::image::{Entry, EntryKind};
+
+/// An app root bigger than this is not kept whole.
+pub const MAX_ROOT_BYTES: u64 = 64 * 1024 * 1024;
+/// An app root with more files than this is not kept whole.
+pub const MAX_ROOT_FILES: usize = 20_000;
+
+/// What made a layer, from the image history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerKind {
+    Copy,
+    Add,
+    Run,
+    /// An imported root filesystem or a step the history does not name.
+    Other,
+}
+
+/// One layer's instruction (`created_by` of its history entry) and what kind it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerStep {
+    pub kind: LayerKind,
+    pub instruction: String,
+}
+
+/// Per layer (in `rootfs.diff_ids` order), the history step that made it. History entries with
+/// `empty_layer` made no layer; a history shorter than the layers leaves the rest `Other`.
+pub fn layer_steps(config: &serde_json::Value, layers: usize) -> Vec<LayerStep> {
+    let mut steps: Vec<LayerStep> = config
+        .get("history")
+        .and_then(|h| h.as_array())
+        .map(|history| {
+            history
+                .iter()
+                .filter(|h| {
+                    !h.get("empty_layer")
+                        .and_then(|e| e.as_bool())
+                        .unwrap_or(false)
+                })
+                .map(|h| {
+                    let instruction = h
+                        .get("created_by")
+                        .and_then(|c| c.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    LayerStep {
+                        kind: classify(&instruction),
+                        instruction,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    steps.truncate(layers);
+    while steps.len() < layers {
+        steps.push(LayerStep {
+            kind: LayerKind::Other,
+            instruction: String::new(),
+        });
+    }
+    steps
+}
+
+/// The kind of a `created_by` line, classic builder (`/bin/sh -c #(nop) COPY dir:… in /app`,
+/// `/bin/sh -c apt-get …`, `|2 A=b /bin/sh -c …`) or BuildKit (`COPY . /app # buildkit`,
+/// `RUN /bin/sh -c … # buildkit`).
+pub fn classify(created_by: &str) -> LayerKind {
+    let text = created_by.trim();
+    if text.is_empty() {
+        return LayerKind::Other;
+    }
+    let nop = text.split_once("#(nop)").map(|(_, rest)| rest.trim_start());
+    let word = nop
+        .unwrap_or(text)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    match word {
+        "COPY" => LayerKind::Copy,
+        "ADD" => {
+            // `ADD file:<hash> in /` is how official base images unpack their root filesystem:
+            // it is the distribution, not the app.
+            if nop.is_some_and(|rest| rest.trim_end().ends_with(" in /")) {
+                LayerKind::Other
+            } else {
+                LayerKind::Add
+            }
+        }
+        "RUN" => LayerKind::Run,
+        _ if nop.is_some() => LayerKind::Other,
+        // A classic-builder RUN has no `#(nop)`: the shell command itself is the history line.
+        _ if text.starts_with("/bin/sh -c ") || text.starts_with('|') => LayerKind::Run,
+        _ => LayerKind::Other,
+    }
+}
+
+/// Trees that belong to the OS, the package managers or the runtime: never the app's own.
+const SYSTEM_TREES: &[&str] = &[
+    "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc", "/var", "/boot",
+    "/dev", "/proc", "/sys", "/run", "/tmp", "/mnt", "/media",
+];
+
+/// Exceptions inside [`SYSTEM_TREES`] that conventionally hold an app.
+const APP_TREES_IN_SYSTEM: &[&str] = &["/var/www", "/usr/src/app", "/usr/app"];
+
+/// Directory names that are never runtime (VCS, caches) or are dependency trees resolved by the
+/// import scanners instead of kept whole.
+const NOT_APP_DIRS: &[&str] = &[
+    ".git",
+    ".svn",
+    ".hg",
+    ".bzr",
+    "CVS",
+    ".cache",
+    ".npm",
+    ".yarn",
+    ".pnpm-store",
+    ".tox",
+    ".nox",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    "__pycache__",
+    "node_modules",
+    "site-packages",
+    "dist-packages",
+    "bower_components",
+];
+
+/// `true` when `path` lies in a system tree (and not in one of the app exceptions).
+pub fn in_system_tree(path: &str) -> bool {
+    let under = |root: &str| path == root || path.starts_with(&format!("{root}/"));
+    SYSTEM_TREES.iter().any(|t| under(t)) && !APP_TREES_IN_SYSTEM.iter().any(|t| under(t))
+}
+
+/// `true` when a component of `path` is a VCS dir, a cache or a dependency tree; Ruby's
+/// `vendor/bundle` too.
+fn in_excluded_dir(path: &str) -> bool {
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let dirs = &components[..components.len().saturating_sub(1)];
+    dirs.iter().any(|c| NOT_APP_DIRS.contains(c))
+        || dirs.windows(2).any(|w| w == ["vendor", "bundle"])
+}
+
+/// The root an app path is grouped under for the size bound: its first component, or the first
+/// two in `/var/www`, `/usr/src/app`-like trees and `/home/<user>`.
+fn app_root(path: &str) -> String {
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let depth = match components.first() {
+        Some(&"home") | Some(&"opt") | Some(&"srv") => 2,
+        Some(&"var") | Some(&"usr") => APP_TREES_IN_SYSTEM
+            .iter()
+            .find(|t| path.starts_with(&format!("{t}/")) || path == **t)
+            .map_or(2, |t| t.split('/').filter(|c| !c.is_empty()).count()),
+        _ => 1,
+    };
+    format!("/{}", components[..depth.min(components.len())].join("/"))
+}
+
+/// Whether the WORKDIR is an app directory: not `/`, not a system tree, not a home's top.
+pub fn workdir_is_app(workdir: &str) -> bool {
+    let w = workdir.trim_end_matches('/');
+    !w.is_empty() && !in_system_tree(w) && w != "/root" && w != "/home" && w != "/opt"
+}
+
+/// One app file to keep, and what made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppFile {
+    pub path: String,
+    /// The layer it came from, and that layer's instruction (empty when only the WORKDIR rule
+    /// picked it).
+    pub layer: usize,
+    pub instruction: String,
+    /// Content bytes (0 for anything but a regular file).
+    pub size: u64,
+}
+
+/// An app root that was too big to keep whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedRoot {
+    pub root: String,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// What [`app_files`] decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppFiles {
+    pub files: Vec<AppFile>,
+    pub skipped: Vec<SkippedRoot>,
+}
+
+/// The app's own files among `entries` (the flattened image), given each layer's step and the
+/// image's WORKDIR. Files, symlinks, hard links and directories are returned (an empty upload
+/// directory matters too).
+pub fn app_files<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    steps: &[LayerStep],
+    workdir: &str,
+) -> AppFiles {
+    let workdir = workdir.trim_end_matches('/');
+    let workdir_app = workdir_is_app(workdir);
+    let in_workdir = |path: &str| workdir_app && path.starts_with(&format!("{workdir}/"));
+    let mut by_root: BTreeMap<String, Vec<AppFile>> = BTreeMap::new();
+    for entry in entries {
+        let path = entry.path.as_str();
+        if path == "/" || in_excluded_dir(path) {
+            continue;
+        }
+        if matches!(
+            entry.kind,
+            EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. } | EntryKind::Fifo
+        ) {
+            continue;
+        }
+        let step = steps.get(entry.layer);
+        let made_by_app_step = step.is_some_and(|s| s.kind != LayerKind::Other);
+        let picked = in_workdir(path) || (made_by_app_step && !in_system_tree(path));
+        if !picked {
+            continue;
+        }
+        // A directory alone (`/home/app` made by useradd) is not worth a root of its own: it is
+        // kept when a file below it is.
+        if entry.kind == EntryKind::Dir && !in_workdir(path) && path.matches('/').count() < 2 {
+            continue;
+        }
+        by_root.entry(app_root(path)).or_default().push(AppFile {
+            path: path.to_string(),
+            layer: entry.layer,
+            instruction: step.map(|s| s.instruction.clone()).unwrap_or_default(),
+            size: entry.size,
+        });
+    }
+    let mut out = AppFiles::default();
+    for (root, files) in by_root {
+        let bytes: u64 = files.iter().map(|f| f.size).sum();
+        let count = files.iter().filter(|f| f.size > 0).count();
+        if bytes > MAX_ROOT_BYTES || count > MAX_ROOT_FILES {
+            out.skipped.push(SkippedRoot {
+                root,
+                files: count,
+                bytes,
+            });
+        } else {
+            out.files.extend(files);
+        }
+    }
+    out
+}
