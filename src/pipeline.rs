@@ -88,7 +88,7 @@ pub async fn build<D: DockerApi>(
         format!("{}: {}", sensor.name(), chosen.reason),
     )]);
     let hooks = sensor.container_hooks();
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         options.probes.as_ref(),
         &verify::tcp_ports(&source.exposed_ports),
         options.default_probes,
@@ -110,8 +110,8 @@ pub async fn build<D: DockerApi>(
             &Observation {
                 spec: &spec,
                 hooks: &hooks,
-                plan: &plan,
             },
+            &mut plan,
             options,
             &mut timings,
             &mut warnings,
@@ -386,25 +386,26 @@ async fn read_image(stream: source::SaveStream) -> Result<(ImageFs, u64, Vec<Str
     Ok((fs, started.elapsed().as_millis() as u64, quoted))
 }
 
-/// What [`observe`] runs: the container spec, the sensor's hooks and the probe plan.
+/// What [`observe`] runs: the container spec and the sensor's hooks.
 struct Observation<'a> {
     spec: &'a ContainerSpec,
     hooks: &'a ContainerHooks,
-    plan: &'a Plan,
 }
 
 /// Starts the container, waits for it, runs the probe plan, lets it run on if asked, and stops
 /// it. Returns the concrete steps that ran (for `--verify`) and their results. A probe of the
 /// probe file failing on the original is an error: the slim image could not be judged by it.
+/// `plan` comes back as it ran: a port found not to speak HTTP is probed as TCP.
 async fn observe<D: DockerApi>(
     docker: &D,
     observation: &Observation<'_>,
+    plan: &mut Plan,
     options: &BuildOptions,
     timings: &mut Timings,
     warnings: &mut Vec<String>,
     phase: &dyn Fn(&str),
 ) -> Result<(Vec<Step>, Vec<ProbeResult>)> {
-    let Observation { spec, hooks, plan } = observation;
+    let Observation { spec, hooks } = observation;
     // Installed before anything runs: a SIGUSR1 sent early must not kill minify.
     let mut go_signal = match options.continue_after {
         Some(ContinueAfter::Signal) => Some(
@@ -453,15 +454,23 @@ async fn observe<D: DockerApi>(
     } else {
         let client = http::client(options.crawl.request_timeout);
         let target = Target::new(docker, &id, verify::published_ports(&state.published));
-        if let Err(message) = target.wait_ready(&plan.readiness, &client).await {
-            let state = docker.inspect_container(&id).await?;
-            if !state.running {
-                return Err(run::exited_error(docker, &id, &state).await);
+        match target.prepare(plan, &client).await {
+            Ok(notes) => {
+                for note in notes {
+                    eprintln!("minify: {note}");
+                    warnings.push(note);
+                }
             }
-            let logs = docker.logs_tail(&id, 20).await.unwrap_or_default();
-            return Err(Error::Probe {
-                message: format!("{message}\nLast log lines:\n{logs}"),
-            });
+            Err(message) => {
+                let state = docker.inspect_container(&id).await?;
+                if !state.running {
+                    return Err(run::exited_error(docker, &id, &state).await);
+                }
+                let logs = docker.logs_tail(&id, 20).await.unwrap_or_default();
+                return Err(Error::Probe {
+                    message: format!("{message}\nLast log lines:\n{logs}"),
+                });
+            }
         }
         ran = target.run_plan(plan, &client).await;
         let configured = ran.1.len() - plan.steps.len();

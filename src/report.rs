@@ -286,4 +286,57 @@ mod tests {
         );
         assert!(summary.contains("3 lost"), "{summary}");
     }
+
+    #[test]
+    fn each_kept_path_is_credited_once_to_its_strongest_reason() {
+        let kept = vec![
+            KeptPath {
+                path: "/app/app.py".into(),
+                kind: "file",
+                size: 100,
+                reasons: vec![
+                    Reason::AppFile {
+                        layer: 1,
+                        instruction: "COPY . /app".into(),
+                    },
+                    Reason::Traced { kinds: vec![] },
+                ],
+            },
+            KeptPath {
+                path: "/app/templates/x.html".into(),
+                kind: "file",
+                size: 7,
+                reasons: vec![Reason::AppFile {
+                    layer: 1,
+                    instruction: "COPY . /app".into(),
+                }],
+            },
+            KeptPath {
+                path: "/usr/lib/python3.11/csv.py".into(),
+                kind: "file",
+                size: 30,
+                reasons: vec![Reason::Import {
+                    of: "/app/app.py".into(),
+                    load: "import csv".into(),
+                }],
+            },
+        ];
+        let counts = kept_by_reason(&kept);
+        assert_eq!(
+            counts["traced"],
+            ReasonCount {
+                paths: 1,
+                bytes: 100
+            }
+        );
+        assert_eq!(counts["app_file"], ReasonCount { paths: 1, bytes: 7 });
+        assert_eq!(
+            counts["import"],
+            ReasonCount {
+                paths: 1,
+                bytes: 30
+            }
+        );
+        assert!(!counts.contains_key("package"));
+    }
 }

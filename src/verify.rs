@@ -108,8 +108,16 @@ enum Drive<'a> {
     Replay(&'a [Step]),
 }
 
+/// Steps that ran, their results, and the readiness used.
+type Probed = (
+    Vec<Step>,
+    Vec<ProbeResult>,
+    BTreeMap<u16, (WaitStrategy, Duration)>,
+);
+
 /// Runs `image` (no sensor) with `ports` published, waits for `readiness`, drives it, stops and
-/// removes it (also on error or Ctrl-C). Returns the steps that ran and their results.
+/// removes it (also on error or Ctrl-C). Returns the steps that ran, their results and the
+/// readiness they ran with (a plan's ports found not to speak HTTP wait as TCP).
 async fn probe_image<D: DockerApi>(
     docker: &D,
     image: &str,
@@ -117,7 +125,7 @@ async fn probe_image<D: DockerApi>(
     readiness: &BTreeMap<u16, (WaitStrategy, Duration)>,
     drive: Drive<'_>,
     stop_timeout_secs: i64,
-) -> Result<(Vec<Step>, Vec<ProbeResult>)> {
+) -> Result<Probed> {
     let name = run::unique_run_name("minify-verify");
     let publish: Vec<String> = ports.iter().map(|p| format!("{p}/tcp")).collect();
     let spec = run::container_spec(&name, image, &publish);
@@ -126,7 +134,20 @@ async fn probe_image<D: DockerApi>(
         let state = run::require_running(docker, &id).await?;
         let target = Target::new(docker, &id, published_ports(&state.published));
         let client = http::client(Duration::from_secs(10));
-        if let Err(message) = target.wait_ready(readiness, &client).await {
+        let mut plan = match drive {
+            Drive::Plan(plan) => Some(plan.clone()),
+            Drive::Replay(_) => None,
+        };
+        let ready = match plan.as_mut() {
+            // A port that turns out not to speak HTTP is probed as TCP, as in `minify build`.
+            Some(plan) => target.prepare(plan, &client).await.map(|notes| {
+                for note in notes {
+                    eprintln!("minify: {image}: {note}");
+                }
+            }),
+            None => target.wait_ready(readiness, &client).await,
+        };
+        if let Err(message) = ready {
             let state = docker.inspect_container(&id).await?;
             if !state.running {
                 return Err(run::exited_error(docker, &id, &state).await);
@@ -135,9 +156,16 @@ async fn probe_image<D: DockerApi>(
                 message: format!("{image}: {message}"),
             });
         }
-        let ran = match drive {
-            Drive::Plan(plan) => target.run_plan(plan, &client).await,
-            Drive::Replay(steps) => (steps.to_vec(), target.replay(steps, &client).await),
+        let ran = match (&drive, &plan) {
+            (Drive::Plan(_), Some(plan)) => {
+                let (steps, results) = target.run_plan(plan, &client).await;
+                (steps, results, plan.readiness.clone())
+            }
+            (Drive::Replay(steps), _) => {
+                let results = target.replay(steps, &client).await;
+                (steps.to_vec(), results, readiness.clone())
+            }
+            (Drive::Plan(_), None) => (Vec::new(), Vec::new(), readiness.clone()),
         };
         docker.stop_container(&id, stop_timeout_secs).await?;
         Ok(ran)
@@ -159,7 +187,7 @@ pub async fn replay_on<D: DockerApi>(
     stop_timeout_secs: i64,
 ) -> Result<Vec<ProbeResult>> {
     let drive = Drive::Replay(steps);
-    let (_, results) =
+    let (_, results, _) =
         probe_image(docker, image, ports, readiness, drive, stop_timeout_secs).await?;
     Ok(results)
 }
@@ -177,7 +205,7 @@ pub async fn verify_images<D: DockerApi>(
     docker.inspect_image(slim).await?;
     let plan = plan_for(&tcp_ports(&source.exposed_ports));
     let ports = plan.ports();
-    let (steps, original_results) = probe_image(
+    let (steps, original_results, readiness) = probe_image(
         docker,
         original,
         &ports,
@@ -198,15 +226,8 @@ pub async fn verify_images<D: DockerApi>(
             ),
         });
     }
-    let slim_results = replay_on(
-        docker,
-        slim,
-        &plan.readiness,
-        &ports,
-        &steps,
-        stop_timeout_secs,
-    )
-    .await?;
+    let slim_results =
+        replay_on(docker, slim, &readiness, &ports, &steps, stop_timeout_secs).await?;
     let differences = compare(&original_results, &slim_results);
     Ok((
         original_results,

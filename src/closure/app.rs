@@ -264,3 +264,152 @@ pub fn app_files<'a>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: EntryKind, layer: usize, size: u64) -> Entry {
+        Entry {
+            path: path.to_string(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            size,
+            xattrs: Vec::new(),
+            content: None,
+            layer,
+        }
+    }
+
+    fn file(path: &str, layer: usize) -> Entry {
+        entry(path, EntryKind::File, layer, 10)
+    }
+
+    fn steps(lines: &[&str]) -> Vec<LayerStep> {
+        lines
+            .iter()
+            .map(|l| LayerStep {
+                kind: classify(l),
+                instruction: l.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn history_lines_of_both_builders_are_classified() {
+        assert_eq!(
+            classify("/bin/sh -c #(nop) COPY dir:0a1b in /app "),
+            LayerKind::Copy
+        );
+        assert_eq!(classify("COPY . /app # buildkit"), LayerKind::Copy);
+        assert_eq!(
+            classify("/bin/sh -c #(nop) ADD file:9f8e in / "),
+            LayerKind::Other,
+            "an ADD of a root filesystem is the distribution"
+        );
+        assert_eq!(
+            classify("/bin/sh -c #(nop) ADD file:9f8e in /srv/data.tar "),
+            LayerKind::Add
+        );
+        assert_eq!(
+            classify("/bin/sh -c apt-get update && apt-get install -y nginx"),
+            LayerKind::Run
+        );
+        assert_eq!(
+            classify("|1 VERSION=2 /bin/sh -c make install"),
+            LayerKind::Run
+        );
+        assert_eq!(classify("RUN /bin/sh -c npm ci # buildkit"), LayerKind::Run);
+        assert_eq!(classify("/bin/sh -c #(nop)  CMD [\"x\"]"), LayerKind::Other);
+        assert_eq!(classify(""), LayerKind::Other);
+    }
+
+    #[test]
+    fn layer_steps_skip_empty_layers_and_pad_short_histories() {
+        let config = serde_json::json!({"history": [
+            {"created_by": "", "comment": "debootstrap"},
+            {"created_by": "/bin/sh -c #(nop) WORKDIR /app", "empty_layer": true},
+            {"created_by": "/bin/sh -c #(nop) COPY dir:1 in /app "},
+        ]});
+        let got = layer_steps(&config, 3);
+        assert_eq!(
+            got.iter().map(|s| s.kind).collect::<Vec<_>>(),
+            vec![LayerKind::Other, LayerKind::Copy, LayerKind::Other]
+        );
+    }
+
+    #[test]
+    fn copied_app_files_are_kept_but_not_system_trees_vcs_or_dependency_trees() {
+        let steps = steps(&[
+            "",
+            "/bin/sh -c apt-get install -y python3",
+            "COPY . /app # buildkit",
+        ]);
+        let entries = vec![
+            file("/usr/bin/python3", 1),
+            file("/etc/python3/sitecustomize.py", 1),
+            file("/app/app.py", 2),
+            file("/app/templates/report.html", 2),
+            file("/app/.git/HEAD", 2),
+            file("/app/node_modules/x/index.js", 2),
+            file(
+                "/app/venv/lib/python3.11/site-packages/flask/__init__.py",
+                2,
+            ),
+            file("/app/__pycache__/app.cpython-311.pyc", 2),
+            file("/root/.cache/pip/x", 1),
+            file("/home/app/.profile", 0),
+        ];
+        let got = app_files(&entries, &steps, "/");
+        let paths: Vec<&str> = got.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["/app/app.py", "/app/templates/report.html"]);
+        assert_eq!(got.files[0].instruction, "COPY . /app # buildkit");
+        assert!(got.skipped.is_empty());
+    }
+
+    #[test]
+    fn the_workdir_tree_counts_whatever_layer_made_it_unless_it_is_a_system_tree() {
+        let steps = steps(&[""]);
+        let entries = vec![
+            file("/srv/site/index.html", 0),
+            entry("/srv/site/uploads", EntryKind::Dir, 0, 0),
+            file("/usr/share/doc/x", 0),
+        ];
+        let got = app_files(&entries, &steps, "/srv/site");
+        let paths: Vec<&str> = got.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["/srv/site/index.html", "/srv/site/uploads"]);
+        assert!(app_files(&entries, &steps, "/usr/share").files.is_empty());
+        assert!(app_files(&entries, &steps, "/").files.is_empty());
+    }
+
+    #[test]
+    fn var_www_is_an_app_tree_inside_var() {
+        let steps = steps(&["/bin/sh -c #(nop) COPY dir:2 in /var/www/html "]);
+        let entries = vec![file("/var/www/html/index.php", 0), file("/var/lib/x", 0)];
+        let got = app_files(&entries, &steps, "/");
+        assert_eq!(got.files.len(), 1);
+        assert_eq!(got.files[0].path, "/var/www/html/index.php");
+    }
+
+    #[test]
+    fn an_app_root_over_the_bound_is_not_kept_whole_and_is_reported() {
+        let steps = steps(&["COPY data /data # buildkit", "COPY app /app # buildkit"]);
+        let entries = vec![
+            entry("/data/huge.bin", EntryKind::File, 0, MAX_ROOT_BYTES + 1),
+            file("/app/main.py", 1),
+        ];
+        let got = app_files(&entries, &steps, "/");
+        assert_eq!(got.files.len(), 1);
+        assert_eq!(
+            got.skipped,
+            vec![SkippedRoot {
+                root: "/data".into(),
+                files: 1,
+                bytes: MAX_ROOT_BYTES + 1
+            }]
+        );
+    }
+}

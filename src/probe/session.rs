@@ -58,6 +58,9 @@ pub struct Plan {
     pub steps: Vec<(Duration, Step)>,
     /// Container port → how to wait for it and for how long.
     pub readiness: BTreeMap<u16, (WaitStrategy, Duration)>,
+    /// Ports crawled only because the image exposes them: that they speak HTTP is assumed, not
+    /// stated, and [`Target::prepare`] checks it.
+    pub assumed_http: std::collections::BTreeSet<u16>,
 }
 
 impl Plan {
@@ -75,9 +78,22 @@ impl Plan {
         let default_probes = default_probes && file.default_probes.unwrap_or(true);
         let mut plan = Plan::default();
         if default_probes {
+            // A port the file speaks raw TCP to, or waits for as TCP, is not HTTP: never crawl it.
+            let tcp_port = |port: u16| {
+                file.tcp.iter().any(|probe| probe.port == port)
+                    || file
+                        .readiness
+                        .iter()
+                        .any(|rule| rule.port == port && rule.wait == WaitStrategy::Tcp)
+            };
             for &port in exposed_tcp {
-                if file.crawl.iter().all(|rule| rule.port != port) {
+                if file.crawl.iter().all(|rule| rule.port != port) && !tcp_port(port) {
                     plan.crawl.push((port, Scheme::Http, limits.clone()));
+                    let stated = file.http.iter().any(|probe| probe.port == port)
+                        || file.readiness.iter().any(|rule| rule.port == port);
+                    if !stated {
+                        plan.assumed_http.insert(port);
+                    }
                 }
             }
         }
@@ -186,6 +202,25 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.crawl.is_empty() && self.steps.is_empty()
     }
+
+    /// Treats `port` as a plain TCP service: no crawl, ready when it accepts and holds a
+    /// connection.
+    pub fn demote_to_tcp(&mut self, port: u16) {
+        self.crawl.retain(|(p, _, _)| *p != port);
+        self.assumed_http.remove(&port);
+        if let Some((strategy, _)) = self.readiness.get_mut(&port) {
+            *strategy = WaitStrategy::Tcp;
+        }
+    }
+}
+
+/// How long a port that accepts TCP gets to answer a plain `GET /` before it is taken for a
+/// non-HTTP service.
+pub const HTTP_DETECT_WINDOW: Duration = Duration::from_secs(5);
+
+/// Whether `answer`, the first bytes a server sent back to `GET / HTTP/1.0`, is HTTP.
+pub fn looks_like_http(answer: &[u8]) -> bool {
+    answer.starts_with(b"HTTP/")
 }
 
 /// The container a session talks to.
@@ -255,6 +290,79 @@ impl<'a, D: DockerApi> Target<'a, D> {
             }
         }
         Ok(())
+    }
+
+    /// Waits until the plan's ports are ready. A port whose HTTP is only assumed
+    /// ([`Plan::assumed_http`]) is first waited for as TCP, then asked `GET /`; if it does not
+    /// answer HTTP within [`HTTP_DETECT_WINDOW`] it is probed as TCP from then on
+    /// ([`Plan::demote_to_tcp`]) and a note says so: a redis or a database must not fail the
+    /// build for not speaking HTTP. Returns those notes.
+    pub async fn prepare(
+        &self,
+        plan: &mut Plan,
+        client: &reqwest::Client,
+    ) -> Result<Vec<String>, String> {
+        let mut notes = Vec::new();
+        let assumed: Vec<u16> = plan.assumed_http.iter().copied().collect();
+        for port in assumed {
+            let Some((WaitStrategy::Http, timeout)) = plan.readiness.get(&port).cloned() else {
+                continue;
+            };
+            let host_port = self.host_port(port)?;
+            self.wait_tcp(port, host_port, Instant::now() + timeout)
+                .await?;
+            let (speaks_http, last) = self.detect_http(host_port).await;
+            if !speaks_http {
+                plan.demote_to_tcp(port);
+                notes.push(format!(
+                    "port {port} accepts TCP but did not answer HTTP within {}s ({last}): \
+                     probed as TCP (ready when it accepts and holds a connection), not crawled; \
+                     add tcp/exec probes in a probe file to exercise it",
+                    HTTP_DETECT_WINDOW.as_secs()
+                ));
+            }
+        }
+        self.wait_ready(&plan.readiness, client).await?;
+        Ok(notes)
+    }
+
+    /// Sends `GET / HTTP/1.0` until an answer comes back or [`HTTP_DETECT_WINDOW`] ends;
+    /// returns whether the answer was HTTP and what the last attempt saw.
+    async fn detect_http(&self, host_port: u16) -> (bool, String) {
+        let until = Instant::now() + HTTP_DETECT_WINDOW;
+        let mut last = String::from("no attempt");
+        while Instant::now() < until {
+            let left = until.saturating_duration_since(Instant::now());
+            let attempt = async {
+                let mut stream =
+                    tokio::net::TcpStream::connect((self.host.as_str(), host_port)).await?;
+                let request = format!(
+                    "GET / HTTP/1.0\r\nHost: {}\r\nUser-Agent: minify\r\n\r\n",
+                    self.authority(host_port)
+                );
+                stream.write_all(request.as_bytes()).await?;
+                let mut answer = vec![0u8; 16];
+                let mut got = 0;
+                while got < 5 {
+                    let n = stream.read(&mut answer[got..]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+                answer.truncate(got);
+                Ok::<Vec<u8>, std::io::Error>(answer)
+            };
+            match tokio::time::timeout(left.min(Duration::from_secs(2)), attempt).await {
+                Ok(Ok(answer)) if looks_like_http(&answer) => return (true, String::new()),
+                Ok(Ok(answer)) if answer.is_empty() => last = "connection closed".into(),
+                Ok(Ok(answer)) => last = format!("answered {:?}", String::from_utf8_lossy(&answer)),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "no answer".into(),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        (false, last)
     }
 
     /// Docker's userland proxy accepts connections even when nothing listens behind it and
@@ -690,6 +798,54 @@ fn normalized_hash(body: &[u8], dynamic: Option<&DynamicBody>) -> Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_named_in_the_tcp_section_is_never_http_crawled() {
+        let file: ProbeFile =
+            serde_yaml::from_str("tcp:\n  - {port: 6379, send: 'PING\\r\\n'}\n").unwrap();
+        let plan = Plan::new(
+            Some(&file),
+            &[6379, 8080],
+            true,
+            &CrawlLimits::default(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(
+            plan.crawl.iter().map(|c| c.0).collect::<Vec<_>>(),
+            vec![8080]
+        );
+        assert_eq!(plan.readiness[&6379].0, WaitStrategy::Tcp);
+        assert_eq!(
+            plan.assumed_http.iter().copied().collect::<Vec<_>>(),
+            vec![8080],
+            "only the exposed port nobody described is assumed to be HTTP"
+        );
+    }
+
+    #[test]
+    fn a_port_demoted_to_tcp_is_not_crawled_and_waits_as_tcp() {
+        let mut plan = Plan::new(
+            None,
+            &[6379],
+            true,
+            &CrawlLimits::default(),
+            Duration::from_secs(5),
+        );
+        assert!(plan.assumed_http.contains(&6379));
+        plan.demote_to_tcp(6379);
+        assert!(plan.crawl.is_empty());
+        assert!(plan.assumed_http.is_empty());
+        assert_eq!(plan.readiness[&6379].0, WaitStrategy::Tcp);
+        assert_eq!(plan.ports(), vec![6379]);
+    }
+
+    #[test]
+    fn only_an_http_status_line_counts_as_http() {
+        assert!(looks_like_http(b"HTTP/1.0 200 OK\r\n"));
+        assert!(!looks_like_http(b"-ERR wrong number of arguments"));
+        assert!(!looks_like_http(b""));
+        assert!(!looks_like_http(b"SSH-2.0-OpenSSH"));
+    }
 
     #[test]
     fn plan_expands_repeats_and_picks_readiness_per_port() {
