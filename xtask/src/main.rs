@@ -23,12 +23,18 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         // --overhead: only the sensor-overhead section.
         Some("bench") if args.iter().any(|a| a == "--overhead") => sensor_overhead(),
+        // --app-closure: only the slim sizes per --app-closure mode.
+        Some("bench") if args.iter().any(|a| a == "--app-closure") => {
+            let minify = build_minify()?;
+            app_closure_sizes(&minify)
+        }
         Some("bench") => {
             bench(args.iter().any(|a| a == "--big"))?;
+            app_closure_sizes(&root().join("target/release/minify"))?;
             sensor_overhead()
         }
         _ => {
-            eprintln!("usage: cargo xtask bench [--big | --overhead]");
+            eprintln!("usage: cargo xtask bench [--big | --overhead | --app-closure]");
             std::process::exit(2)
         }
     }
@@ -113,6 +119,90 @@ fn bench(big: bool) -> Result<()> {
     println!("ratio = minify wall-clock / baseline (docker save + run + one request + stop of the original)");
     println!("RSS target {RSS_TARGET_MB} MB (peak resident set of the minify process)");
     xray_vs_dive(&minify)?;
+    Ok(())
+}
+
+/// Fixtures the app-closure section builds in each `--app-closure` mode.
+const APP_FIXTURES: &[&str] = &[
+    "minify-fixture/nginx:1",
+    "minify-fixture/python:1",
+    "minify-fixture/cgi:1",
+    "minify-fixture/redis:1",
+    "minify-fixture/flask:1",
+    "minify-fixture/express:1",
+    "minify-fixture/php:1",
+    "minify-fixture/sinatra:1",
+];
+
+/// Slim size and build cost per `--app-closure` mode (off = trace only), with the targets:
+/// `imports` adds at most 10 % to the trace-only size and at most 1 s to the build.
+fn app_closure_sizes(minify: &Path) -> Result<()> {
+    println!();
+    println!("app closure: slim size (MB) and build wall-clock (s) per --app-closure mode; +ms = closure+write+load phases of imports minus off");
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+        "fixture", "off MB", "imports", "packages", "off s", "imp s", "pkg s", "+ms", "imports %", "target"
+    );
+    for image in APP_FIXTURES {
+        let present = Command::new("docker")
+            .args(["image", "inspect", image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?
+            .success();
+        if !present {
+            println!("{image:<28} (not built: integration/fixtures.sh)");
+            continue;
+        }
+        let mut sizes = Vec::new();
+        let mut walls = Vec::new();
+        let mut closure_ms = Vec::new();
+        for mode in ["off", "imports", "packages"] {
+            let dir = tempfile_dir()?;
+            let report_path = dir.join("report.json");
+            let tag = format!("minify-bench/app-{mode}:{}", std::process::id());
+            let started = Instant::now();
+            let ok = Command::new(minify)
+                .args(["build", image, "--app-closure", mode, "--tag", &tag, "--report"])
+                .arg(&report_path)
+                .stderr(Stdio::null())
+                .stdout(Stdio::null())
+                .status()?
+                .success();
+            walls.push(started.elapsed().as_secs_f64());
+            let _ = Command::new("docker").args(["rmi", &tag]).output();
+            if !ok {
+                bail!("minify build {image} --app-closure {mode} failed");
+            }
+            let report: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&report_path)?)?;
+            let _ = std::fs::remove_dir_all(&dir);
+            sizes.push(report["result"]["size"].as_f64().unwrap_or(0.0) / 1e6);
+            // What the mode changes: the closure itself, and writing and loading what it kept
+            // (single wall-clock runs drift by ±10 % on this VM; these phases do not).
+            closure_ms.push(
+                report["timings"]["phases"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p[0] == "closure" || p[0] == "write" || p[0] == "load")
+                    .filter_map(|p| p[1].as_f64())
+                    .sum::<f64>(),
+            );
+        }
+        let added_pct = (sizes[1] / sizes[0] - 1.0) * 100.0;
+        let added_s = (closure_ms[1] - closure_ms[0]) / 1000.0;
+        let verdict = if added_pct <= 10.0 && added_s <= 1.0 {
+            "ok"
+        } else {
+            "MISS"
+        };
+        println!(
+            "{image:<28} {:>9.2} {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>8.2} {:>8.0} {:>9.1}% {verdict:>9}",
+            sizes[0], sizes[1], sizes[2], walls[0], walls[1], walls[2], closure_ms[1] - closure_ms[0], added_pct
+        );
+    }
+    println!("imports % = size added by --app-closure imports over the trace-only slim image; target <= 10 % and <= 1 s");
     Ok(())
 }
 
