@@ -127,56 +127,101 @@ fn redis_tcp_and_host_command_probes_verify() {
 }
 
 #[test]
-fn cgi_route_missed_by_the_default_crawl_fails_verify_until_a_probe_names_it() {
+fn cgi_route_missed_by_the_default_crawl_works_unless_the_app_closure_is_off() {
     let _serial = serial();
     if !require_fixture("minify-fixture/cgi:1") {
         return;
     }
     let mut cleanup = Cleanup::default();
-    let crawled = format!("minify-test/cgi.slim:{}", unique("crawl"));
+    let trace_only = format!("minify-test/cgi.slim:{}", unique("off"));
+    let default = format!("minify-test/cgi.slim:{}", unique("imports"));
     let probed = format!("minify-test/cgi.slim:{}", unique("probed"));
-    cleanup.image(&crawled);
+    cleanup.image(&trace_only);
+    cleanup.image(&default);
     cleanup.image(&probed);
     let dir = tempfile::tempdir().unwrap();
     let (report, read_report) = report_of(&dir);
+    let kept = |report: &serde_json::Value| -> Vec<String> {
+        report["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["path"].as_str().unwrap().to_string())
+            .collect()
+    };
 
-    // Default probing only: the crawl never reaches /cgi-bin/report.sh.
+    // Trace only: the crawl never reaches /cgi-bin/report.sh, so nothing it runs is kept.
     let (code, _, stderr) = minify(&[
         "build",
         "minify-fixture/cgi:1",
         "--tag",
-        &crawled,
+        &trace_only,
         "--report",
         &report,
+        "--app-closure",
+        "off",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let kept: Vec<String> = read_report()["kept"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["path"].as_str().unwrap().to_string())
-        .collect();
     assert!(
-        !kept.iter().any(|p| p.ends_with("/perl")),
-        "perl kept without the route being probed"
+        !kept(&read_report()).iter().any(|p| p.ends_with("/perl")),
+        "perl kept without the route being probed or the script scanned"
     );
     let (code, _, stderr) = minify(&[
         "verify",
         "minify-fixture/cgi:1",
-        &crawled,
+        &trace_only,
         "--probes",
         &probe_file("cgi.yaml"),
     ]);
     assert_eq!(
         code, 5,
-        "verify should fail for the crawl-only image:\n{stderr}"
+        "verify should fail for the trace-only image:\n{stderr}"
     );
     assert!(
         stderr.contains("GET /cgi-bin/report.sh?from=probe"),
         "{stderr}"
     );
 
-    // With the probe file the interpreters are traced and kept; verify passes.
+    // By default the CGI script is an app file: kept, and its #! interpreter and the commands
+    // it runs (awk, perl) are kept by scanning it, though no request ever ran it.
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/cgi:1",
+        "--tag",
+        &default,
+        "--report",
+        &report,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report_json = read_report();
+    let kept_default = kept(&report_json);
+    for tool in ["/usr/bin/perl", "/usr/bin/bash", "/usr/bin/mawk"] {
+        assert!(kept_default.iter().any(|p| p == tool), "{tool} not kept");
+    }
+    let script = report_json["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["path"] == "/srv/cgi-bin/report.sh")
+        .expect("the CGI script is kept");
+    assert!(
+        script["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["why"] == "app_file"),
+        "{script}"
+    );
+    let (code, _, stderr) = minify(&[
+        "verify",
+        "minify-fixture/cgi:1",
+        &default,
+        "--probes",
+        &probe_file("cgi.yaml"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // A probe file that names the route still works and verifies.
     let (code, _, stderr) = minify(&[
         "build",
         "minify-fixture/cgi:1",
@@ -189,23 +234,50 @@ fn cgi_route_missed_by_the_default_crawl_fails_verify_until_a_probe_names_it() {
         "--verify",
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let kept: Vec<String> = read_report()["kept"]
+}
+
+#[test]
+fn redis_without_a_probe_file_is_probed_as_tcp_and_builds() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/redis:1") {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = format!("minify-test/redis.slim:{}", unique("tcp"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let (report, read_report) = report_of(&dir);
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/redis:1",
+        "--tag",
+        &tag,
+        "--report",
+        &report,
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("port 6379 accepts TCP but did not answer HTTP"),
+        "{stderr}"
+    );
+    let report = read_report();
+    assert!(
+        report["probes"].as_array().unwrap().is_empty(),
+        "nothing was crawled: {}",
+        report["probes"]
+    );
+    assert!(report["kept"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| k["path"].as_str().unwrap().to_string())
-        .collect();
-    for tool in ["/usr/bin/perl", "/usr/bin/bash", "/usr/bin/mawk"] {
-        assert!(kept.iter().any(|p| p == tool), "{tool} not kept");
-    }
-    let (code, _, stderr) = minify(&[
-        "verify",
-        "minify-fixture/cgi:1",
-        &probed,
-        "--probes",
-        &probe_file("cgi.yaml"),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+        .any(|k| k["path"] == "/usr/bin/redis-check-rdb" || k["path"] == "/usr/bin/redis-server"));
+    // The slim image starts and accepts connections like the original (verify waited for it).
+    assert!(
+        report["verification"].is_object(),
+        "{}",
+        report["verification"]
+    );
 }
 
 #[test]
