@@ -43,7 +43,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Lint(args) => Ok(minify::cli::lint::run(args)?),
         Command::Xray(args) => Ok(minify::cli::xray::run(args)?),
         Command::Report(args) => Ok(minify::cli::xray::run_report(args)?),
-        Command::Verify(args) => Ok(runtime.block_on(minify::cli::run_verify(&args))?),
+        Command::Verify(args) => Ok(runtime.block_on(async {
+            minify::run::install_interrupt_handlers()?;
+            minify::cli::run_verify(&args).await
+        })?),
+        Command::Gc => Ok(runtime.block_on(minify::cli::run_gc())?),
         Command::Build(args) => {
             // Flags are checked before any daemon or kernel work starts.
             let options = args.validate()?;
@@ -52,6 +56,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             let spinner = Spinner::new();
             let report = runtime.block_on(async {
+                // Before any daemon or kernel work: a signal from here on ends in cleanup
+                // and exit 130.
+                minify::run::install_interrupt_handlers()?;
                 let docker = Bollard::connect().await?;
                 minify::pipeline::build(&docker, &options, &|phase| spinner.set(phase)).await
             });

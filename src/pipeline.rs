@@ -76,6 +76,18 @@ pub async fn build<D: DockerApi>(
     let reading = tokio::spawn(read_image(docker.save_image(&source.id)));
 
     let run_name = run::unique_run_name("minify");
+    // Containers of minify runs that were killed before they could clean up (SIGKILL, reboot);
+    // never those of a live concurrent run.
+    match run::sweep_orphans(docker).await {
+        Ok(removed) if !removed.is_empty() => warnings.push(format!(
+            "removed {} container(s) left by minify runs that are gone: {}",
+            removed.len(),
+            removed.join(", ")
+        )),
+        Ok(_) => {}
+        Err(e) => warnings.push(format!("could not sweep leftovers of earlier runs: {e}")),
+    }
+    run::check_interrupted()?;
     // Cgroups of runs that crashed before cleaning up (older than a couple of minutes).
     let _ = crate::sense::cgroup::remove_stale(crate::sense::cgroup::NAME_PREFIX);
     let sensor_started = Instant::now();
@@ -104,7 +116,7 @@ pub async fn build<D: DockerApi>(
     spec.entrypoint = hooks.entrypoint.clone();
     spec.cmd = hooks.cmd.clone();
 
-    let observed = interruptible(async {
+    let observed = run::interruptible(async {
         let probes = observe(
             docker,
             &Observation {
@@ -128,7 +140,9 @@ pub async fn build<D: DockerApi>(
     // Cleanup runs whatever happened above: the container goes first, then the sensor (whose
     // cgroup can only be removed once the container's processes are gone).
     phase("cleaning up");
-    let removed = docker.remove_container(&run_name).await;
+    // By name and by label: a create still in flight at an interrupt was let finish, and is
+    // found either way.
+    let removed = run::remove_run(docker, &run_name).await;
     let sensor_finished = Instant::now();
     let trace = sensor.finish();
     timings.record("sensor finish", sensor_finished);
@@ -144,6 +158,7 @@ pub async fn build<D: DockerApi>(
         options.seccomp_path.display().to_string(),
     );
 
+    run::check_interrupted()?;
     phase("reading image");
     let waited = Instant::now();
     let (fs, read_ms, flatten_warnings) = reading.await.map_err(|e| Error::Archive {
@@ -218,6 +233,7 @@ pub async fn build<D: DockerApi>(
         ));
     }
 
+    run::check_interrupted()?;
     phase("writing slim image");
     let write_started = Instant::now();
     let work_dir = tempfile::tempdir().map_err(Error::io("creating a temp dir"))?;
@@ -245,6 +261,7 @@ pub async fn build<D: DockerApi>(
     })?;
     timings.record("write", write_started);
 
+    run::check_interrupted()?;
     phase("loading slim image");
     let load_started = Instant::now();
     let previous = docker.inspect_image(&options.tag).await.ok();
@@ -562,18 +579,6 @@ async fn wait_while_running<D: DockerApi>(docker: &D, id: &str, wait: Duration) 
         tokio::time::sleep(Duration::from_millis(200).min(until - Instant::now())).await;
     }
     Ok(())
-}
-
-/// Runs `work` unless Ctrl-C or SIGTERM arrives first, in which case it is dropped mid-flight
-/// and [`Error::Interrupted`] returned so the caller's cleanup runs.
-pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(Error::io("installing the SIGTERM handler"))?;
-    tokio::select! {
-        result = work => result,
-        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
-        _ = terminate.recv() => Err(Error::Interrupted),
-    }
 }
 
 fn kind_name(kind: &EntryKind) -> &'static str {

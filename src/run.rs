@@ -33,7 +33,10 @@ pub fn container_spec(run_name: &str, image: &str, exposed_ports: &[String]) -> 
             .filter(|p| p.ends_with("/tcp") || !p.contains('/'))
             .cloned()
             .collect(),
-        labels: BTreeMap::from([(OWNER_LABEL.to_string(), run_name.to_string())]),
+        labels: BTreeMap::from([
+            (OWNER_LABEL.to_string(), run_name.to_string()),
+            (OWNER_PROCESS_LABEL.to_string(), owner_token()),
+        ]),
         ..ContainerSpec::default()
     }
 }
@@ -45,7 +48,7 @@ pub async fn create_and_start<D: DockerApi>(
     spec: &ContainerSpec,
     uploads: &[(String, Vec<u8>)],
 ) -> Result<String> {
-    let id = docker.create_container(spec).await?;
+    let id = shielded(docker.create_container(spec)).await?;
     let mut started = Ok(());
     for (dir, tar) in uploads {
         started = docker.upload_archive(&id, dir, tar.clone()).await;
@@ -101,4 +104,285 @@ pub async fn stop_and_remove<D: DockerApi>(docker: &D, id: &str, timeout_secs: i
     let stopped = docker.stop_container(id, timeout_secs).await;
     docker.remove_container(id).await?;
     stopped
+}
+
+/// Label carrying the identity of the minify process that created an object:
+/// `BOOT_ID:PID:STARTTIME`, so that a later run (or `minify gc`) can tell the leftovers of a
+/// process that is gone (killed with SIGKILL, its machine rebooted) from a live concurrent run.
+pub const OWNER_PROCESS_LABEL: &str = "dev.minify.owner";
+
+/// This process's owner token (see [`OWNER_PROCESS_LABEL`]).
+pub fn owner_token() -> String {
+    let pid = std::process::id();
+    format!(
+        "{}:{pid}:{}",
+        boot_id().unwrap_or_default(),
+        process_start_time(pid).unwrap_or_default()
+    )
+}
+
+/// Whether the process an owner token names still runs: same boot, same pid, same start time
+/// (a recycled pid has another start time). A token this host cannot judge counts as alive.
+pub fn owner_alive(token: &str) -> bool {
+    let mut parts = token.splitn(3, ':');
+    let (Some(boot), Some(pid), Some(start)) = (parts.next(), parts.next(), parts.next()) else {
+        return true;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return true;
+    };
+    match boot_id() {
+        Some(ours) if !boot.is_empty() && ours != boot => return false,
+        _ => {}
+    }
+    match process_start_time(pid) {
+        None => false,
+        Some(now) => start.is_empty() || now == start,
+    }
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Field 22 of /proc/PID/stat (start time in clock ticks since boot); `None` if no such process.
+fn process_start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Removes every container of run `run_name` — by name and by its [`OWNER_LABEL`], so that one
+/// whose create was still in flight when the run was interrupted is found too.
+pub async fn remove_run<D: DockerApi>(docker: &D, run_name: &str) -> Result<()> {
+    let by_name = docker.remove_container(run_name).await;
+    let mut first_error = by_name.err();
+    match docker.list_labelled(OWNER_LABEL).await {
+        Ok(containers) => {
+            for container in containers.iter().filter(|c| c.label_value == run_name) {
+                if let Err(e) = docker.remove_container(&container.id).await {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(e) => {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Removes the containers of minify processes that are gone (see [`owner_alive`]); never those
+/// of a live run. Returns the names removed.
+pub async fn sweep_orphans<D: DockerApi>(docker: &D) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for container in docker.list_labelled(OWNER_PROCESS_LABEL).await? {
+        if owner_alive(&container.label_value) {
+            continue;
+        }
+        docker.remove_container(&container.id).await?;
+        removed.push(container.name);
+    }
+    Ok(removed)
+}
+
+/// How long an interrupted run waits for Docker calls that create something to finish, so that
+/// cleanup finds what they made. A create that takes longer is still found by a later sweep.
+pub const SHIELD_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Process-wide interrupt state: set once SIGINT, SIGTERM or SIGHUP arrives.
+static INTERRUPT: std::sync::OnceLock<tokio::sync::watch::Sender<bool>> =
+    std::sync::OnceLock::new();
+/// How many shielded calls ([`shielded`]) are in flight.
+static IN_FLIGHT: std::sync::OnceLock<tokio::sync::watch::Sender<usize>> =
+    std::sync::OnceLock::new();
+
+fn in_flight() -> &'static tokio::sync::watch::Sender<usize> {
+    IN_FLIGHT.get_or_init(|| tokio::sync::watch::channel(0).0)
+}
+
+/// Installs the SIGINT/SIGTERM/SIGHUP handlers (idempotent; needs a Tokio runtime). `main`
+/// calls it before any daemon or kernel work: a signal in the first moments of a run must
+/// also end in cleanup and exit 130, not in the default action (exit 143).
+pub fn install_interrupt_handlers() -> Result<()> {
+    if INTERRUPT.get().is_some() {
+        return Ok(());
+    }
+    use tokio::signal::unix::{signal, SignalKind};
+    let install = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(Error::io(format!("installing the {name} handler")))
+    };
+    let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
+    let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
+    let mut hangup = install(SignalKind::hangup(), "SIGHUP")?;
+    let (sender, _) = tokio::sync::watch::channel(false);
+    if INTERRUPT.set(sender).is_err() {
+        return Ok(());
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+            _ = hangup.recv() => {}
+        }
+        if let Some(sender) = INTERRUPT.get() {
+            sender.send_replace(true);
+        }
+    });
+    Ok(())
+}
+
+/// Whether an interrupt arrived (after [`install_interrupt_handlers`]).
+pub fn interrupted() -> bool {
+    INTERRUPT.get().is_some_and(|s| *s.borrow())
+}
+
+/// [`Error::Interrupted`] if an interrupt arrived: for the phase boundaries of a run.
+pub fn check_interrupted() -> Result<()> {
+    if interrupted() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs `work` unless an interrupt arrives first (see [`interruptible_with`]).
+pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    install_interrupt_handlers()?;
+    let receiver = INTERRUPT.get().map(|s| s.subscribe()).ok_or_else(|| {
+        Error::io("installing the signal handlers")(std::io::ErrorKind::Other.into())
+    })?;
+    interruptible_with(receiver, work).await
+}
+
+/// Runs `work` until it finishes or `interrupt` turns true. On an interrupt the shielded calls
+/// in flight (creates) are let finish, up to [`SHIELD_BOUND`], then `work` is dropped and
+/// [`Error::Interrupted`] returned, so that the caller's cleanup sees everything `work` made.
+pub async fn interruptible_with<T>(
+    mut interrupt: tokio::sync::watch::Receiver<bool>,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::pin!(work);
+    tokio::select! {
+        result = &mut work => return result,
+        _ = interrupt.wait_for(|on| *on) => {}
+    }
+    let mut pending = in_flight().subscribe();
+    let _ = tokio::time::timeout(SHIELD_BOUND, async {
+        tokio::select! {
+            _ = &mut work => {}
+            _ = pending.wait_for(|n| *n == 0) => {}
+        }
+    })
+    .await;
+    Err(Error::Interrupted)
+}
+
+/// Marks `call` (a Docker call that creates something) as in flight while it runs, so that an
+/// interrupt waits for it ([`interruptible_with`]) instead of dropping it half-way: a create
+/// dropped mid-request still completes in the daemon, after cleanup has looked.
+pub async fn shielded<T>(call: impl std::future::Future<Output = T>) -> T {
+    struct InFlight;
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            in_flight().send_modify(|n| *n = n.saturating_sub(1));
+        }
+    }
+    in_flight().send_modify(|n| *n += 1);
+    let _guard = InFlight;
+    call.await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::fake::FakeDocker;
+    use std::time::Duration;
+
+    fn spec(name: &str) -> ContainerSpec {
+        container_spec(name, "app:1", &["80/tcp".to_string()])
+    }
+
+    #[tokio::test]
+    async fn a_create_in_flight_at_an_interrupt_finishes_and_cleanup_removes_it() {
+        let docker = FakeDocker {
+            create_delay: Duration::from_millis(300),
+            ..FakeDocker::default()
+        };
+        let (interrupt, receiver) = tokio::sync::watch::channel(false);
+        let name = "minify-1-race";
+        let spec = spec(name);
+        let run = interruptible_with(receiver, create_and_start(&docker, &spec, &[]));
+        let signal = async {
+            // The signal comes while the create is in flight.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            interrupt.send_replace(true);
+        };
+        let (outcome, ()) = tokio::join!(run, signal);
+        assert!(matches!(outcome, Err(Error::Interrupted)), "{outcome:?}");
+        assert_eq!(
+            docker.container_names(),
+            vec![name.to_string()],
+            "the create was let finish"
+        );
+        remove_run(&docker, name).await.unwrap();
+        // Later than any create could still land: nothing appears after cleanup.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(docker.container_names().is_empty());
+    }
+
+    #[tokio::test]
+    async fn cleanup_by_label_finds_a_container_whose_name_lookup_missed_it() {
+        let docker = FakeDocker::default();
+        let mut renamed = spec("minify-2-x");
+        renamed.name = "something-else".into();
+        docker.create_container(&renamed).await.unwrap();
+        remove_run(&docker, "minify-2-x").await.unwrap();
+        assert!(docker.container_names().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_cleanup_call_is_reported_not_dropped() {
+        let docker = FakeDocker {
+            failing: ["remove_container"].into(),
+            ..FakeDocker::default()
+        };
+        docker.create_container(&spec("minify-3-x")).await.unwrap();
+        let err = remove_run(&docker, "minify-3-x").await.unwrap_err();
+        assert!(err.to_string().contains("remove_container"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_containers_of_gone_processes_only() {
+        let docker = FakeDocker::default();
+        let mut ours = spec("minify-live");
+        ours.labels
+            .insert(OWNER_PROCESS_LABEL.into(), owner_token());
+        docker.create_container(&ours).await.unwrap();
+        let mut gone = spec("minify-gone");
+        // A pid that cannot exist (above pid_max) on this boot.
+        let boot = boot_id().unwrap_or_default();
+        gone.labels
+            .insert(OWNER_PROCESS_LABEL.into(), format!("{boot}:4999999:1"));
+        docker.create_container(&gone).await.unwrap();
+        let mut rebooted = spec("minify-rebooted");
+        rebooted.labels.insert(
+            OWNER_PROCESS_LABEL.into(),
+            format!("another-boot:{}:1", std::process::id()),
+        );
+        docker.create_container(&rebooted).await.unwrap();
+        let mut removed = sweep_orphans(&docker).await.unwrap();
+        removed.sort();
+        assert_eq!(removed, vec!["minify-gone", "minify-rebooted"]);
+        assert_eq!(docker.container_names(), vec!["minify-live"]);
+    }
+
+    #[test]
+    fn this_process_is_alive_by_its_own_token() {
+        assert!(owner_alive(&owner_token()));
+        assert!(owner_alive("unparseable"), "unknown tokens are left alone");
+    }
 }

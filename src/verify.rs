@@ -129,7 +129,7 @@ async fn probe_image<D: DockerApi>(
     let name = run::unique_run_name("minify-verify");
     let publish: Vec<String> = ports.iter().map(|p| format!("{p}/tcp")).collect();
     let spec = run::container_spec(&name, image, &publish);
-    let outcome = crate::pipeline::interruptible(async {
+    let outcome = run::interruptible(async {
         let id = run::create_and_start(docker, &spec, &[]).await?;
         let state = run::require_running(docker, &id).await?;
         let target = Target::new(docker, &id, published_ports(&state.published));
@@ -171,7 +171,7 @@ async fn probe_image<D: DockerApi>(
         Ok(ran)
     })
     .await;
-    let removed = docker.remove_container(&name).await;
+    let removed = run::remove_run(docker, &name).await;
     let ran = outcome?;
     removed?;
     Ok(ran)

@@ -74,6 +74,9 @@ pub enum Command {
     Xray(xray::XrayArgs),
     /// Render a build report (minify build --report) as a self-contained HTML page.
     Report(xray::ReportArgs),
+    /// Remove what minify runs that are gone (killed, crashed, rebooted) left behind: their
+    /// containers and cgroups. Never touches a live run's objects.
+    Gc,
 }
 
 /// Probe flags shared by `build` and `verify`.
@@ -331,9 +334,40 @@ pub fn default_slim_tag(image: &str) -> String {
 
 /// `minify verify ORIGINAL SLIM`: probes the original, replays the same requests on the slim
 /// image, prints the differences; [`Error::VerifyFailed`] if there are any.
+/// `minify gc`: sweeps the containers and cgroups of minify processes that are gone.
+pub async fn run_gc() -> Result<i32> {
+    let docker = crate::docker::Bollard::connect().await?;
+    let containers = crate::run::sweep_orphans(&docker).await?;
+    for name in &containers {
+        eprintln!("removed container {name}");
+    }
+    // Cgroups exist only with a local daemon and root; elsewhere there is nothing to sweep.
+    let cgroups = if crate::docker::endpoint_is_local(crate::docker::DockerApi::endpoint(&docker))
+        && nix::unistd::geteuid().is_root()
+    {
+        crate::sense::cgroup::remove_stale(crate::sense::cgroup::NAME_PREFIX).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for path in &cgroups {
+        eprintln!("removed cgroup {}", path.display());
+    }
+    eprintln!(
+        "gc: removed {} container(s) and {} cgroup dir(s) of minify runs that are gone",
+        containers.len(),
+        cgroups.len()
+    );
+    Ok(exit::OK)
+}
+
 pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let file = args.probe.load()?;
     let docker = crate::docker::Bollard::connect().await?;
+    if let Ok(removed) = crate::run::sweep_orphans(&docker).await {
+        for name in removed {
+            eprintln!("minify: removed container {name} left by a minify run that is gone");
+        }
+    }
     let (original, verification) = crate::verify::verify_images(
         &docker,
         &args.original,

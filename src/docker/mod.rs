@@ -10,6 +10,8 @@ use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::{Error, Result};
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod ssh;
 
 /// What the pipeline needs to know about an image in the daemon.
@@ -53,6 +55,14 @@ pub struct ContainerState {
     pub published: BTreeMap<String, u16>,
 }
 
+/// A container found by label: its id, name (without the leading `/`) and the label's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labelled {
+    pub id: String,
+    pub name: String,
+    pub label_value: String,
+}
+
 /// The Docker API calls minify makes. Implemented by [`Bollard`]; tests may fake it.
 #[allow(async_fn_in_trait)]
 pub trait DockerApi {
@@ -80,6 +90,8 @@ pub trait DockerApi {
     /// Runs `command` in the running container (`docker exec`); returns its exit code and its
     /// stdout+stderr.
     async fn exec(&self, id: &str, command: &[String]) -> Result<(i64, String)>;
+    /// Every container (running or not) that carries label `key`, with the label's value.
+    async fn list_labelled(&self, key: &str) -> Result<Vec<Labelled>>;
 }
 
 /// [`DockerApi`] over bollard.
@@ -485,6 +497,38 @@ impl DockerApi for Bollard {
             .await
             .map_err(api_error("inspect exec"))?;
         Ok((inspected.exit_code.unwrap_or(-1), output))
+    }
+
+    async fn list_labelled(&self, key: &str) -> Result<Vec<Labelled>> {
+        let options = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(std::collections::HashMap::from([(
+                "label".to_string(),
+                vec![key.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let listed = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(api_error("list containers"))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|c| {
+                let label_value = c.labels.as_ref()?.get(key)?.clone();
+                Some(Labelled {
+                    id: c.id?,
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    label_value,
+                })
+            })
+            .collect())
     }
 }
 

@@ -154,9 +154,16 @@ pub fn remove_stale_older_than(prefix: &str, min_age: Duration) -> Result<Vec<Pa
                 .to_str()
                 .is_some_and(|n| n.starts_with(prefix));
             let path = entry.path();
+            // A young cgroup may belong to a run that is starting; one whose run's process is
+            // gone (the pid in `minify-PID-…`) is stale at any age.
+            let owner_gone = entry
+                .file_name()
+                .to_str()
+                .and_then(owner_pid)
+                .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
             if !is_ours
                 || !path.is_dir()
-                || is_younger_than(&path, min_age)
+                || (is_younger_than(&path, min_age) && !owner_gone)
                 || tree_has_processes(&path)
             {
                 continue;
@@ -168,6 +175,14 @@ pub fn remove_stale_older_than(prefix: &str, min_age: Duration) -> Result<Vec<Pa
         }
     }
     Ok(removed)
+}
+
+/// The pid in a run's cgroup name (`minify-PID-NANOS`, see [`crate::run::unique_run_name`]).
+fn owner_pid(name: &str) -> Option<u32> {
+    let mut parts = name.strip_prefix(NAME_PREFIX)?.split('-');
+    let pid = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some(pid)
 }
 
 /// The mount point of the cgroup v2 hierarchy: /sys/fs/cgroup on pure-v2 hosts,
