@@ -98,10 +98,10 @@ pub async fn exited_error<D: DockerApi>(docker: &D, id: &str, state: &ContainerS
     }
 }
 
-/// Stops the container (its STOPSIGNAL, then SIGKILL after `timeout_secs`) and removes it.
-/// Removal is attempted even if stopping fails.
+/// Stops the container ([`stop_fast`]) and removes it. Removal is attempted even if stopping
+/// fails.
 pub async fn stop_and_remove<D: DockerApi>(docker: &D, id: &str, timeout_secs: i64) -> Result<()> {
-    let stopped = docker.stop_container(id, timeout_secs).await;
+    let stopped = stop_fast(docker, id, timeout_secs).await.map(|_| ());
     docker.remove_container(id).await?;
     stopped
 }
@@ -381,8 +381,114 @@ mod tests {
     }
 
     #[test]
+    fn stop_signals_are_read_by_name_or_number() {
+        assert_eq!(signal_number("SIGTERM"), Some(15));
+        assert_eq!(signal_number("term"), Some(15));
+        assert_eq!(signal_number("SIGQUIT"), Some(3));
+        assert_eq!(signal_number("9"), Some(9));
+        assert_eq!(signal_number("SIGNOPE"), None);
+    }
+
+    #[test]
+    fn sigcgt_tells_whether_pid_1_catches_its_stop_signal() {
+        // nginx's master catches TERM (15), QUIT, HUP, USR1...; python's http.server only INT.
+        let nginx = "Name:\tnginx\nSigCgt:\t0000000018016a07\n";
+        let python = "Name:\tpython3\nSigCgt:\t0000000000000002\n";
+        assert_eq!(catches_signal(nginx, 15), Some(true));
+        assert_eq!(catches_signal(python, 15), Some(false));
+        assert_eq!(catches_signal(python, 2), Some(true));
+        assert_eq!(catches_signal("Name:\tx\n", 15), None);
+    }
+
+    #[tokio::test]
+    async fn a_container_whose_pid_1_cannot_be_inspected_gets_the_grace_period() {
+        let docker = FakeDocker::default();
+        docker.create_container(&spec("minify-4-x")).await.unwrap();
+        let outcome = stop_fast(&docker, "minify-4-x", 7).await.unwrap();
+        assert!(outcome.graceful, "{outcome:?}");
+        assert!(docker
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c == "stop_container minify-4-x"));
+    }
+
+    #[test]
     fn this_process_is_alive_by_its_own_token() {
         assert!(owner_alive(&owner_token()));
         assert!(owner_alive("unparseable"), "unknown tokens are left alone");
     }
+}
+
+/// How a container was stopped, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopOutcome {
+    /// Its STOPSIGNAL was sent and waited for (up to the stop timeout).
+    pub graceful: bool,
+    pub why: String,
+}
+
+/// The signal number of a STOPSIGNAL value (`SIGTERM`, `TERM`, `15`).
+pub fn signal_number(name: &str) -> Option<u32> {
+    let name = name.trim();
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    let name = name.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    nix::sys::signal::Signal::iterator()
+        .find(|s| s.as_str().strip_prefix("SIG") == Some(name))
+        .map(|s| s as u32)
+}
+
+/// Whether the process whose `/proc/PID/status` is `status` catches signal `signal`
+/// (its bit in `SigCgt`); `None` when the field is missing.
+pub fn catches_signal(status: &str, signal: u32) -> Option<bool> {
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())?;
+    Some(signal >= 1 && signal <= 64 && mask & (1u64 << (signal - 1)) != 0)
+}
+
+/// Stops the container as fast as is safe. The kernel drops a signal sent to a PID namespace's
+/// init that installed no handler for it, so a PID 1 that does not catch its STOPSIGNAL
+/// (python, node, php or sh as PID 1 install none for SIGTERM) would just sit out the whole
+/// grace period: it is killed at once. One that catches it gets the signal and up to
+/// `timeout_secs`, since a graceful shutdown can touch files that must be traced (redis
+/// writes its dump). Only a local daemon's PID 1 can be inspected; elsewhere the grace applies.
+pub async fn stop_fast<D: DockerApi>(
+    docker: &D,
+    id: &str,
+    timeout_secs: i64,
+) -> Result<StopOutcome> {
+    let state = docker.inspect_container(id).await?;
+    let signal_name = state.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
+    let caught = if state.running
+        && state.pid > 0
+        && crate::docker::endpoint_is_local(docker.endpoint())
+    {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", state.pid)).ok();
+        signal_number(&signal_name).and_then(|n| catches_signal(status.as_deref()?, n))
+    } else {
+        None
+    };
+    let outcome = match caught {
+        Some(false) => StopOutcome {
+            graceful: false,
+            why: format!("PID 1 does not catch {signal_name}: killed at once"),
+        },
+        Some(true) => StopOutcome {
+            graceful: true,
+            why: format!("PID 1 catches {signal_name}: sent it, waited up to {timeout_secs}s"),
+        },
+        None => StopOutcome {
+            graceful: true,
+            why: format!("sent {signal_name}, waited up to {timeout_secs}s (PID 1 not inspectable)"),
+        },
+    };
+    let timeout = if outcome.graceful { timeout_secs } else { 0 };
+    docker.stop_container(id, timeout).await?;
+    Ok(outcome)
 }

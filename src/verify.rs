@@ -167,7 +167,7 @@ async fn probe_image<D: DockerApi>(
             }
             (Drive::Plan(_), None) => (Vec::new(), Vec::new(), readiness.clone()),
         };
-        docker.stop_container(&id, stop_timeout_secs).await?;
+        run::stop_fast(docker, &id, stop_timeout_secs).await?;
         Ok(ran)
     })
     .await;

@@ -53,6 +53,10 @@ pub struct ContainerState {
     pub oom_killed: bool,
     /// Container port (`80/tcp`) → published host port (see [`publish_address`]).
     pub published: BTreeMap<String, u16>,
+    /// PID 1's pid on the daemon's host (0 when not running).
+    pub pid: u32,
+    /// The container's STOPSIGNAL (`SIGTERM` when the image sets none).
+    pub stop_signal: Option<String>,
 }
 
 /// A container found by label: its id, name (without the leading `/`) and the label's value.
@@ -391,6 +395,8 @@ impl DockerApi for Bollard {
             exit_code: state.exit_code.unwrap_or(0),
             oom_killed: state.oom_killed.unwrap_or(false),
             published,
+            pid: state.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+            stop_signal: info.config.and_then(|c| c.stop_signal),
         })
     }
 
