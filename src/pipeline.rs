@@ -238,7 +238,7 @@ pub async fn build<D: DockerApi>(
     let write_started = Instant::now();
     let work_dir = tempfile::tempdir().map_err(Error::io("creating a temp dir"))?;
     let archive_path = work_dir.path().join("slim.tar");
-    let entries = retain::retain_kept(&fs.index, &closure.kept);
+    let entries = retain::retain(&fs.index, |path| closure.kept.contains(path));
     let kept_bytes: u64 = entries.iter().map(|e| e.size).sum();
     tokio::task::block_in_place(|| -> Result<()> {
         let layer_path = work_dir.path().join("layer.tar");

@@ -90,7 +90,7 @@ impl ImageView for FakeImage {
     }
 
     fn children(&self, dir: &str) -> Vec<&Entry> {
-        crate::closure::children_in(&self.entries, dir)
+        crate::image::view::children_in(&self.entries, dir)
     }
 
     fn read(&self, path: &str, limit: usize) -> std::io::Result<Vec<u8>> {

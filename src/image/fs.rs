@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use crate::closure::ImageView;
+use crate::image::view::ImageView;
 use crate::image::archive::SpooledImage;
 use crate::image::flatten::{flatten_with_warnings, FlattenWarning};
 use crate::image::{Entry, EntryKind, FsIndex};
@@ -101,7 +101,7 @@ impl ImageView for ImageFs {
     }
 
     fn children(&self, dir: &str) -> Vec<&Entry> {
-        crate::closure::children_in(&self.index.entries, dir)
+        crate::image::view::children_in(&self.index.entries, dir)
     }
 
     fn read(&self, path: &str, limit: usize) -> io::Result<Vec<u8>> {

@@ -4,8 +4,8 @@
 //! - pure transforms: [`flatten`] (layers → one filesystem [`index`], whiteouts applied),
 //!   [`retain`] (keep only chosen paths), [`config`] (carry the source config over);
 //! - sinks ([`sink`]): a single-layer docker-archive, streamed into the daemon's load endpoint;
-//! - [`fs::ImageFs`]: a spooled image plus its index, readable path by path (what [`crate::closure`]
-//!   inspects and the sink copies from).
+//! - [`fs::ImageFs`]: a spooled image plus its index, readable path by path through
+//!   [`view::ImageView`] (what [`crate::closure`] inspects and the sink copies from).
 
 pub mod archive;
 pub mod config;
@@ -16,11 +16,13 @@ pub mod manifest;
 pub mod retain;
 pub mod sink;
 pub mod source;
+pub mod view;
 
 pub use archive::{spool_docker_archive, spool_tarball, SpooledImage};
 pub use config::{slim_config, RunConfig};
 pub use flatten::{flatten, flatten_with_warnings, FlattenWarning};
 pub use fs::ImageFs;
 pub use index::{ContentRef, Entry, EntryKind, FsIndex};
-pub use retain::{retain, retain_kept};
+pub use retain::retain;
+pub use view::ImageView;
 pub use sink::{write_docker_archive, write_layer, write_layer_file, LayerInfo};

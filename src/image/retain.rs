@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use crate::closure::KeptSet;
 use crate::image::flatten::parent_path;
 use crate::image::{Entry, EntryKind, FsIndex};
 
@@ -40,11 +39,6 @@ pub fn retain<'a>(index: &'a FsIndex, keep: impl Fn(&str) -> bool) -> Vec<&'a En
     let mut ordered = others;
     ordered.extend(links);
     ordered
-}
-
-/// [`retain`] for the paths of a kept set.
-pub fn retain_kept<'a>(index: &'a FsIndex, kept: &KeptSet) -> Vec<&'a Entry> {
-    retain(index, |path| kept.contains(path))
 }
 
 /// Whether `entry` must be written as a regular file: it is a hard link whose target is not

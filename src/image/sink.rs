@@ -308,7 +308,7 @@ pub fn write_docker_archive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::closure::ImageView;
+    use crate::image::view::ImageView;
     use crate::image::archive::{spool_docker_archive, SpooledImage};
     use crate::image::config::slim_config;
     use crate::image::flatten::flatten_with_warnings;
