@@ -536,7 +536,12 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
         }
         if self.app_closure != lang::AppClosure::Off {
             if let Some(language) = lang::language_of(path, &head) {
-                self.scan_source(path, language);
+                let traced = self.kept.paths.get(path).is_some_and(|reasons| {
+                    reasons.iter().any(|r| matches!(r, Reason::Traced { .. }))
+                });
+                if !(traced && lang::is_runtime_library(path)) {
+                    self.scan_source(path, language);
+                }
             }
         }
     }

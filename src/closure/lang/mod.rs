@@ -215,6 +215,37 @@ impl Runtimes {
     }
 }
 
+/// Whether `path` is part of a language runtime's own standard library (CPython's
+/// `lib/pythonX.Y` outside site/dist-packages, Ruby's `lib/ruby/X.Y.Z`, Perl's core trees).
+/// The closure does not scan such a file when the trace saw it: it ran, so its top-level
+/// imports are in the trace, and following the imports inside its functions pulls in half the
+/// library for code paths the app does not reach (measured on the CGI fixture: +89 % size).
+/// A library file reached only by an import from the app is scanned.
+pub fn is_runtime_library(path: &str) -> bool {
+    let third_party = ["/site-packages/", "/dist-packages/", "/gems/", "/vendor_ruby/"];
+    if third_party.iter().any(|t| path.contains(t)) {
+        return false;
+    }
+    let python = path.contains("/lib/python")
+        && path
+            .split("/lib/python")
+            .nth(1)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let ruby = ["/usr/lib/ruby/", "/usr/local/lib/ruby/"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    let perl = [
+        "/usr/share/perl/",
+        "/usr/lib/x86_64-linux-gnu/perl/",
+        "/usr/lib/x86_64-linux-gnu/perl-base/",
+        "/usr/lib/aarch64-linux-gnu/perl/",
+        "/usr/lib/aarch64-linux-gnu/perl-base/",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p));
+    python || ruby || perl
+}
+
 /// Value of `key` in a `KEY=VALUE` Env list (the last one wins, as in Docker).
 pub fn env_value<'e>(env: &'e [String], key: &str) -> Option<&'e str> {
     env.iter()
@@ -252,6 +283,21 @@ mod tests {
         );
         assert_eq!(language_of("/usr/bin/ls", b"\x7fELF"), None);
         assert_eq!(language_of("/app/data.json", b"{}"), None);
+    }
+
+    #[test]
+    fn runtime_libraries_are_told_from_third_party_code() {
+        assert!(is_runtime_library("/usr/lib/python3.11/http/server.py"));
+        assert!(is_runtime_library("/usr/local/lib/python3.12/json/__init__.py"));
+        assert!(!is_runtime_library(
+            "/app/venv/lib/python3.11/site-packages/flask/app.py"
+        ));
+        assert!(!is_runtime_library("/usr/lib/python3/dist-packages/yaml/__init__.py"));
+        assert!(is_runtime_library("/usr/lib/ruby/3.1.0/csv.rb"));
+        assert!(!is_runtime_library("/usr/lib/ruby/vendor_ruby/sinatra.rb"));
+        assert!(is_runtime_library("/usr/share/perl/5.36/File/Temp.pm"));
+        assert!(!is_runtime_library("/usr/share/perl5/JSON.pm"));
+        assert!(!is_runtime_library("/app/lib/python_helpers.py"));
     }
 
     #[test]
