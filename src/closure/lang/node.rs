@@ -639,11 +639,10 @@ fn find_loads(tokens: &[Token]) -> Vec<Load> {
                     loads.push(load(LoadKind::Import, Some(spec)));
                 }
             }
-            "export" => {
-                if is(i + 1, Tok::Punct, "*") || is(i + 1, Tok::Punct, "{") {
-                    if let Some(spec) = clause_source(tokens, i + 1) {
-                        loads.push(load(LoadKind::ExportFrom, Some(spec)));
-                    }
+            // Only `export *` and `export {…}` can have a `from`.
+            "export" if is(i + 1, Tok::Punct, "*") || is(i + 1, Tok::Punct, "{") => {
+                if let Some(spec) = clause_source(tokens, i + 1) {
+                    loads.push(load(LoadKind::ExportFrom, Some(spec)));
                 }
             }
             _ => {}
