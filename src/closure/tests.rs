@@ -761,3 +761,131 @@ fn missing_traced_paths_keep_their_existing_parent_dirs() {
     );
     assert!(!closure.kept.contains("/var/lib/nginx/body"));
 }
+
+/// A small Python app image: a venv with a one-module distribution, the stdlib, and an app
+/// whose unlinked route imports lazily.
+fn python_app_image() -> FakeImage {
+    let mut image = FakeImage::new();
+    image.executable("/usr/bin/python3.11", b"\x7fELF-not-really");
+    image.symlink("/usr/bin/python3", "python3.11");
+    image.file("/usr/lib/python3.11/os.py", b"import sys\n");
+    image.file(
+        "/usr/lib/python3.11/json/__init__.py",
+        b"def f():\n    import decimal\n",
+    );
+    image.file("/usr/lib/python3.11/decimal.py", b"import math\n");
+    image.file(
+        "/usr/lib/python3.11/csv.py",
+        b"import re\nfrom _csv import reader\n",
+    );
+    image.file("/usr/lib/python3.11/re.py", b"import enum\n");
+    image.file("/usr/lib/python3.11/enum.py", b"");
+    image.file(
+        "/usr/lib/python3.11/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
+        b"not an elf",
+    );
+    image.file(
+        "/app/venv/pyvenv.cfg",
+        b"home = /usr/bin\nversion = 3.11.2\n",
+    );
+    image.symlink("/app/venv/bin/python", "/usr/bin/python3");
+    let site = "/app/venv/lib/python3.11/site-packages";
+    image.file(
+        &format!("{site}/tinyweb/__init__.py"),
+        b"from . import routing\n",
+    );
+    image.file(&format!("{site}/tinyweb/routing.py"), b"");
+    image.file(&format!("{site}/tinyweb/unused.py"), b"");
+    image.file(
+        &format!("{site}/tinyweb-1.0.dist-info/RECORD"),
+        b"tinyweb/__init__.py,,\ntinyweb/routing.py,,\ntinyweb/unused.py,,\n",
+    );
+    image.file(
+        &format!("{site}/tinyweb-1.0.dist-info/METADATA"),
+        b"Name: tinyweb\n",
+    );
+    image.file(
+        "/app/app.py",
+        b"import tinyweb\nimport json\n\ndef report():\n    import csv  # only this route\n    return csv\n",
+    );
+    image
+}
+
+fn run_app(image: &FakeImage, mode: lang::AppClosure) -> Closure {
+    let traced = [
+        access("/app/app.py", AccessKind::Open),
+        access("/usr/lib/python3.11/json/__init__.py", AccessKind::Open),
+        access(
+            "/app/venv/lib/python3.11/site-packages/tinyweb/__init__.py",
+            AccessKind::Open,
+        ),
+    ];
+    compute(
+        image,
+        &ClosureInput {
+            traced: &traced,
+            env: &["PATH=/app/venv/bin:/usr/bin".to_string()],
+            app_closure: mode,
+            workdir: "/app",
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn a_lazy_import_in_a_traced_app_file_is_kept_with_what_it_imports_in_turn() {
+    let closure = run_app(&python_app_image(), lang::AppClosure::Imports);
+    for path in [
+        "/usr/lib/python3.11/csv.py",
+        "/usr/lib/python3.11/re.py",
+        "/usr/lib/python3.11/enum.py",
+        "/usr/lib/python3.11/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
+        "/app/venv/lib/python3.11/site-packages/tinyweb/routing.py",
+    ] {
+        assert!(closure.kept.contains(path), "{path} not kept");
+    }
+    assert!(reasons(&closure, "/usr/lib/python3.11/csv.py")
+        .iter()
+        .any(|r| matches!(r, Reason::Import { of, .. } if of == "/app/app.py")));
+    // A traced stdlib module's function-level imports are not followed.
+    assert!(!closure.kept.contains("/usr/lib/python3.11/decimal.py"));
+    // Nothing names the unused module of the distribution.
+    assert!(!closure
+        .kept
+        .contains("/app/venv/lib/python3.11/site-packages/tinyweb/unused.py"));
+}
+
+#[test]
+fn app_closure_off_keeps_only_the_trace() {
+    let closure = run_app(&python_app_image(), lang::AppClosure::Off);
+    assert!(!closure.kept.contains("/usr/lib/python3.11/csv.py"));
+    assert_eq!(closure.stats.sources_scanned, 0);
+}
+
+#[test]
+fn app_closure_packages_keeps_the_whole_distribution_of_a_kept_file() {
+    let closure = run_app(&python_app_image(), lang::AppClosure::Packages);
+    let unused = "/app/venv/lib/python3.11/site-packages/tinyweb/unused.py";
+    assert!(closure.kept.contains(unused));
+    assert!(reasons(&closure, unused)
+        .iter()
+        .any(|r| matches!(r, Reason::Package { .. })));
+}
+
+#[test]
+fn a_non_literal_import_is_reported_with_its_file_and_line() {
+    let mut image = python_app_image();
+    image.file(
+        "/app/app.py",
+        b"import importlib\n\ndef plugin(name):\n    return importlib.import_module(name)\n",
+    );
+    let closure = run_app(&image, lang::AppClosure::Imports);
+    assert!(
+        closure
+            .dynamic_loads
+            .iter()
+            .any(|d| d.path == "/app/app.py" && d.line == 4),
+        "{:?}",
+        closure.dynamic_loads
+    );
+}
