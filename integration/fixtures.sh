@@ -136,10 +136,11 @@ APT
     log "$BASE: built in ${SECONDS_TAKEN[$BASE]} s"
 }
 
-# docker_build NAME CONTEXT_DIR [DOCKERFILE]
+# docker_build NAME CONTEXT_DIR [DOCKERFILE [HASH]] (HASH: of the sources, when the context
+# also holds fetched dependencies)
 docker_build() {
-    local name="$1" ctx="$2" dockerfile="${3:-}" h t0=$SECONDS
-    h="$(context_hash "$ctx")"
+    local name="$1" ctx="$2" dockerfile="${3:-}" h="${4:-}" t0=$SECONDS
+    [[ -n "$h" ]] || h="$(context_hash "$ctx")"
     if up_to_date "$name" "$h"; then
         log "$name: present"
         return
@@ -168,13 +169,47 @@ build_static() {
     docker_build minify-fixture/static:1 "$ctx"
 }
 
+# Flask from PyPI: wheels fetched here on the host (the container has no CA bundle), installed
+# into the image's venv offline.
+build_flask() {
+    local h ctx
+    h="$(context_hash "$FIX/flask")"
+    if up_to_date minify-fixture/flask:1 "$h"; then log "minify-fixture/flask:1: present"; return; fi
+    new_tmp ctx
+    cp -r "$FIX/flask/." "$ctx/"
+    log "minify-fixture/flask:1: pip download flask==3.0.3 (wheels for CPython 3.11)"
+    python3 -m pip download -q --disable-pip-version-check flask==3.0.3 --only-binary=:all: \
+        --python-version 3.11 --platform manylinux2014_x86_64 --implementation cp -d "$ctx/wheels" \
+        || { log "pip download failed (needs python3 -m pip and PyPI)"; exit 1; }
+    docker_build minify-fixture/flask:1 "$ctx" "" "$h"
+}
+
+# Express from npm, installed here on the host; the image has Debian's nodejs only.
+build_express() {
+    local h ctx
+    h="$(context_hash "$FIX/express")"
+    if up_to_date minify-fixture/express:1 "$h"; then log "minify-fixture/express:1: present"; return; fi
+    new_tmp ctx
+    cp -r "$FIX/express/." "$ctx/"
+    log "minify-fixture/express:1: npm install (express, ejs, is-number)"
+    (cd "$ctx/app" && npm install --silent --no-audit --no-fund --omit=dev --no-package-lock) \
+        || { log "npm install failed (needs npm and the npm registry)"; exit 1; }
+    mv "$ctx/app/node_modules" "$ctx/node_modules"
+    docker_build minify-fixture/express:1 "$ctx" "" "$h"
+}
+
 wanted() { [[ -z "$ONLY" || "$ONLY" == *",$1,"* ]]; }
 
 build_base
 IMAGES=(minify-fixture/base:bookworm)
-for f in nginx python static redis cgi; do
+for f in nginx python static redis cgi flask express php sinatra; do
     wanted "$f" || continue
-    if [[ $f == static ]]; then build_static; else docker_build "minify-fixture/$f:1" "$FIX/$f"; fi
+    case $f in
+        static) build_static ;;
+        flask) build_flask ;;
+        express) build_express ;;
+        *) docker_build "minify-fixture/$f:1" "$FIX/$f" ;;
+    esac
     IMAGES+=("minify-fixture/$f:1")
 done
 if [[ $BIG == 1 ]]; then

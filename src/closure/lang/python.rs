@@ -41,10 +41,12 @@ use crate::closure::ImageView;
 use crate::image::EntryKind;
 
 /// Modules compiled into CPython 3.11 (Debian bookworm's `sys.builtin_module_names`, a
-/// superset of the official images'), plus the frozen importlib bootstrap: no file behind them.
+/// superset of the official images'), the frozen importlib bootstrap, and `__main__` (the
+/// running script, created by the interpreter): no file behind them.
 /// They are looked up on disk first anyway, because a source-built Python ships some of them
 /// (`math`, `_csv`, ...) as `lib-dynload` extensions.
 const BUILTIN_MODULES: &[&str] = &[
+    "__main__",
     "_abc",
     "_ast",
     "_bisect",
@@ -222,6 +224,8 @@ const CODE_SUFFIXES: &[&str] = &[
 const MAX_WALK_DEPTH: usize = 32;
 const PACKAGE_MAX_FILES: usize = 100_000;
 const MAX_LISTED: usize = 4096;
+/// Entries of one sys.path root indexed at discovery.
+const MAX_INDEXED: usize = 100_000;
 const MAX_PREFIXES: usize = 256;
 const MAX_ROOTS: usize = 256;
 const MAX_DISTS: usize = 20_000;
@@ -262,7 +266,8 @@ struct Dist {
     name: String,
     /// The files `importlib.metadata` reads: `METADATA`/`PKG-INFO`, `entry_points.txt`.
     metadata: Vec<String>,
-    /// Everything `RECORD` / `installed-files.txt` lists (real, normalised); empty without one.
+    /// What `RECORD` / `installed-files.txt` lists and the image has (real, normalised,
+    /// sorted); empty without one.
     files: Vec<String>,
     /// The `*.dist-info`/`*.egg-info` directory (or egg-info file), real path.
     meta: String,
@@ -292,6 +297,9 @@ pub struct Paths {
     /// (site dir, top-level name) → index in `dists`, for distributions without a RECORD
     /// (Debian's packages) and files compiled after installation.
     top_levels: HashMap<(String, String), usize>,
+    /// Real path of a root → the stems of its entries (`six.py` → `six`): a root whose stems
+    /// lack a name cannot hold that module, so it is skipped without probing each suffix.
+    stems: HashMap<String, HashSet<String>>,
 }
 
 impl Paths {
@@ -395,6 +403,19 @@ impl Paths {
                     .or_insert(index);
             }
         }
+        let mut stems = HashMap::new();
+        for root in &roots {
+            let children = view.children(&root.real);
+            // An index must be complete to prove absence.
+            if children.len() <= MAX_INDEXED {
+                let names = children
+                    .iter()
+                    .filter_map(|entry| entry.path.rsplit('/').next())
+                    .map(|name| module_stem(name).to_string())
+                    .collect();
+                stems.insert(root.real.clone(), names);
+            }
+        }
         Self {
             roots,
             site_dirs,
@@ -404,6 +425,7 @@ impl Paths {
             dists,
             owners,
             top_levels,
+            stems,
         }
     }
 
@@ -469,6 +491,13 @@ impl Paths {
         }
         let mut portions: Vec<Loc> = Vec::new();
         for dir in dirs {
+            if self
+                .stems
+                .get(&dir.real)
+                .is_some_and(|stems| !stems.contains(name))
+            {
+                continue;
+            }
             if let Some((Kind::Dir, sub)) = lookup(view, dir, name) {
                 if let Some(init) = self.module_file(view, &sub, "__init__") {
                     return Some(Module::Package { dir: sub, init });
@@ -945,6 +974,11 @@ fn read_dists<V: ImageView + ?Sized>(view: &V, site: &str, dists: &mut Vec<Dist>
         if top_level.is_empty() {
             top_level.push(dist_name.to_lowercase().replace('-', "_"));
         }
+        // RECORD lists bytecode that may never have been written; checked once here, as
+        // `package_files` answers for every file of the distribution.
+        files.retain(|file| view.entry(file).is_some());
+        files.sort();
+        files.dedup();
         dists.push(Dist {
             name: match version {
                 Some(version) => format!("{dist_name}=={version}"),
@@ -1526,7 +1560,7 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
                         let next = if word == "import" {
                             self.import_statement(toks, i, context)
                         } else {
-                            self.from_import_statement(toks, i, context)
+                            self.import_from_statement(toks, i, context)
                         };
                         stmt_start = false;
                         i = next.max(i + 1);
@@ -1617,7 +1651,7 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
     }
 
     /// `from [.]*a.b import (c [as x], d)` at `i`; returns the index after it.
-    fn from_import_statement(&mut self, toks: &[Token], mut i: usize, context: Context) -> usize {
+    fn import_from_statement(&mut self, toks: &[Token], mut i: usize, context: Context) -> usize {
         let at = toks[i].start;
         i += 1;
         let mut level = 0usize;
@@ -1910,6 +1944,9 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
         why: &str,
         optional: bool,
     ) {
+        let Some(&top) = parts.first() else {
+            return;
+        };
         let dotted = parts.join(".");
         if parts.iter().any(|p| !is_identifier(p)) {
             self.unresolved(at, format!("{why}: {dotted:?} is not a module name"));
@@ -1920,7 +1957,6 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             Chain::Module(module) => self.import_names(&module, &dotted, names, why),
             Chain::Attribute => {}
             Chain::Missing(k) => {
-                let top = parts[0];
                 let expected = k == 0
                     && (BUILTIN_MODULES.contains(&top)
                         || OTHER_PLATFORM_MODULES.contains(&top)
@@ -2114,11 +2150,7 @@ fn dist_package<V: ImageView + ?Sized>(view: &V, paths: &Paths, index: usize) ->
         }
         files
     } else {
-        dist.files
-            .iter()
-            .filter(|f| view.entry(f).is_some())
-            .cloned()
-            .collect()
+        dist.files.clone()
     };
     files.sort();
     files.dedup();
