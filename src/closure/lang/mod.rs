@@ -222,6 +222,12 @@ impl Runtimes {
 /// library for code paths the app does not reach (measured on the CGI fixture: +89 % size).
 /// A library file reached only by an import from the app is scanned.
 pub fn is_runtime_library(path: &str) -> bool {
+    // RubyGems is the runtime's own loader, whatever tree a distribution puts it in (Debian:
+    // vendor_ruby): its lazy requires (bundler, net/http, optparse...) were 80 % of what
+    // scanning added on the Sinatra fixture.
+    if path.contains("/vendor_ruby/rubygems") {
+        return true;
+    }
     let third_party = ["/site-packages/", "/dist-packages/", "/gems/", "/vendor_ruby/"];
     if third_party.iter().any(|t| path.contains(t)) {
         return false;
@@ -295,6 +301,10 @@ mod tests {
         assert!(!is_runtime_library("/usr/lib/python3/dist-packages/yaml/__init__.py"));
         assert!(is_runtime_library("/usr/lib/ruby/3.1.0/csv.rb"));
         assert!(!is_runtime_library("/usr/lib/ruby/vendor_ruby/sinatra.rb"));
+        assert!(is_runtime_library("/usr/lib/ruby/vendor_ruby/rubygems.rb"));
+        assert!(is_runtime_library(
+            "/usr/lib/ruby/vendor_ruby/rubygems/specification.rb"
+        ));
         assert!(is_runtime_library("/usr/share/perl/5.36/File/Temp.pm"));
         assert!(!is_runtime_library("/usr/share/perl5/JSON.pm"));
         assert!(!is_runtime_library("/app/lib/python_helpers.py"));
