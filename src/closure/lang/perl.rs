@@ -200,6 +200,7 @@ fn is_file<V: ImageView + ?Sized>(view: &V, path: &str) -> bool {
     let real = match view.entry(path).map(|entry| &entry.kind) {
         Some(EntryKind::File) | Some(EntryKind::Hardlink { .. }) => return true,
         // Missing at this spelling may still exist through a symlinked directory on the way.
+        None if certainly_absent(view, path) => return false,
         Some(EntryKind::Symlink { .. }) | None => match resolve(view, path, true) {
             Ok(resolution) => resolution.path,
             Err(_) => return false,
@@ -210,6 +211,29 @@ fn is_file<V: ImageView + ?Sized>(view: &V, path: &str) -> bool {
         view.entry(&real).map(|entry| &entry.kind),
         Some(EntryKind::File) | Some(EntryKind::Hardlink { .. })
     )
+}
+
+/// Whether `path`, absent at this spelling, is certainly absent: its nearest existing ancestor
+/// is a directory, so no symlink on the way could lead elsewhere. Saves a full path walk for
+/// each of the many misses a search-path lookup makes.
+fn certainly_absent<V: ImageView + ?Sized>(view: &V, path: &str) -> bool {
+    if path.contains("//")
+        || path.ends_with('/')
+        || path.split('/').any(|part| part == "." || part == "..")
+    {
+        return false;
+    }
+    let mut dir = parent_of(path);
+    for _ in 0..256 {
+        match view.entry(dir).map(|entry| &entry.kind) {
+            Some(EntryKind::Symlink { .. }) => return false,
+            // A directory without the child, or a file where a directory should be.
+            Some(_) => return true,
+            None if dir == "/" => return true,
+            None => dir = parent_of(dir),
+        }
+    }
+    false
 }
 
 /// The real path of directory `path`, if it is one.
@@ -617,6 +641,10 @@ impl Lexer<'_> {
     /// (`q => 1`, `$h{s}`), a method (`->s`), a sub name (`sub y`) or a file test (`-s $f`).
     fn bareword_here(&self, start: usize) -> bool {
         let prev = self.toks.last().map(|token| &token.tok);
+        // After `=~` it is a match or substitution whatever the delimiter (`s,a,b,`).
+        if matches!(prev, Some(Tok::Op(op)) if op == "=~" || op == "!~") {
+            return false;
+        }
         if matches!(prev, Some(Tok::Op(op)) if op == "->")
             || matches!(prev, Some(Tok::Word(w)) if w == "sub")
             || (start > 0 && self.src[start - 1] == b'-')
@@ -873,12 +901,12 @@ fn is_word(toks: &[Token], i: usize, word: &str) -> bool {
     matches!(tok_at(toks, i), Some(Tok::Word(w)) if w == word)
 }
 
-/// Whether `name` is a package name (`Foo::Bar`).
+/// Whether `name` is a package name (`Foo::Bar`, `Encode::KR::2022_KR`: only the first part
+/// must not start with a digit).
 fn is_module_name(name: &str) -> bool {
-    !name.is_empty()
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && name.split("::").all(|part| {
-            part.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
 }
 
@@ -1753,6 +1781,7 @@ use Missing::Ten;
         let source = "my @p = split /'/, $line;\nmy $r = $a / 2; my $q = $b / 3;\n\
                       my $n = $#list; local $\" = ',';\nmy $pm = $'; sub proto($$;$) { }\n\
                       my $m = time / 60; my $k = $h{x} / 2;\n\
+                      ( my $name = $0 ) =~ s,^.*[/\\\\],,s;\n\
                       print STDERR 'x' if $x =~ m#use Foo#;\nuse strict;\n";
         let found = scan(&image, "/app/x.pl", source);
         assert_eq!(kept(&found), [STRICT]);
@@ -1780,6 +1809,37 @@ use Missing::Ten;
     }
 
     #[test]
+    fn source_built_perl_and_symlinked_module_dirs_resolve() {
+        let mut image = FakeImage::new();
+        image.file("/usr/local/lib/perl5/5.38.0/strict.pm", b"1;\n");
+        image.file(
+            "/usr/local/lib/perl5/5.38.0/x86_64-linux-gnu/Fcntl.pm",
+            b"1;\n",
+        );
+        image.file(
+            "/usr/local/lib/perl5/5.38.0/x86_64-linux-gnu/auto/Fcntl/Fcntl.so",
+            b"\x7fELF",
+        );
+        image.file("/opt/mods/Util.pm", b"1;\n");
+        image.symlink("/usr/local/lib/perl5/site_perl/5.38.0/My", "/opt/mods");
+        let found = scan(
+            &image,
+            "/app/x.pl",
+            "use strict;\nuse Fcntl;\nuse My::Util;\n",
+        );
+        assert_eq!(
+            kept(&found),
+            [
+                "/usr/local/lib/perl5/5.38.0/strict.pm",
+                "/usr/local/lib/perl5/5.38.0/x86_64-linux-gnu/Fcntl.pm",
+                "/usr/local/lib/perl5/5.38.0/x86_64-linux-gnu/auto/Fcntl/Fcntl.so",
+                "/usr/local/lib/perl5/site_perl/5.38.0/My/Util.pm",
+            ]
+        );
+        assert!(found.unresolved.is_empty(), "{:?}", found.unresolved);
+    }
+
+    #[test]
     fn hostile_input_does_not_panic() {
         let image = debian_perl();
         for source in [
@@ -1799,58 +1859,5 @@ use Missing::Ten;
         }
         let found = scan(&image, "/app/x.pl", "my $é = 1;\nuse strict;\n");
         assert_eq!(kept(&found), [STRICT]);
-    }
-}
-
-#[cfg(test)]
-mod smoke_tmp {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn smoke() {
-        let roots: Vec<String> = std::env::var("SMOKE_DIRS").unwrap().split(':').map(String::from).collect();
-        let mut image = crate::closure::fake::FakeImage::new();
-        let mut files = vec![];
-        for root in &roots {
-            let mut stack = vec![std::path::PathBuf::from(root)];
-            while let Some(dir) = stack.pop() {
-                let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-                for e in rd {
-                    let p = e.unwrap().path();
-                    let meta = std::fs::symlink_metadata(&p).unwrap();
-                    let s = p.to_str().unwrap().to_string();
-                    if meta.file_type().is_symlink() {
-                        image.symlink(&s, std::fs::read_link(&p).unwrap().to_str().unwrap());
-                    } else if meta.is_dir() { image.dir(&s); stack.push(p); }
-                    else { image.file(&s, b""); if s.ends_with(".pm") || s.ends_with(".pl") { files.push(s) } }
-                }
-            }
-        }
-        let paths = Paths::discover(&image, &[], "/");
-        eprintln!("INC {:?}", paths.inc);
-        let re = regex::Regex::new(r"^\s*(use|no|require)\s+([A-Za-z][\w:]*)\s*[;( 'q]").unwrap();
-        let mut total = 0;
-        for f in files {
-            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
-            let found = dependencies(&image, &paths, &f, &text);
-            let mut pod = false;
-            for (n, l) in text.lines().enumerate() {
-                if l.starts_with("__END__") || l.starts_with("__DATA__") { break; }
-                if l.starts_with('=') && l.chars().nth(1).is_some_and(|c| c.is_ascii_alphabetic()) { pod = !l.starts_with("=cut"); continue; }
-                if pod { continue; }
-                let Some(c) = re.captures(l) else { continue };
-                let m = &c[2];
-                if m.starts_with('v') && m[1..].chars().all(|c| c.is_ascii_digit()) { continue; }
-                total += 1;
-                let line = n as u32 + 1;
-                let hit = found.paths.iter().any(|d| d.why.ends_with(&format!(" {m}")) || d.why.contains(&format!(" {m} ")) || d.why.contains(&format!(" {m}(")) )
-                    || found.unresolved.iter().any(|u| u.line == line);
-                if !hit { println!("MISSED {f}:{line}: {l}"); }
-            }
-            for u in &found.unresolved {
-                println!("UNRES {f}:{}: {}", u.line, u.message);
-            }
-        }
-        println!("TOTAL {total}");
     }
 }

@@ -10,7 +10,9 @@
 //!   expression, parentheses optional. It is evaluated statically as far as it goes: string
 //!   literals, `__DIR__`, `__FILE__`, `dirname(x[, levels])`, `realpath(x)`,
 //!   `DIRECTORY_SEPARATOR`, constants defined earlier in the file (`define('X', ..)`,
-//!   `const X = ..`) and `.` concatenation.
+//!   `const X = ..`) and `.` concatenation. `include $file` follows every value the file
+//!   assigned to `$file` before it (`$file = __DIR__ . '/lib/' . $name . '.php'`, `.=` too),
+//!   whatever the scope: keeping one file too many is harmless, missing one is not.
 //! - A static path resolves as `php_resolve_path` does: absolute as is; `./` and `../` against
 //!   the current directory only; anything else against each `include_path` entry (`.` is the
 //!   current directory), then the calling script's directory. The current directory is the
@@ -25,6 +27,9 @@
 //!   `extension=`/`zend_extension=` from `extension_dir` (`name`, then `name.so`). Those files
 //!   are returned for every PHP file scanned: which SAPI serves the app is not known here, and
 //!   the closure deduplicates.
+//! - `file_get_contents()`, `readfile()`, `file()`, `fopen()`, `parse_ini_file()` and
+//!   `simplexml_load_file()` with a static path (relative to the current directory) keep that
+//!   data file or template when it exists; others are not reported (the app may create them).
 //! - `vendor/autoload.php` (Composer) loads classes on demand from the maps in
 //!   `vendor/composer/`: that directory is kept whole; the classes it maps are not followed
 //!   (noted as unresolved).
@@ -72,6 +77,16 @@ const MAX_INI_FILES: usize = 512;
 const MAX_EXPR_TOKENS: usize = 512;
 /// Nesting of parentheses/calls evaluated in one expression.
 const MAX_EVAL_DEPTH: usize = 32;
+/// Functions that read a data file or template named by their first argument: a static one
+/// that exists is kept (a missing one may be created at run time: not reported).
+const FILE_READERS: &[&str] = &[
+    "file_get_contents",
+    "readfile",
+    "file",
+    "fopen",
+    "parse_ini_file",
+    "simplexml_load_file",
+];
 /// Longest `why` text (characters).
 const MAX_WHY_CHARS: usize = 120;
 
@@ -353,6 +368,7 @@ pub fn dependencies<V: ImageView + ?Sized>(
         tokens: tokenize(source),
         lines: LineIndex::new(source),
         consts: BTreeMap::new(),
+        vars: BTreeMap::new(),
         found: Found::default(),
         kept: BTreeSet::new(),
         walks: BTreeMap::new(),
@@ -442,6 +458,8 @@ enum Sym {
     /// `;`, and `?>`, which ends a statement too.
     Semi,
     Assign,
+    /// `.=`
+    DotAssign,
     /// `->` and `?->`.
     Arrow,
     DoubleColon,
@@ -457,8 +475,8 @@ enum Sym {
 enum Tok {
     /// A name: keyword, function, constant (namespace separators included).
     Ident(String),
-    /// `$name`.
-    Var,
+    /// `$name` (the name without `$`).
+    Var(String),
     Str(Value),
     Num(String),
     Sym(Sym),
@@ -590,7 +608,7 @@ fn lex_code(src: &str, mut pos: usize, out: &mut Vec<Token>) -> usize {
             },
             b'$' if next.is_some_and(is_ident_start) => {
                 let end = ident_end(b, pos + 1, len);
-                push(Tok::Var, end);
+                push(Tok::Var(text_of(&b[pos + 1..end])), end);
                 pos = end;
             }
             _ if is_ident_start(c) || (c == b'\\' && next.is_some_and(is_ident_start)) => {
@@ -655,7 +673,7 @@ fn symbol(rest: &[u8]) -> (Sym, usize) {
         (b"??", Sym::Logical),
         (b"||", Sym::Logical),
         (b"&&", Sym::Logical),
-        (b".=", Sym::Other),
+        (b".=", Sym::DotAssign),
         (b"==", Sym::Other),
         (b"!=", Sym::Other),
         (b"<=", Sym::Other),
@@ -963,19 +981,33 @@ struct Scan<'a, V: ?Sized> {
     lines: LineIndex,
     /// Constants defined so far in the file, with a static value.
     consts: BTreeMap<String, String>,
+    /// Values assigned so far to each variable (`$file = __DIR__ . '/lib/' . $name;`),
+    /// whatever the scope: a later `include $file` may load any of them.
+    vars: BTreeMap<String, Vec<Assigned>>,
     found: Found,
     /// Paths already in `found` (patterns can keep thousands).
     kept: BTreeSet<String>,
-    /// Pattern walks done, by (directory, pattern, recursive): a file may repeat one.
-    walks: BTreeMap<(String, String, bool), Rc<Walk>>,
+    /// Pattern walks done, by (directory, pattern, recursive, depth): a file may repeat one.
+    walks: BTreeMap<(String, String, bool, usize), Rc<Walk>>,
     /// Directory entries the patterns of this file may still look at.
     visits_left: usize,
 }
+
+/// A value assigned to a variable, and the assignment as written.
+struct Assigned {
+    value: Value,
+    shown: String,
+}
+
+/// Values kept per variable; more assignments than this are not told apart.
+const MAX_ASSIGNMENTS: usize = 16;
 
 /// The files a pattern matched in one directory; `cut` when a limit stopped the walk.
 struct Walk {
     files: Vec<String>,
     cut: bool,
+    /// Its files are in `found` already (a repeated pattern keeps nothing new).
+    kept: std::cell::Cell<bool>,
 }
 
 impl<V: ImageView + ?Sized> Scan<'_, V> {
@@ -983,6 +1015,11 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
         for i in 0..self.tokens.len() {
             let keyword = match &self.tokens[i].tok {
                 Tok::Ident(name) => name.to_ascii_lowercase(),
+                Tok::Var(name) => {
+                    let name = name.clone();
+                    self.assignment(i, &name);
+                    continue;
+                }
                 _ => continue,
             };
             if self.is_member_name(i) {
@@ -993,6 +1030,7 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
                 "define" => self.define(i),
                 "const" => self.constant_declaration(i),
                 "dl" => self.dl(i),
+                name if FILE_READERS.contains(&name.trim_start_matches('\\')) => self.file_read(i),
                 _ => {}
             }
         }
@@ -1126,7 +1164,12 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
             [Tok::Ident(name)] => self
                 .constant(name)
                 .map_or_else(|| Value::dynamic(true), |text| Value::lit(&text)),
-            [Tok::Var, rest @ ..] if is_variable_access(rest) => Value::dynamic(false),
+            [Tok::Var(name)] => match self.vars.get(name).map(Vec::as_slice) {
+                // Assigned once so far, statically: that value.
+                Some([only]) if only.value.as_static().is_some() => only.value.clone(),
+                _ => Value::dynamic(false),
+            },
+            [Tok::Var(_), rest @ ..] if is_variable_access(rest) => Value::dynamic(false),
             [Tok::Sym(Sym::LParen), ..] if self.matching(start, end) == Some(end - 1) => {
                 self.eval(start + 1, end - 1, depth + 1)
             }
@@ -1257,6 +1300,33 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
         }
     }
 
+    /// `file_get_contents('..')` and the like with a static path: relative to the current
+    /// directory, as file functions are (no include_path).
+    fn file_read(&mut self, i: usize) {
+        if self.sym(i + 1) != Some(Sym::LParen) {
+            return;
+        }
+        let end = self.expression_end(i + 2);
+        let Some(path) = self.eval(i + 2, end, 0).as_static() else {
+            return;
+        };
+        if path.is_empty() || path.contains("://") {
+            return;
+        }
+        let candidates = if path.starts_with('/') {
+            vec![path.clone()]
+        } else {
+            self.cwds().iter().map(|cwd| join(cwd, &path)).collect()
+        };
+        let why = self.snippet(i, end + 1);
+        for candidate in candidates {
+            let candidate = normalize_lexically(&candidate);
+            if is_file(self.view, &candidate) {
+                self.keep(&candidate, &why);
+            }
+        }
+    }
+
     /// `dl('name')`: an extension loaded at run time, from the extension directory.
     fn dl(&mut self, i: usize) {
         if self.sym(i + 1) != Some(Sym::LParen) {
@@ -1280,6 +1350,44 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
         }
     }
 
+    /// `$name = <expr>` / `$name .= <expr>` at token `i`: recorded for later includes.
+    fn assignment(&mut self, i: usize, name: &str) {
+        let before = i.checked_sub(1).and_then(|before| self.sym(before));
+        if matches!(before, Some(Sym::Arrow | Sym::DoubleColon)) {
+            return;
+        }
+        let append = match self.sym(i + 1) {
+            Some(Sym::Assign) => false,
+            Some(Sym::DotAssign) => true,
+            _ => return,
+        };
+        let end = self.expression_end(i + 2);
+        let value = self.eval(i + 2, end, 0);
+        let shown = self.snippet(i, end);
+        let assigned = self.vars.entry(name.to_string()).or_default();
+        if append {
+            if assigned.is_empty() {
+                assigned.push(Assigned {
+                    value: Value::dynamic(true),
+                    shown: shown.clone(),
+                });
+            }
+            for earlier in assigned.iter_mut() {
+                earlier.value.append(value.clone());
+                earlier.shown = format!("{}; {shown}", earlier.shown);
+            }
+        } else if assigned.len() < MAX_ASSIGNMENTS {
+            assigned.push(Assigned { value, shown });
+        } else {
+            // Too many to follow: the variable is just dynamic from now on.
+            assigned.clear();
+            assigned.push(Assigned {
+                value: Value::dynamic(true),
+                shown,
+            });
+        }
+    }
+
     fn include(&mut self, i: usize) {
         let end = self.expression_end(i + 1);
         if end == i + 1 {
@@ -1292,10 +1400,37 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
                 .unresolved(line, format!("{why}: expression too long to evaluate"));
             return;
         }
+        // `include $file;`: whatever the file assigned to `$file` before.
+        if let [Token {
+            tok: Tok::Var(name),
+            ..
+        }] = &self.tokens[i + 1..end]
+        {
+            let values: Vec<(Value, String)> = self
+                .vars
+                .get(name)
+                .map(|assigned| {
+                    assigned
+                        .iter()
+                        .map(|a| (a.value.clone(), format!("{why} ({})", a.shown)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (value, why) in &values {
+                self.include_value(why, value, line);
+            }
+            if !values.is_empty() {
+                return;
+            }
+        }
         let value = self.eval(i + 1, end, 0);
+        self.include_value(&why, &value, line);
+    }
+
+    fn include_value(&mut self, why: &str, value: &Value, line: u32) {
         match value.as_static() {
-            Some(path) => self.include_static(&why, &path, line),
-            None => self.include_pattern(&why, &value, line),
+            Some(path) => self.include_static(why, &path, line),
+            None => self.include_pattern(why, value, line),
         }
     }
 
@@ -1466,8 +1601,11 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
                 "{why} (any {dir}/{pattern}{})",
                 if recursive { ", any depth" } else { "" }
             );
-            for file in walk.files.iter().take(room) {
-                self.keep(file, &why);
+            if !walk.kept.get() {
+                for file in walk.files.iter().take(room) {
+                    self.keep(file, &why);
+                }
+                walk.kept.set(room >= walk.files.len());
             }
             if matched >= MAX_PATTERN_FILES {
                 break;
@@ -1489,8 +1627,10 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
         let dir = join(parent_of(autoload), "composer");
         let walk = self.walk(&dir, "*", true, 2);
         let keep_why = format!("{why} (Composer's autoloader)");
-        for file in &walk.files {
-            self.keep(file, &keep_why);
+        if !walk.kept.replace(true) {
+            for file in &walk.files {
+                self.keep(file, &keep_why);
+            }
         }
         self.found.unresolved(
             line,
@@ -1500,7 +1640,7 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
 
     /// [`walk_matching`], once per (directory, pattern) and within the file's visit budget.
     fn walk(&mut self, dir: &str, pattern: &str, recursive: bool, max_depth: usize) -> Rc<Walk> {
-        let key = (dir.to_string(), pattern.to_string(), recursive);
+        let key = (dir.to_string(), pattern.to_string(), recursive, max_depth);
         if let Some(walk) = self.walks.get(&key) {
             return walk.clone();
         }
@@ -1512,13 +1652,18 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
             max_depth,
             &mut self.visits_left,
         );
-        let walk = Rc::new(Walk { files, cut });
+        let walk = Rc::new(Walk {
+            files,
+            cut,
+            kept: std::cell::Cell::new(false),
+        });
         self.walks.insert(key, walk.clone());
         walk
     }
 
     fn keep(&mut self, path: &str, why: &str) {
-        if self.kept.insert(path.to_string()) {
+        if !self.kept.contains(path) {
+            self.kept.insert(path.to_string());
             self.found.keep(path, why);
         }
     }
@@ -1855,6 +2000,77 @@ mod tests {
         assert_eq!(found.unresolved.len(), 1);
         assert_eq!(found.unresolved[0].line, 3);
         assert!(found.unresolved[0].message.contains("include $file"));
+    }
+
+    #[test]
+    fn include_of_a_variable_assigned_earlier_follows_the_assignment() {
+        let mut image = app();
+        image.file("/app/tools/sum.php", b"");
+        image.file("/app/tools/upper.php", b"");
+        let found = scan(
+            &image,
+            "/app/index.php",
+            "<?php\nif (preg_match('#^/tool/([a-z]+)$#', $uri, $m)) {\n\
+             $file = __DIR__ . '/tools/' . $m[1] . '.php';\n  include $file;\n}\n\
+             $cfg = 'config'; $cfg .= '.php'; require $cfg;\n\
+             $lib = __DIR__ . '/lib'; include $lib . '/db.php';\n\
+             $x = $_GET['x']; include $x;\n",
+        );
+        assert_eq!(
+            kept(&found),
+            [
+                "/app/tools/sum.php",
+                "/app/tools/upper.php",
+                "/app/config.php",
+                "/app/lib/db.php"
+            ]
+        );
+        assert!(
+            found.paths[0].why.contains("$file = __DIR__"),
+            "{}",
+            found.paths[0].why
+        );
+        assert_eq!(found.unresolved.len(), 1, "{:?}", found.unresolved);
+        assert_eq!(found.unresolved[0].line, 8);
+    }
+
+    #[test]
+    fn the_php_fixture_router_keeps_its_on_demand_files() {
+        let mut image = FakeImage::new();
+        let root = "/var/www/app";
+        for file in [
+            "inc/helpers.php",
+            "lib/sum.php",
+            "lib/upper.php",
+            "templates/report.php",
+            "data/rows.json",
+            "data/unused.json",
+        ] {
+            image.file(&format!("{root}/{file}"), b"");
+        }
+        let router = "<?php\n// routes nobody links to include code on demand.\n\
+            require_once __DIR__ . '/inc/helpers.php';\n\
+            $uri = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);\n\
+            if (preg_match('#^/tool/([a-z]+)$#', $uri, $m)) {\n\
+                $file = __DIR__ . '/lib/' . $m[1] . '.php';\n\
+                if (!is_file($file)) { echo 'no such tool'; } else { include $file; }\n\
+            } elseif ($uri === '/report') {\n\
+                $rows = json_decode(file_get_contents(__DIR__ . '/data/rows.json'), true);\n\
+                include 'templates/report.php';\n\
+            }\n";
+        let paths = Paths::discover(&image, &[], root);
+        let found = dependencies(&image, &paths, &format!("{root}/router.php"), router);
+        assert_eq!(
+            kept(&found),
+            [
+                "/var/www/app/inc/helpers.php",
+                "/var/www/app/lib/sum.php",
+                "/var/www/app/lib/upper.php",
+                "/var/www/app/data/rows.json",
+                "/var/www/app/templates/report.php",
+            ]
+        );
+        assert!(found.unresolved.is_empty(), "{:?}", found.unresolved);
     }
 
     #[test]

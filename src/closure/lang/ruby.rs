@@ -494,6 +494,7 @@ fn kind_of<V: ImageView + ?Sized>(view: &V, path: &str) -> Option<Kind> {
         Some(EntryKind::File) | Some(EntryKind::Hardlink { .. }) => return Some(Kind::File),
         Some(EntryKind::Dir) => return Some(Kind::Dir),
         // Missing at this spelling may still exist through a symlinked directory on the way.
+        None if certainly_absent(view, path) => return None,
         Some(EntryKind::Symlink { .. }) | None => resolve(view, path, true).ok()?.path,
         Some(_) => return None,
     };
@@ -506,6 +507,29 @@ fn kind_of<V: ImageView + ?Sized>(view: &V, path: &str) -> Option<Kind> {
 
 fn is_file<V: ImageView + ?Sized>(view: &V, path: &str) -> bool {
     kind_of(view, path) == Some(Kind::File)
+}
+
+/// Whether `path`, absent at this spelling, is certainly absent: its nearest existing ancestor
+/// is a directory, so no symlink on the way could lead elsewhere. Saves a full path walk for
+/// each of the many misses a search-path lookup makes.
+fn certainly_absent<V: ImageView + ?Sized>(view: &V, path: &str) -> bool {
+    if path.contains("//")
+        || path.ends_with('/')
+        || path.split('/').any(|part| part == "." || part == "..")
+    {
+        return false;
+    }
+    let mut dir = parent_of(path);
+    for _ in 0..256 {
+        match view.entry(dir).map(|entry| &entry.kind) {
+            Some(EntryKind::Symlink { .. }) => return false,
+            // A directory without the child, or a file where a directory should be.
+            Some(_) => return true,
+            None if dir == "/" => return true,
+            None => dir = parent_of(dir),
+        }
+    }
+    false
 }
 
 /// The real path of directory `path`, if it is one.
@@ -2061,11 +2085,7 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
                         return false;
                     }
                 }
-                "rescue" if depth == 0 => {
-                    if rescues_load_error(self.toks, j) {
-                        return true;
-                    }
-                }
+                "rescue" if depth == 0 && rescues_load_error(self.toks, j) => return true,
                 _ => {}
             }
         }
@@ -2726,6 +2746,36 @@ require 'set'
                 format!("{root}/specifications/puma-6.4.0.gemspec"),
             ]
         );
+    }
+
+    #[test]
+    fn source_built_ruby_and_gem_home_are_searched() {
+        let mut image = FakeImage::new();
+        image.file("/usr/local/lib/ruby/3.2.0/set.rb", b"");
+        image.file("/usr/local/lib/ruby/3.2.0/x86_64-linux/etc.so", b"\x7fELF");
+        image.file("/usr/local/bundle/gems/rack-3.0.8/lib/rack.rb", b"");
+        image.file("/usr/local/bundle/specifications/rack-3.0.8.gemspec", b"");
+        // A symlinked subdirectory inside a load path dir is followed.
+        image.file("/opt/shared/helpers.rb", b"");
+        image.symlink("/usr/local/lib/ruby/3.2.0/shared", "/opt/shared");
+        let paths = Paths::discover(&image, &["GEM_HOME=/usr/local/bundle".to_string()], "/");
+        let found = dependencies(
+            &image,
+            &paths,
+            "/app/app.rb",
+            "require 'set'\nrequire 'etc'\nrequire 'rack'\nrequire 'shared/helpers'\n",
+        );
+        assert_eq!(
+            kept(&found),
+            [
+                "/usr/local/bundle/gems/rack-3.0.8/lib/rack.rb",
+                "/usr/local/bundle/specifications/rack-3.0.8.gemspec",
+                "/usr/local/lib/ruby/3.2.0/set.rb",
+                "/usr/local/lib/ruby/3.2.0/shared/helpers.rb",
+                "/usr/local/lib/ruby/3.2.0/x86_64-linux/etc.so",
+            ]
+        );
+        assert!(found.unresolved.is_empty(), "{:?}", found.unresolved);
     }
 
     #[test]
