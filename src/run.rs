@@ -449,7 +449,7 @@ pub fn catches_signal(status: &str, signal: u32) -> Option<bool> {
         .lines()
         .find_map(|l| l.strip_prefix("SigCgt:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())?;
-    Some(signal >= 1 && signal <= 64 && mask & (1u64 << (signal - 1)) != 0)
+    Some((1..=64).contains(&signal) && mask & (1u64 << (signal - 1)) != 0)
 }
 
 /// Stops the container as fast as is safe. The kernel drops a signal sent to a PID namespace's
