@@ -464,16 +464,17 @@ pub async fn stop_fast<D: DockerApi>(
     timeout_secs: i64,
 ) -> Result<StopOutcome> {
     let state = docker.inspect_container(id).await?;
-    let signal_name = state.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into());
-    let caught = if state.running
-        && state.pid > 0
-        && crate::docker::endpoint_is_local(docker.endpoint())
-    {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", state.pid)).ok();
-        signal_number(&signal_name).and_then(|n| catches_signal(status.as_deref()?, n))
-    } else {
-        None
-    };
+    let signal_name = state
+        .stop_signal
+        .clone()
+        .unwrap_or_else(|| "SIGTERM".into());
+    let caught =
+        if state.running && state.pid > 0 && crate::docker::endpoint_is_local(docker.endpoint()) {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", state.pid)).ok();
+            signal_number(&signal_name).and_then(|n| catches_signal(status.as_deref()?, n))
+        } else {
+            None
+        };
     let outcome = match caught {
         Some(false) => StopOutcome {
             graceful: false,
@@ -485,7 +486,9 @@ pub async fn stop_fast<D: DockerApi>(
         },
         None => StopOutcome {
             graceful: true,
-            why: format!("sent {signal_name}, waited up to {timeout_secs}s (PID 1 not inspectable)"),
+            why: format!(
+                "sent {signal_name}, waited up to {timeout_secs}s (PID 1 not inspectable)"
+            ),
         },
     };
     let timeout = if outcome.graceful { timeout_secs } else { 0 };

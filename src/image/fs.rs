@@ -4,9 +4,9 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use crate::image::view::ImageView;
 use crate::image::archive::SpooledImage;
 use crate::image::flatten::{flatten_with_warnings, FlattenWarning};
+use crate::image::view::ImageView;
 use crate::image::{Entry, EntryKind, FsIndex};
 use crate::Result;
 

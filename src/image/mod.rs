@@ -24,5 +24,5 @@ pub use flatten::{flatten, flatten_with_warnings, FlattenWarning};
 pub use fs::ImageFs;
 pub use index::{ContentRef, Entry, EntryKind, FsIndex};
 pub use retain::retain;
-pub use view::ImageView;
 pub use sink::{write_docker_archive, write_layer, write_layer_file, LayerInfo};
+pub use view::ImageView;

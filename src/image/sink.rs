@@ -308,12 +308,12 @@ pub fn write_docker_archive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::view::ImageView;
     use crate::image::archive::{spool_docker_archive, SpooledImage};
     use crate::image::config::slim_config;
     use crate::image::flatten::flatten_with_warnings;
     use crate::image::flatten::tests::{write_layers, LayerBuilder};
     use crate::image::retain::retain;
+    use crate::image::view::ImageView;
     use std::io::Read;
 
     fn image_fs(layers: Vec<Vec<u8>>) -> ImageFs {

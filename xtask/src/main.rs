@@ -141,7 +141,16 @@ fn app_closure_sizes(minify: &Path) -> Result<()> {
     println!("app closure: slim size (MB) and build wall-clock (s) per --app-closure mode; +ms = closure+write+load phases of imports minus off");
     println!(
         "{:<28} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
-        "fixture", "off MB", "imports", "packages", "off s", "imp s", "pkg s", "+ms", "imports %", "target"
+        "fixture",
+        "off MB",
+        "imports",
+        "packages",
+        "off s",
+        "imp s",
+        "pkg s",
+        "+ms",
+        "imports %",
+        "target"
     );
     for image in APP_FIXTURES {
         let present = Command::new("docker")
@@ -163,7 +172,15 @@ fn app_closure_sizes(minify: &Path) -> Result<()> {
             let tag = format!("minify-bench/app-{mode}:{}", std::process::id());
             let started = Instant::now();
             let ok = Command::new(minify)
-                .args(["build", image, "--app-closure", mode, "--tag", &tag, "--report"])
+                .args([
+                    "build",
+                    image,
+                    "--app-closure",
+                    mode,
+                    "--tag",
+                    &tag,
+                    "--report",
+                ])
                 .arg(&report_path)
                 .stderr(Stdio::null())
                 .stdout(Stdio::null())
@@ -174,8 +191,7 @@ fn app_closure_sizes(minify: &Path) -> Result<()> {
             if !ok {
                 bail!("minify build {image} --app-closure {mode} failed");
             }
-            let report: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&report_path)?)?;
+            let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path)?)?;
             let _ = std::fs::remove_dir_all(&dir);
             sizes.push(report["result"]["size"].as_f64().unwrap_or(0.0) / 1e6);
             // What the mode changes: the closure itself, and writing and loading what it kept

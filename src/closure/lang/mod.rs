@@ -228,7 +228,12 @@ pub fn is_runtime_library(path: &str) -> bool {
     if path.contains("/vendor_ruby/rubygems") {
         return true;
     }
-    let third_party = ["/site-packages/", "/dist-packages/", "/gems/", "/vendor_ruby/"];
+    let third_party = [
+        "/site-packages/",
+        "/dist-packages/",
+        "/gems/",
+        "/vendor_ruby/",
+    ];
     if third_party.iter().any(|t| path.contains(t)) {
         return false;
     }
@@ -294,11 +299,15 @@ mod tests {
     #[test]
     fn runtime_libraries_are_told_from_third_party_code() {
         assert!(is_runtime_library("/usr/lib/python3.11/http/server.py"));
-        assert!(is_runtime_library("/usr/local/lib/python3.12/json/__init__.py"));
+        assert!(is_runtime_library(
+            "/usr/local/lib/python3.12/json/__init__.py"
+        ));
         assert!(!is_runtime_library(
             "/app/venv/lib/python3.11/site-packages/flask/app.py"
         ));
-        assert!(!is_runtime_library("/usr/lib/python3/dist-packages/yaml/__init__.py"));
+        assert!(!is_runtime_library(
+            "/usr/lib/python3/dist-packages/yaml/__init__.py"
+        ));
         assert!(is_runtime_library("/usr/lib/ruby/3.1.0/csv.rb"));
         assert!(!is_runtime_library("/usr/lib/ruby/vendor_ruby/sinatra.rb"));
         assert!(is_runtime_library("/usr/lib/ruby/vendor_ruby/rubygems.rb"));
