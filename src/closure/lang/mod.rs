@@ -23,7 +23,9 @@ pub mod shell;
 
 use serde::Serialize;
 
+use crate::closure::resolve::{parent_of, resolve};
 use crate::closure::ImageView;
+use crate::image::EntryKind;
 
 /// How far the closure goes beyond the trace (`--app-closure`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -270,6 +272,69 @@ pub fn line_at(text: &str, at: usize) -> u32 {
         .iter()
         .filter(|&&b| b == b'\n')
         .count() as u32
+}
+
+// Helpers the resolvers share.
+
+/// Line numbers of byte offsets, by binary search over the newlines ([`line_at`] counts from the
+/// start each time: quadratic on a large file with many loads).
+pub(crate) struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> Self {
+        Self(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(at, _)| at)
+                .collect(),
+        )
+    }
+
+    /// 1-based line of byte offset `at`.
+    pub(crate) fn line(&self, at: usize) -> u32 {
+        1 + self.0.partition_point(|&newline| newline < at) as u32
+    }
+}
+
+/// Whether `path`, absent at this spelling, is certainly absent: its nearest existing ancestor
+/// is a directory, so no symlink on the way could lead elsewhere. Saves a full path walk for
+/// each of the many misses a search-path lookup makes.
+pub(crate) fn certainly_absent<V: ImageView + ?Sized>(view: &V, path: &str) -> bool {
+    if path.contains("//")
+        || path.ends_with('/')
+        || path.split('/').any(|part| part == "." || part == "..")
+    {
+        return false;
+    }
+    let mut dir = parent_of(path);
+    for _ in 0..256 {
+        match view.entry(dir).map(|entry| &entry.kind) {
+            Some(EntryKind::Symlink { .. }) => return false,
+            // A directory without the child, or a file where a directory should be.
+            Some(_) => return true,
+            None if dir == "/" => return true,
+            None => dir = parent_of(dir),
+        }
+    }
+    false
+}
+
+/// The real path of directory `path`, if it is one.
+pub(crate) fn real_dir<V: ImageView + ?Sized>(view: &V, path: &str) -> Option<String> {
+    let real = resolve(view, path, true).ok()?.path;
+    matches!(view.entry(&real)?.kind, EntryKind::Dir).then_some(real)
+}
+
+pub(crate) fn child_names<V: ImageView + ?Sized>(view: &V, dir: &str) -> Vec<String> {
+    let Some(real) = real_dir(view, dir) else {
+        return Vec::new();
+    };
+    view.children(&real)
+        .iter()
+        .filter_map(|entry| entry.path.rsplit('/').next())
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@
 //!   `vendor/composer/`: that directory is kept whole; the classes it maps are not followed
 //!   (noted as unresolved).
 
+use super::LineIndex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -949,26 +950,6 @@ fn dedent(text: &str, indent: usize) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Scanner
-
-/// Byte offset → 1-based line, like [`crate::closure::lang::line_at`] but without rescanning
-/// the file for every load.
-struct LineIndex(Vec<usize>);
-
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        Self(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(at, _)| at)
-                .collect(),
-        )
-    }
-
-    fn line(&self, at: usize) -> u32 {
-        1 + self.0.partition_point(|&newline| newline < at) as u32
-    }
-}
 
 struct Scan<'a, V: ?Sized> {
     view: &'a V,

@@ -20,6 +20,7 @@
 //! `__dir__`, `__FILE__`, `File.join`/`File.expand_path`/`File.dirname` and constants assigned
 //! once; anything else is reported as unresolved with its line.
 
+use super::{certainly_absent, child_names, real_dir};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::closure::lang::{env_value, Found, Package};
@@ -507,47 +508,6 @@ fn kind_of<V: ImageView + ?Sized>(view: &V, path: &str) -> Option<Kind> {
 
 fn is_file<V: ImageView + ?Sized>(view: &V, path: &str) -> bool {
     kind_of(view, path) == Some(Kind::File)
-}
-
-/// Whether `path`, absent at this spelling, is certainly absent: its nearest existing ancestor
-/// is a directory, so no symlink on the way could lead elsewhere. Saves a full path walk for
-/// each of the many misses a search-path lookup makes.
-fn certainly_absent<V: ImageView + ?Sized>(view: &V, path: &str) -> bool {
-    if path.contains("//")
-        || path.ends_with('/')
-        || path.split('/').any(|part| part == "." || part == "..")
-    {
-        return false;
-    }
-    let mut dir = parent_of(path);
-    for _ in 0..256 {
-        match view.entry(dir).map(|entry| &entry.kind) {
-            Some(EntryKind::Symlink { .. }) => return false,
-            // A directory without the child, or a file where a directory should be.
-            Some(_) => return true,
-            None if dir == "/" => return true,
-            None => dir = parent_of(dir),
-        }
-    }
-    false
-}
-
-/// The real path of directory `path`, if it is one.
-fn real_dir<V: ImageView + ?Sized>(view: &V, path: &str) -> Option<String> {
-    let real = resolve(view, path, true).ok()?.path;
-    matches!(view.entry(&real)?.kind, EntryKind::Dir).then_some(real)
-}
-
-/// Names of the entries of directory `dir` (followed if it is a symlink).
-fn child_names<V: ImageView + ?Sized>(view: &V, dir: &str) -> Vec<String> {
-    let Some(real) = real_dir(view, dir) else {
-        return Vec::new();
-    };
-    view.children(&real)
-        .iter()
-        .filter_map(|entry| entry.path.rsplit('/').next())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Children of `dir` named like a version (`3.1.0`, `5.36`), highest first, real directories

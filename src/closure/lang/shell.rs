@@ -24,6 +24,7 @@
 //! - `$(dirname "$0")`, `${0%/*}` and variables assigned from them stand for the script's own
 //!   directory. Any other command word that is not static, and `eval`, are reported unresolved.
 
+use super::LineIndex;
 use std::collections::BTreeSet;
 
 use crate::closure::lang::{env_value, Found};
@@ -1237,26 +1238,6 @@ impl<'a> Scanner<'a> {
 
 // ---------------------------------------------------------------------------------------------
 // Resolution
-
-/// Byte offset → 1-based line, like [`crate::closure::lang::line_at`] but without rescanning
-/// the file for every command.
-struct LineIndex(Vec<usize>);
-
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        Self(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(at, _)| at)
-                .collect(),
-        )
-    }
-
-    fn line(&self, at: usize) -> u32 {
-        1 + self.0.partition_point(|&newline| newline < at) as u32
-    }
-}
 
 struct Resolver<'v, V: ?Sized> {
     view: &'v V,
