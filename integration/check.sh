@@ -4,7 +4,7 @@
 # With two images, runs both and diffs the answers (exit 1 on any difference).
 #
 # usage: integration/check.sh FIXTURE [IMAGE [IMAGE2]]
-#   FIXTURE  nginx | python | static | big (big uses nginx.txt)
+#   FIXTURE  nginx | python | static | flask | express | php | sinatra | big (big uses nginx.txt)
 #   IMAGE    default minify-fixture/FIXTURE:1
 # Containers get unique names and are always removed.
 set -euo pipefail

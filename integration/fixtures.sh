@@ -8,6 +8,8 @@
 #   --rebuild  rebuild the fixture images even if present (the base image is kept)
 #   --only     build only these fixtures (and the base), e.g. --only nginx for the demo
 # env: MINIFY_DEBIAN_MIRROR (default http://deb.debian.org/debian)
+# The flask and express fixtures also fetch their pinned packages on the host: PyPI wheels with
+# `python3 -m pip download`, the npm tree with `npm ci` (and git makes the flask app's .git).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -169,33 +171,54 @@ build_static() {
     docker_build minify-fixture/static:1 "$ctx"
 }
 
-# Flask from PyPI: wheels fetched here on the host (the container has no CA bundle), installed
-# into the image's venv offline.
-build_flask() {
-    local h ctx
-    h="$(context_hash "$FIX/flask")"
-    if up_to_date minify-fixture/flask:1 "$h"; then log "minify-fixture/flask:1: present"; return; fi
-    new_tmp ctx
-    cp -r "$FIX/flask/." "$ctx/"
-    log "minify-fixture/flask:1: pip download flask==3.0.3 (wheels for CPython 3.11)"
-    python3 -m pip download -q --disable-pip-version-check flask==3.0.3 --only-binary=:all: \
-        --python-version 3.11 --platform manylinux2014_x86_64 --implementation cp -d "$ctx/wheels" \
-        || { log "pip download failed (needs python3 -m pip and PyPI)"; exit 1; }
-    docker_build minify-fixture/flask:1 "$ctx" "" "$h"
+# A small git repository in an app tree, as `COPY . /app` of a checkout brings along: never
+# runtime, so the slim image must neither need nor keep it. Fixed identity and dates; the
+# fixture's up-to-date hash covers its sources, not these bytes.
+make_git_dir() { # DIR
+    command -v git >/dev/null || { log "git missing (run integration/setup.sh)"; exit 1; }
+    (
+        export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 \
+            GIT_AUTHOR_NAME=fixture GIT_AUTHOR_EMAIL=fixture@minify.invalid \
+            GIT_COMMITTER_NAME=fixture GIT_COMMITTER_EMAIL=fixture@minify.invalid \
+            GIT_AUTHOR_DATE=2024-01-01T00:00:00Z GIT_COMMITTER_DATE=2024-01-01T00:00:00Z
+        cd "$1" && git init -q -b main && git add -A && git commit -q -m "fixture app"
+    ) || { log "git init in $1 failed"; exit 1; }
 }
 
-# Express from npm, installed here on the host; the image has Debian's nodejs only.
+# Flask from PyPI: the pinned wheels of requirements.txt are fetched here on the host (the base
+# image has no CA bundle for PyPI's https), then installed offline into the image's venv. The image is
+# up to date when the sources (requirements.txt included) are: the wheels follow from them.
+build_flask() {
+    local name=minify-fixture/flask:1 h ctx t0=$SECONDS
+    h="$(context_hash "$FIX/flask")"
+    if up_to_date "$name" "$h"; then log "$name: present"; return; fi
+    new_tmp ctx
+    cp -r "$FIX/flask/." "$ctx/"
+    log "$name: pip download -r requirements.txt (wheels for CPython 3.11, manylinux2014_x86_64)"
+    python3 -m pip download -q --disable-pip-version-check --no-cache-dir --only-binary=:all: \
+        --python-version 3.11 --implementation cp --platform manylinux2014_x86_64 \
+        -r "$ctx/requirements.txt" -d "$ctx/wheels" \
+        || { log "pip download failed (needs python3 -m pip and PyPI)"; exit 1; }
+    make_git_dir "$ctx/app"
+    docker_build "$name" "$ctx" "" "$h"
+    SECONDS_TAKEN[$name]=$((SECONDS - t0))   # with the download
+}
+
+# Express from npm: the locked tree (app/package-lock.json) is installed here on the host with
+# `npm ci`; the image has Debian's nodejs and no npm. Up to date as for flask.
 build_express() {
-    local h ctx
+    local name=minify-fixture/express:1 h ctx t0=$SECONDS
     h="$(context_hash "$FIX/express")"
-    if up_to_date minify-fixture/express:1 "$h"; then log "minify-fixture/express:1: present"; return; fi
+    if up_to_date "$name" "$h"; then log "$name: present"; return; fi
+    command -v npm >/dev/null || { log "npm missing: the express fixture is installed with the host's npm"; exit 1; }
     new_tmp ctx
     cp -r "$FIX/express/." "$ctx/"
-    log "minify-fixture/express:1: npm install (express, ejs, is-number)"
-    (cd "$ctx/app" && npm install --silent --no-audit --no-fund --omit=dev --no-package-lock) \
-        || { log "npm install failed (needs npm and the npm registry)"; exit 1; }
+    log "$name: npm ci (app/package-lock.json)"
+    (cd "$ctx/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) \
+        || { log "npm ci failed (needs npm and the npm registry)"; exit 1; }
     mv "$ctx/app/node_modules" "$ctx/node_modules"
-    docker_build minify-fixture/express:1 "$ctx" "" "$h"
+    docker_build "$name" "$ctx" "" "$h"
+    SECONDS_TAKEN[$name]=$((SECONDS - t0))   # with the install
 }
 
 wanted() { [[ -z "$ONLY" || "$ONLY" == *",$1,"* ]]; }
