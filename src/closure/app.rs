@@ -154,9 +154,8 @@ pub fn in_system_tree(path: &str) -> bool {
 /// `vendor/bundle` too.
 fn in_excluded_dir(path: &str) -> bool {
     let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let dirs = &components[..components.len().saturating_sub(1)];
-    dirs.iter().any(|c| NOT_APP_DIRS.contains(c))
-        || dirs.windows(2).any(|w| w == ["vendor", "bundle"])
+    components.iter().any(|c| NOT_APP_DIRS.contains(c))
+        || components.windows(2).any(|w| w == ["vendor", "bundle"])
 }
 
 /// The root an app path is grouped under for the size bound: its first component, or the first
@@ -218,10 +217,24 @@ pub fn app_files<'a>(
     let workdir = workdir.trim_end_matches('/');
     let workdir_app = workdir_is_app(workdir);
     let in_workdir = |path: &str| workdir_app && path.starts_with(&format!("{workdir}/"));
+    let entries: Vec<&Entry> = entries.into_iter().collect();
+    // A virtualenv is a dependency tree like site-packages: its interpreter links, pip and
+    // activate scripts are not the app (on the Flask fixture they pulled in pip and setuptools
+    // through the scanner, +11 MB); what the app imports from it is resolved by the scanner.
+    let venvs: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.path.strip_suffix("/pyvenv.cfg"))
+        .map(|dir| format!("{dir}/"))
+        .collect();
     let mut by_root: BTreeMap<String, Vec<AppFile>> = BTreeMap::new();
     for entry in entries {
         let path = entry.path.as_str();
-        if path == "/" || in_excluded_dir(path) {
+        if path == "/"
+            || in_excluded_dir(path)
+            || venvs
+                .iter()
+                .any(|v| path.starts_with(v.as_str()) || format!("{path}/") == *v)
+        {
             continue;
         }
         if matches!(
