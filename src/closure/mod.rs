@@ -522,6 +522,9 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
         if head.starts_with(elf::ELF_MAGIC) {
             self.stats.elf_objects += 1;
             self.link_elf(path);
+            if self.app_closure != lang::AppClosure::Off {
+                self.scan_extension(path);
+            }
         } else if head.starts_with(b"#!") {
             // The kernel only runs scripts with an execute bit; a non-executable file starting
             // with `#!` is data (a sourced shell fragment, a template).
@@ -546,17 +549,31 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
         }
     }
 
-    /// Keeps what the source file at `path` loads (and, with `packages`, its whole package).
-    fn scan_source(&mut self, path: &str, language: lang::Language) {
-        let text = match self.view.read(path, lang::SCAN_READ_LIMIT) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(err) => {
-                self.warn(path, format!("cannot read: {err}"));
-                return;
-            }
+    /// Keeps what a language's native extension at `path` loads from its C code.
+    fn scan_extension(&mut self, path: &str) {
+        const MAX_EXTENSION_BYTES: usize = 32 * 1024 * 1024;
+        // Only extensions need their bytes read; the check on the name is cheap.
+        if !lang::is_scanned_extension(path) {
+            return;
+        }
+        let runtimes = self.runtimes();
+        let Ok(binary) = self.view.read(path, MAX_EXTENSION_BYTES) else {
+            return;
         };
-        self.stats.sources_scanned += 1;
-        let runtimes = match &self.runtimes {
+        if let Some(found) = runtimes.extension_dependencies(self.view, path, &binary) {
+            for dependency in found.paths {
+                let reason = Reason::Import {
+                    of: path.to_string(),
+                    load: dependency.why.clone(),
+                };
+                self.keep_path(&dependency.path, true, reason);
+            }
+        }
+    }
+
+    /// The runtimes' search paths, discovered on first use.
+    fn runtimes(&mut self) -> std::rc::Rc<lang::Runtimes> {
+        match &self.runtimes {
             Some(runtimes) => runtimes.clone(),
             None => {
                 let runtimes = std::rc::Rc::new(lang::Runtimes::discover(
@@ -567,7 +584,20 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
                 self.runtimes = Some(runtimes.clone());
                 runtimes
             }
+        }
+    }
+
+    /// Keeps what the source file at `path` loads (and, with `packages`, its whole package).
+    fn scan_source(&mut self, path: &str, language: lang::Language) {
+        let text = match self.view.read(path, lang::SCAN_READ_LIMIT) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(err) => {
+                self.warn(path, format!("cannot read: {err}"));
+                return;
+            }
         };
+        self.stats.sources_scanned += 1;
+        let runtimes = self.runtimes();
         let found = runtimes.dependencies(self.view, language, path, &text);
         for dependency in found.paths {
             let reason = Reason::Import {

@@ -889,3 +889,37 @@ fn a_non_literal_import_is_reported_with_its_file_and_line() {
         closure.dynamic_loads
     );
 }
+
+#[test]
+fn a_feature_a_ruby_c_extension_requires_from_c_is_kept() {
+    // psych.so's init does rb_require("psych/syntax_error"): no Ruby source names it.
+    let mut image = FakeImage::new();
+    image.file(
+        "/usr/lib/ruby/3.1.0/psych/syntax_error.rb",
+        b"module Psych; end\n",
+    );
+    image.file("/usr/lib/ruby/3.1.0/psych/unrelated.rb", b"");
+    image.file(
+        "/usr/lib/x86_64-linux-gnu/ruby/3.1.0/psych.so",
+        b"\x7fELF\0\0\0Init_psych\0psych/syntax_error\0Psych::Parser\0/usr/lib\0",
+    );
+    let traced = [access(
+        "/usr/lib/x86_64-linux-gnu/ruby/3.1.0/psych.so",
+        AccessKind::Open,
+    )];
+    let closure = compute(
+        &image,
+        &ClosureInput {
+            traced: &traced,
+            app_closure: lang::AppClosure::Imports,
+            workdir: "/",
+            ..Default::default()
+        },
+    );
+    assert!(closure
+        .kept
+        .contains("/usr/lib/ruby/3.1.0/psych/syntax_error.rb"));
+    assert!(!closure
+        .kept
+        .contains("/usr/lib/ruby/3.1.0/psych/unrelated.rb"));
+}

@@ -201,6 +201,18 @@ impl Runtimes {
         }
     }
 
+    /// What a native extension module of a language loads from its C code, for the languages
+    /// where that is visible in its strings (Ruby's `rb_require`); `None` for anything else.
+    pub fn extension_dependencies<V: ImageView + ?Sized>(
+        &self,
+        view: &V,
+        file: &str,
+        binary: &[u8],
+    ) -> Option<Found> {
+        is_scanned_extension(file)
+            .then(|| ruby::extension_dependencies(view, &self.ruby, file, binary))
+    }
+
     /// The language package `file` belongs to, if any (`--app-closure packages`).
     pub fn package_files<V: ImageView + ?Sized>(
         &self,
@@ -257,6 +269,13 @@ pub fn is_runtime_library(path: &str) -> bool {
     .iter()
     .any(|p| path.starts_with(p));
     python || ruby || perl
+}
+
+/// Whether `file` is a native extension whose strings [`Runtimes::extension_dependencies`]
+/// reads (a Ruby extension: `.so` under a ruby or gems tree).
+pub fn is_scanned_extension(file: &str) -> bool {
+    file.ends_with(".so")
+        && (file.contains("/ruby/") || file.contains("/gems/") || file.contains("/extensions/"))
 }
 
 /// Value of `key` in a `KEY=VALUE` Env list (the last one wins, as in Docker).

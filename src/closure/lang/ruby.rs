@@ -2275,6 +2275,52 @@ fn class_match(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
 // ---------------------------------------------------------------------------------------------
 // Packages.
 
+/// Features a C extension requires from C (`rb_require("psych/syntax_error")` in psych.so's
+/// init): no Ruby source names them, so the literal strings of the binary that look like
+/// feature paths (`name/name`, lowercase) are resolved against the load path like a `require`
+/// each; a string that names no file costs nothing (it is treated as optional, never
+/// reported). Found on the Sinatra fixture: YAML loading failed in the slim image without it.
+pub fn extension_dependencies<V: ImageView + ?Sized>(
+    view: &V,
+    paths: &Paths,
+    file: &str,
+    binary: &[u8],
+) -> Found {
+    const MAX_FEATURES: usize = 2000;
+    let mut features = std::collections::BTreeSet::new();
+    for run in binary.split(|&b| b == 0) {
+        if features.len() >= MAX_FEATURES {
+            break;
+        }
+        if run.len() < 3 || run.len() > 128 {
+            continue;
+        }
+        let looks_like_feature = run.contains(&b'/')
+            && run[0].is_ascii_lowercase()
+            && run
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'/')
+            && !run.ends_with(b"/")
+            && !run.windows(2).any(|w| w == b"//");
+        if looks_like_feature {
+            if let Ok(feature) = std::str::from_utf8(run) {
+                features.insert(feature.to_string());
+            }
+        }
+    }
+    // One optional require per string: the resolver's own rules, misses silent.
+    let source: String = features
+        .iter()
+        .map(|f| format!("begin\n  require '{f}'\nrescue LoadError\nend\n"))
+        .collect();
+    let mut found = dependencies(view, paths, file, &source);
+    found.unresolved.clear();
+    for dependency in &mut found.paths {
+        dependency.why = format!("{} (named in the C extension)", dependency.why);
+    }
+    found
+}
+
 /// The gem `file` belongs to: all files of its directory and compiled extensions, and its
 /// gemspec. `None` for a file outside every gem.
 pub fn package_files<V: ImageView + ?Sized>(
