@@ -242,6 +242,25 @@ pub fn is_runtime_library(path: &str) -> bool {
     if path.contains("/vendor_ruby/rubygems") {
         return true;
     }
+    // Packaging tools that sit in site-packages but are the interpreter's installers, not the
+    // app's libraries: setuptools' `.pth` hook (`_distutils_hack`) runs at every start, and
+    // following its lazy imports pulled all of setuptools into the Flask fixture (+5.4 MB).
+    let packaging = [
+        "pip",
+        "setuptools",
+        "_distutils_hack",
+        "pkg_resources",
+        "wheel",
+    ];
+    if let Some((_, rest)) = path
+        .split_once("/site-packages/")
+        .or_else(|| path.split_once("/dist-packages/"))
+    {
+        let top = rest.split('/').next().unwrap_or_default();
+        if packaging.contains(&top) {
+            return true;
+        }
+    }
     let third_party = [
         "/site-packages/",
         "/dist-packages/",
@@ -383,6 +402,12 @@ mod tests {
     #[test]
     fn runtime_libraries_are_told_from_third_party_code() {
         assert!(is_runtime_library("/usr/lib/python3.11/http/server.py"));
+        assert!(is_runtime_library(
+            "/app/venv/lib/python3.11/site-packages/_distutils_hack/__init__.py"
+        ));
+        assert!(is_runtime_library(
+            "/app/venv/lib/python3.11/site-packages/setuptools/dist.py"
+        ));
         assert!(is_runtime_library(
             "/usr/local/lib/python3.12/json/__init__.py"
         ));
