@@ -356,3 +356,121 @@ fn ctrl_c_during_a_build_leaves_no_container_cgroup_or_bpf_program() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Waits (up to 5 s) until no BPF program of minify's is loaded: detached raw tracepoints free
+/// their programs after an RCU grace period.
+fn assert_no_bpf_programs_left(when: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let progs = std::process::Command::new("bpftool")
+            .args(["prog", "show"])
+            .output()
+            .unwrap();
+        let progs = String::from_utf8_lossy(&progs.stdout).into_owned();
+        if !progs.contains("minify_") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "BPF programs left {when}:\n{progs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn image_id(image: &str) -> String {
+    docker(&["image", "inspect", "-f", "{{.Id}}", image])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn interrupts_at_a_fixed_spread_of_moments_leave_nothing_behind() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/nginx:1") {
+        return;
+    }
+    let source_id = image_id("minify-fixture/nginx:1");
+    // A fixed schedule (ms after start, signal) covering start-up, sensor start, container
+    // create/start, probing and the run-on: failures reproduce.
+    let schedule = [
+        (30, nix::sys::signal::Signal::SIGTERM),
+        (150, nix::sys::signal::Signal::SIGINT),
+        (400, nix::sys::signal::Signal::SIGTERM),
+        (800, nix::sys::signal::Signal::SIGINT),
+        (1500, nix::sys::signal::Signal::SIGTERM),
+        (2500, nix::sys::signal::Signal::SIGHUP),
+        (4000, nix::sys::signal::Signal::SIGINT),
+    ];
+    for (delay_ms, signal) in schedule {
+        let tag = format!("minify-test/intr.slim:{}", unique("i"));
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("r.json");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_minify"))
+            .args(["build", "minify-fixture/nginx:1", "--continue-after", "6"])
+            .args(["--tag", &tag, "--report", report.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{signal} after {delay_ms} ms: {stderr}"
+        );
+        // A create the daemon finishes late would show up now.
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            containers_of(pid),
+            Vec::<String>::new(),
+            "{signal} after {delay_ms} ms left containers"
+        );
+        let left = leftover_cgroups();
+        assert!(
+            left.is_empty(),
+            "{signal} after {delay_ms} ms: cgroups {left:?}"
+        );
+        assert_no_bpf_programs_left(&format!("after {signal} at {delay_ms} ms"));
+        assert!(!image_exists(&tag));
+        assert_eq!(image_id("minify-fixture/nginx:1"), source_id);
+    }
+}
+
+#[test]
+fn a_killed_build_leaves_a_container_that_minify_gc_removes() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/nginx:1") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minify"))
+        .args(["build", "minify-fixture/nginx:1", "--continue-after", "60"])
+        .args(["--tag", "minify-test/killed.slim:x", "--report"])
+        .arg(&report)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while containers_of(pid).is_empty() {
+        assert!(std::time::Instant::now() < until, "no container started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !containers_of(pid).is_empty(),
+        "SIGKILL cannot clean up: the container stays until a sweep"
+    );
+    let (code, _, stderr) = minify(&["gc"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("removed container"), "{stderr}");
+    assert_eq!(containers_of(pid), Vec::<String>::new());
+    assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
+    assert_no_bpf_programs_left("after SIGKILL and gc");
+}
