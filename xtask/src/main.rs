@@ -23,6 +23,11 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         // --overhead: only the sensor-overhead section.
         Some("bench") if args.iter().any(|a| a == "--overhead") => sensor_overhead(),
+        // --interrupts: N builds interrupted at seeded random moments, leftovers counted.
+        Some("bench") if args.iter().any(|a| a == "--interrupts") => {
+            let minify = build_minify()?;
+            interrupted_builds(&minify, 50)
+        }
         // --app-closure: only the slim sizes per --app-closure mode.
         Some("bench") if args.iter().any(|a| a == "--app-closure") => {
             let minify = build_minify()?;
@@ -34,7 +39,9 @@ fn main() -> Result<()> {
             sensor_overhead()
         }
         _ => {
-            eprintln!("usage: cargo xtask bench [--big | --overhead | --app-closure]");
+            eprintln!(
+                "usage: cargo xtask bench [--big | --overhead | --app-closure | --interrupts]"
+            );
             std::process::exit(2)
         }
     }
@@ -119,6 +126,90 @@ fn bench(big: bool) -> Result<()> {
     println!("ratio = minify wall-clock / baseline (docker save + run + one request + stop of the original)");
     println!("RSS target {RSS_TARGET_MB} MB (peak resident set of the minify process)");
     xray_vs_dive(&minify)?;
+    Ok(())
+}
+
+/// `runs` builds of the nginx fixture, each sent SIGINT or SIGTERM at a moment drawn from a
+/// fixed-seed generator between 0.1 and 8 s; after each, the containers labelled with that
+/// process's pid (looked for again 3 s later, for a create the daemon finishes late), minify's
+/// cgroups and BPF programs are counted. Prints the leftovers (target: 0).
+fn interrupted_builds(minify: &Path, runs: usize) -> Result<()> {
+    let mut seed: u64 = 0x5eed_2026_1201;
+    let mut next = move || {
+        // xorshift64*: reproducible, no dependency.
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut leftovers = 0;
+    let mut codes = std::collections::BTreeMap::new();
+    for run in 0..runs {
+        let delay = Duration::from_millis(100 + next() % 7900);
+        let signal = if next() % 2 == 0 { "INT" } else { "TERM" };
+        let dir = tempfile_dir()?;
+        let mut child = Command::new(minify)
+            .args(["build", "minify-fixture/nginx:1", "--continue-after", "4"])
+            .args(["--tag", &format!("minify-bench/intr:{run}"), "--report"])
+            .arg(dir.join("r.json"))
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()?;
+        std::thread::sleep(delay);
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        let code = child.wait()?.code().unwrap_or(-1);
+        *codes.entry(code).or_insert(0) += 1;
+        std::thread::sleep(Duration::from_secs(3));
+        let pid = child.id().to_string();
+        let containers = String::from_utf8(
+            Command::new("docker")
+                .args([
+                    "ps",
+                    "-a",
+                    "--filter",
+                    "label=dev.minify.run",
+                    "--format",
+                    "{{.Names}}",
+                ])
+                .output()?
+                .stdout,
+        )?;
+        let left_containers = containers
+            .lines()
+            .filter(|n| n.split('-').any(|p| p == pid))
+            .count();
+        let left_cgroups = std::fs::read_dir("/sys/fs/cgroup/unified")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .contains(&format!("-{pid}-"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        let progs = String::from_utf8(
+            Command::new("bpftool")
+                .args(["prog", "show"])
+                .output()?
+                .stdout,
+        )?;
+        let left_progs = progs.matches("minify_").count();
+        let _ = Command::new("docker")
+            .args(["rmi", &format!("minify-bench/intr:{run}")])
+            .output();
+        let _ = std::fs::remove_dir_all(&dir);
+        let left = left_containers + left_cgroups + left_progs;
+        leftovers += left;
+        println!(
+            "run {run:>2}: SIG{signal} at {:>5} ms -> exit {code}, leftovers {left} (containers {left_containers}, cgroups {left_cgroups}, bpf {left_progs})",
+            delay.as_millis()
+        );
+    }
+    println!("{runs} interrupted builds: exit codes {codes:?}, {leftovers} leftovers (target 0)");
     Ok(())
 }
 
