@@ -149,7 +149,8 @@ fn interrupted_builds(minify: &Path, runs: usize) -> Result<()> {
         let signal = if next() % 2 == 0 { "INT" } else { "TERM" };
         let dir = tempfile_dir()?;
         let mut child = Command::new(minify)
-            .args(["build", "minify-fixture/nginx:1", "--continue-after", "4"])
+            // Runs on for 10 s after probing, so that every moment up to 8 s interrupts it.
+            .args(["build", "minify-fixture/nginx:1", "--continue-after", "10"])
             .args(["--tag", &format!("minify-bench/intr:{run}"), "--report"])
             .arg(dir.join("r.json"))
             .stderr(Stdio::null())
