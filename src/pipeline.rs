@@ -533,17 +533,12 @@ async fn observe<D: DockerApi>(
     phase("stopping container");
     let stop_started = Instant::now();
     let stopped = run::stop_fast(docker, &id, options.stop_timeout_secs).await?;
-    warnings_stop_note(warnings, &stopped);
-    timings.record("stop", stop_started);
-    Ok(ran)
-}
-
-/// The report says how the container was stopped only when it was killed at once (the
-/// unusual case); the grace period is the default behaviour.
-fn warnings_stop_note(warnings: &mut Vec<String>, stopped: &run::StopOutcome) {
+    // Said only when it was killed at once (the unusual case); the grace is the default.
     if !stopped.graceful {
         warnings.push(format!("stop: {}", stopped.why));
     }
+    timings.record("stop", stop_started);
+    Ok(ran)
 }
 
 /// Waits for SIGUSR1 or a line on stdin (manual driving), or for the container to exit.

@@ -252,10 +252,11 @@ pub fn check_interrupted() -> Result<()> {
 /// Runs `work` unless an interrupt arrives first (see [`interruptible_with`]).
 pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     install_interrupt_handlers()?;
-    let receiver = INTERRUPT.get().map(|s| s.subscribe()).ok_or_else(|| {
-        Error::io("installing the signal handlers")(std::io::ErrorKind::Other.into())
-    })?;
-    interruptible_with(receiver, work).await
+    match INTERRUPT.get() {
+        Some(sender) => interruptible_with(sender.subscribe(), work).await,
+        // install_interrupt_handlers sets it or fails: not reached, but never a panic.
+        None => work.await,
+    }
 }
 
 /// Runs `work` until it finishes or `interrupt` turns true. On an interrupt the shielded calls

@@ -102,8 +102,8 @@ pub fn compare(original: &[ProbeResult], slim: &[ProbeResult]) -> Vec<Difference
 
 /// What to do with a container once it is ready.
 enum Drive<'a> {
-    /// Run a plan (crawls expand into the requests they make).
-    Plan(&'a Plan),
+    /// Run a plan (crawls expand into the requests they make); it comes back as it ran.
+    Plan(Plan),
     /// Replay concrete steps of an earlier run.
     Replay(&'a [Step]),
 }
@@ -134,18 +134,16 @@ async fn probe_image<D: DockerApi>(
         let state = run::require_running(docker, &id).await?;
         let target = Target::new(docker, &id, published_ports(&state.published));
         let client = http::client(Duration::from_secs(10));
-        let mut plan = match drive {
-            Drive::Plan(plan) => Some(plan.clone()),
-            Drive::Replay(_) => None,
-        };
-        let ready = match plan.as_mut() {
-            // A port that turns out not to speak HTTP is probed as TCP, as in `minify build`.
-            Some(plan) => target.prepare(plan, &client).await.map(|notes| {
+        // A plan's ports found not to speak HTTP are probed as TCP, as in `minify build`; a
+        // replay waits for the readiness it was given.
+        let mut drive = drive;
+        let ready = match &mut drive {
+            Drive::Plan(plan) => target.prepare(plan, &client).await.map(|notes| {
                 for note in notes {
                     eprintln!("minify: {image}: {note}");
                 }
             }),
-            None => target.wait_ready(readiness, &client).await,
+            Drive::Replay(_) => target.wait_ready(readiness, &client).await,
         };
         if let Err(message) = ready {
             let state = docker.inspect_container(&id).await?;
@@ -156,16 +154,16 @@ async fn probe_image<D: DockerApi>(
                 message: format!("{image}: {message}"),
             });
         }
-        let ran = match (&drive, &plan) {
-            (Drive::Plan(_), Some(plan)) => {
-                let (steps, results) = target.run_plan(plan, &client).await;
-                (steps, results, plan.readiness.clone())
+        let ran = match drive {
+            Drive::Plan(plan) => {
+                let (steps, results) = target.run_plan(&plan, &client).await;
+                (steps, results, plan.readiness)
             }
-            (Drive::Replay(steps), _) => {
-                let results = target.replay(steps, &client).await;
-                (steps.to_vec(), results, readiness.clone())
-            }
-            (Drive::Plan(_), None) => (Vec::new(), Vec::new(), readiness.clone()),
+            Drive::Replay(steps) => (
+                steps.to_vec(),
+                target.replay(steps, &client).await,
+                readiness.clone(),
+            ),
         };
         run::stop_fast(docker, &id, stop_timeout_secs).await?;
         Ok(ran)
@@ -210,7 +208,7 @@ pub async fn verify_images<D: DockerApi>(
         original,
         &ports,
         &plan.readiness,
-        Drive::Plan(&plan),
+        Drive::Plan(plan.clone()),
         stop_timeout_secs,
     )
     .await?;

@@ -21,12 +21,11 @@ use common::*;
 fn answers(cleanup: &mut Cleanup, image: &str, routes: &[String]) -> Vec<Answer> {
     let port = exposed_port(image);
     let host_port = run_published(cleanup, image, port);
-    wait_answering_whole(host_port, Duration::from_secs(60));
+    wait_answering(host_port, Duration::from_secs(60));
     routes
         .iter()
         .map(|route| {
-            get_whole(host_port, route)
-                .unwrap_or_else(|e| panic!("{image}: GET {route}: no answer: {e}"))
+            get(host_port, route).unwrap_or_else(|e| panic!("{image}: GET {route}: no answer: {e}"))
         })
         .collect()
 }

@@ -233,7 +233,7 @@ pub fn app_files<'a>(
             || in_excluded_dir(path)
             || venvs
                 .iter()
-                .any(|v| path.starts_with(v.as_str()) || format!("{path}/") == *v)
+                .any(|v| path.starts_with(v.as_str()) || v.strip_suffix('/') == Some(path))
         {
             continue;
         }

@@ -148,13 +148,14 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// The request goes out in one write: formatted straight into the socket it left in several
+/// TCP segments, and PHP's built-in server (`php -S`, 8.2) closes such a connection without an
+/// answer when the machine is busy (seen on the php fixture: 5-50 % of requests under load).
 pub fn get(port: u16, path: &str) -> std::io::Result<Answer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let split = raw
@@ -283,43 +284,4 @@ pub fn leftover_containers() -> String {
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Like [`get`], but the whole request goes out in one write. `get` formats straight into the
-/// socket, so its request leaves in several TCP segments, and PHP's built-in server (`php -S`,
-/// 8.2) closes such a connection without an answer when the machine is busy (seen on the php
-/// fixture: no answer to 5-50 % of requests under load, none when the request is one write).
-pub fn get_whole(port: u16, path: &str) -> std::io::Result<Answer> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("no HTTP header in {} bytes", raw.len())))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-    Ok(Answer {
-        status,
-        body: raw[split + 4..].to_vec(),
-    })
-}
-
-/// Waits until `GET /` answers on `port`, asking with [`get_whole`].
-pub fn wait_answering_whole(port: u16, timeout: Duration) {
-    let until = Instant::now() + timeout;
-    loop {
-        match get_whole(port, "/") {
-            Ok(_) => return,
-            Err(e) if Instant::now() > until => panic!("port {port} never answered: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
 }
