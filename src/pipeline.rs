@@ -47,6 +47,8 @@ pub struct BuildOptions {
     pub seccomp_path: PathBuf,
     /// `--app-closure`: how far the closure goes beyond the trace.
     pub app_closure: AppClosure,
+    /// Read the image from the local daemon's layer store when it can be (else `docker save`).
+    pub layer_store: bool,
 }
 
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
@@ -73,7 +75,16 @@ pub async fn build<D: DockerApi>(
     }
 
     // The image is read while the container runs: both take seconds and neither needs the other.
-    let reading = tokio::spawn(read_image(docker.save_image(&source.id)));
+    // The layer store is read only when the daemon is local: a remote daemon's images are not
+    // on this host (an image of the same id would be, but then it is the same image).
+    let store = (options.layer_store && crate::docker::endpoint_is_local(docker.endpoint()))
+        .then(crate::image::layerstore::docker_root);
+    let reading = tokio::spawn(read_image(
+        store,
+        source.id.clone(),
+        source.repo_tags.clone(),
+        docker.save_image(&source.id),
+    ));
 
     let run_name = run::unique_run_name("minify");
     // Containers of minify runs that were killed before they could clean up (SIGKILL, reboot);
@@ -166,17 +177,18 @@ pub async fn build<D: DockerApi>(
         message: e.to_string(),
     })??;
     warnings.extend(flatten_warnings);
+    sensor_notes.insert("image_source".to_string(), fs.source.clone());
     timings.phases.push(("read image".into(), read_ms));
     timings.record("wait for image read", waited);
 
     phase("computing closure");
     let closure_started = Instant::now();
-    let run_config = RunConfig::from_image_config(&fs.image.config)?;
+    let run_config = RunConfig::from_image_config(&fs.config)?;
     let workdir = run_config.working_dir.clone().unwrap_or_else(|| "/".into());
     let app_files = if options.app_closure == AppClosure::Off {
         app::AppFiles::default()
     } else {
-        let steps = app::layer_steps(&fs.image.config, fs.image.layers.len());
+        let steps = app::layer_steps(&fs.config, fs.layers.len());
         app::app_files(fs.index.iter(), &steps, &workdir)
     };
     for skipped in &app_files.skipped {
@@ -244,7 +256,7 @@ pub async fn build<D: DockerApi>(
         let layer_path = work_dir.path().join("layer.tar");
         let layer = sink::write_layer_file(&fs, &entries, &layer_path)?;
         let config = slim_config(
-            &fs.image.config,
+            &fs.config,
             &layer.diff_id,
             &format!("minify build {}", options.image),
         );
@@ -378,17 +390,50 @@ pub async fn build<D: DockerApi>(
 /// Most flatten warnings quoted in the report; the rest are counted.
 const MAX_QUOTED_WARNINGS: usize = 20;
 
-/// Reads `docker save` output into a flattened, spooled image; returns it with the time taken
-/// and the warnings flattening raised.
-async fn read_image(stream: source::SaveStream) -> Result<(ImageFs, u64, Vec<String>)> {
+/// Reads the image into a flattened [`ImageFs`]: from the layer store under `store` when it
+/// holds the image with its files on disk, else from `save` (a `docker save` stream, which is
+/// only started then). Returns it with the time taken and the warnings flattening raised.
+async fn read_image(
+    store: Option<PathBuf>,
+    id: String,
+    repo_tags: Vec<String>,
+    save: source::SaveStream,
+) -> Result<(ImageFs, u64, Vec<String>)> {
     let started = Instant::now();
-    let image = source::from_stream(stream, None).await?;
-    let (fs, warnings) = tokio::task::spawn_blocking(move || ImageFs::new(image))
-        .await
-        .map_err(|e| Error::Archive {
-            context: "flattening the image".into(),
-            message: e.to_string(),
-        })??;
+    let from_store = match store {
+        Some(root) => {
+            let read =
+                tokio::task::spawn_blocking(move || {
+                    match crate::image::layerstore::locate(&root, &id) {
+                        Some(stored) => ImageFs::from_store(stored, repo_tags),
+                        None => Ok(None),
+                    }
+                })
+                .await
+                .map_err(|e| Error::Archive {
+                    context: "reading the layer store".into(),
+                    message: e.to_string(),
+                })?;
+            // Whatever is odd about the store, `docker save` still gives the true image.
+            read.unwrap_or_else(|e| {
+                tracing::warn!("the layer store could not be read ({e}); reading `docker save`");
+                None
+            })
+        }
+        None => None,
+    };
+    let (fs, warnings) = match from_store {
+        Some(found) => found,
+        None => {
+            let image = source::from_stream(save, None).await?;
+            tokio::task::spawn_blocking(move || ImageFs::new(image))
+                .await
+                .map_err(|e| Error::Archive {
+                    context: "flattening the image".into(),
+                    message: e.to_string(),
+                })??
+        }
+    };
     let mut quoted: Vec<String> = warnings
         .iter()
         .take(MAX_QUOTED_WARNINGS)

@@ -216,8 +216,8 @@ fn docker_round_trip_of_a_slimmed_image() {
 
     // docker save → the archive reader, streamed through a pipe as the daemon source will.
     let fs = save_and_flatten(&source_tag, work.path());
-    assert_eq!(fs.image.repo_tags, [source_tag.as_str()]);
-    let run_config = RunConfig::from_image_config(&fs.image.config).unwrap();
+    assert_eq!(fs.repo_tags, [source_tag.as_str()]);
+    let run_config = RunConfig::from_image_config(&fs.config).unwrap();
     assert_eq!(run_config.env_var("FOO"), Some("bar"));
     assert_eq!(run_config.exposed_ports, [(8080, "udp".to_string())]);
     assert_eq!(
@@ -238,7 +238,7 @@ fn docker_round_trip_of_a_slimmed_image() {
     });
     let layer_path = work.path().join("slim-layer.tar");
     let layer = write_layer_file(&fs, &kept, &layer_path).unwrap();
-    let config = slim_config(&fs.image.config, &layer.diff_id, "image_daemon test");
+    let config = slim_config(&fs.config, &layer.diff_id, "image_daemon test");
     let archive_path = work.path().join("slim.tar");
     let image_id = write_docker_archive(
         &layer_path,

@@ -189,6 +189,11 @@ pub struct BuildArgs {
     /// only what the trace saw.
     #[arg(long, value_name = "off|imports|packages", default_value = "imports")]
     pub app_closure: crate::closure::lang::AppClosure,
+    /// Always read the image through `docker save`, never the local daemon's layer store (which
+    /// is read by default when the daemon is local and uses overlay2: only the kept files'
+    /// bytes are read then).
+    #[arg(long)]
+    pub no_layer_store: bool,
     /// Which sensor records the run: host-side eBPF (local daemon, root), the in-container
     /// ptrace wrapper (remote daemons, no BPF rights), or auto (eBPF when possible).
     #[arg(long, value_enum, default_value_t = SensorChoice::Auto)]
@@ -276,6 +281,7 @@ impl BuildArgs {
             keep,
             verify: self.verify,
             app_closure: self.app_closure,
+            layer_store: !self.no_layer_store,
         })
     }
 }

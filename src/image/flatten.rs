@@ -78,14 +78,48 @@ pub fn flatten(layers: &[PathBuf]) -> Result<FsIndex> {
 /// Flattens `layers` (bottom first) and returns what had to be skipped or repaired. The index
 /// always holds `/` (a default 0755 root dir unless a layer lists `./`).
 pub fn flatten_with_warnings(layers: &[PathBuf]) -> Result<(FsIndex, Vec<FlattenWarning>)> {
+    let layers: Vec<Layer> = layers.iter().cloned().map(Layer::Tar).collect();
+    flatten_layers(&layers)
+}
+
+/// Where one layer of an image is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// An uncompressed layer tar on disk (spooled from `docker save`): headers and contents,
+    /// the latter read at the offsets flattening records.
+    Tar(PathBuf),
+    /// A layer of the local daemon's store ([`super::layerstore`]): headers replayed from its
+    /// `tar-split.json.gz`, contents read from its `files` directory (overlay2 `diff`).
+    Stored { tar_split: PathBuf, files: PathBuf },
+}
+
+/// Flattens `layers` (bottom first), tar files or layer-store layers alike: one whiteout and
+/// opaque-dir logic for both. Returns what had to be skipped or repaired.
+pub fn flatten_layers(layers: &[Layer]) -> Result<(FsIndex, Vec<FlattenWarning>)> {
     let mut flattener = Flattener::default();
     // The root always exists, so lookups and parent walks never special-case an empty image.
     flattener
         .index
         .entries
         .insert("/".to_string(), default_dir("/".to_string(), 0));
-    for (layer, path) in layers.iter().enumerate() {
-        flattener.apply_layer(layer, path)?;
+    for (index, layer) in layers.iter().enumerate() {
+        match layer {
+            Layer::Tar(path) => {
+                let context = || format!("layer {index} ({})", path.display());
+                let file = File::open(path).map_err(Error::io(context()))?;
+                let len = file.metadata().map_err(Error::io(context()))?.len();
+                let reader = BufReader::with_capacity(64 * 1024, file);
+                flattener.apply_layer(index, reader, len, &context())?;
+            }
+            Layer::Stored { tar_split, .. } => {
+                let context = || format!("layer {index} ({})", tar_split.display());
+                let split =
+                    super::layerstore::open_split(tar_split).map_err(Error::io(context()))?;
+                // Contents come from the layer's files, never from the replay (whose bodies are
+                // holes), so no declared size can be "past the end".
+                flattener.apply_layer(index, split, u64::MAX, &context())?;
+            }
+        }
     }
     Ok((flattener.index, flattener.warnings))
 }
@@ -115,18 +149,22 @@ impl Flattener {
         });
     }
 
-    fn apply_layer(&mut self, layer: usize, layer_path: &PathBuf) -> Result<()> {
-        let context = || format!("layer {layer} ({})", layer_path.display());
-        let file = File::open(layer_path).map_err(Error::io(context()))?;
-        let layer_len = file.metadata().map_err(Error::io(context()))?.len();
-        let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, file));
+    /// Applies one layer tar (`layer_len` bytes long, as far as anyone knows) to the index.
+    fn apply_layer<R: std::io::Read + std::io::Seek>(
+        &mut self,
+        layer: usize,
+        reader: R,
+        layer_len: u64,
+        context: &str,
+    ) -> Result<()> {
+        let mut archive = tar::Archive::new(reader);
         let entries = archive.entries_with_seek().map_err(|e| Error::Archive {
-            context: context(),
+            context: context.to_string(),
             message: e.to_string(),
         })?;
         for member in entries {
             let mut member = member.map_err(|e| Error::Archive {
-                context: context(),
+                context: context.to_string(),
                 message: e.to_string(),
             })?;
             let change = self.read_member(layer, layer_len, &mut member);

@@ -12,6 +12,7 @@ pub mod config;
 pub mod flatten;
 pub mod fs;
 pub mod index;
+pub mod layerstore;
 pub mod manifest;
 pub mod retain;
 pub mod sink;
