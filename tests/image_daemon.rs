@@ -394,3 +394,99 @@ fn write_big_archive(out: &Path, megabytes: u64, scratch: &Path) {
     }
     archive.into_inner().unwrap().flush().unwrap();
 }
+
+/// The local daemon's layer store, read as `build` reads it, gives exactly the image that
+/// `docker save` gives: same index (whiteouts, opaque dirs, hard links applied the same way)
+/// and the same bytes for every file. The image is built here with layers that delete files,
+/// replace a directory and hard-link across layers.
+#[test]
+fn the_layer_store_reads_the_same_image_as_docker_save() {
+    if !prerequisite(
+        command_succeeds("docker", &["info"]),
+        "no reachable Docker daemon (`docker info` failed)",
+    ) {
+        return;
+    }
+    let base = "minify-fixture/base:bookworm";
+    if !prerequisite(
+        command_succeeds("docker", &["image", "inspect", base]),
+        "the base fixture is missing (run integration/setup.sh)",
+    ) {
+        return;
+    }
+    let root = minify::image::layerstore::docker_root();
+    if !prerequisite(
+        root.join("image/overlay2").is_dir(),
+        "the daemon's layer store is not readable here (not root, or not overlay2)",
+    ) {
+        return;
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tag = format!("minify-layerstore-test-{}-{nanos}:1", std::process::id());
+    let _cleanup = Cleanup {
+        images: vec![tag.clone()],
+        containers: vec![],
+    };
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {base}\n\
+             RUN rm -rf /usr/share/doc /usr/share/man && mkdir -p /app/old && echo a > /app/old/a\n\
+             RUN rm -rf /app/old && mkdir /app/old && echo b > /app/old/b && ln /app/old/b /app/b-link\n\
+             RUN ln /etc/os-release /app/os-link && echo changed >> /etc/debian_version\n"
+        ),
+    )
+    .unwrap();
+    run(
+        "docker",
+        &["build", "-q", "-t", &tag, context.path().to_str().unwrap()],
+    );
+    let id = run("docker", &["image", "inspect", "-f", "{{.Id}}", &tag])
+        .trim()
+        .to_string();
+
+    let work = tempfile::tempdir().unwrap();
+    let saved = save_and_flatten(&tag, work.path());
+    let stored = minify::image::layerstore::locate(&root, &id).expect("the image is in the store");
+    assert_eq!(stored.driver, "overlay2");
+    let (stored, warnings) = ImageFs::from_store(stored, vec![tag.clone()])
+        .unwrap()
+        .expect("overlay2 layers have their files on disk");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(stored.config, saved.config);
+    assert_eq!(stored.index.len(), saved.index.len());
+    assert_eq!(stored.index.entries, saved.index.entries);
+    assert!(stored.index.get("/usr/share/doc").is_none());
+    assert!(stored.index.get("/app/old/a").is_none());
+    let mut files = 0;
+    for entry in saved.index.iter() {
+        if matches!(entry.kind, EntryKind::File | EntryKind::Hardlink { .. }) {
+            let mut want = Vec::new();
+            saved
+                .open_entry(entry)
+                .unwrap()
+                .read_to_end(&mut want)
+                .unwrap();
+            let mut got = Vec::new();
+            stored
+                .open_entry(entry)
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.path))
+                .read_to_end(&mut got)
+                .unwrap();
+            assert!(got == want, "{}: contents differ", entry.path);
+            files += 1;
+        }
+    }
+    assert!(files > 1000, "only {files} files compared");
+    let mut debian_version = String::new();
+    stored
+        .open("/etc/debian_version")
+        .unwrap()
+        .read_to_string(&mut debian_version)
+        .unwrap();
+    assert!(debian_version.ends_with("changed\n"), "{debian_version:?}");
+}
