@@ -79,11 +79,18 @@ pub async fn build<D: DockerApi>(
     // on this host (an image of the same id would be, but then it is the same image).
     let store = (options.layer_store && crate::docker::endpoint_is_local(docker.endpoint()))
         .then(crate::image::layerstore::docker_root);
+    // A `docker save` spool lives in this dir, which goes when `build` returns, also on an
+    // error or an interrupt that leaves the read unfinished.
+    let spool_dir = tempfile::Builder::new()
+        .prefix("minify-build-")
+        .tempdir()
+        .map_err(Error::io("creating a temp dir for the image"))?;
     let reading = tokio::spawn(read_image(
         store,
         source.id.clone(),
         source.repo_tags.clone(),
         docker.save_image(&source.id),
+        spool_dir.path().to_path_buf(),
     ));
 
     let run_name = run::unique_run_name("minify");
@@ -172,10 +179,15 @@ pub async fn build<D: DockerApi>(
     run::check_interrupted()?;
     phase("reading image");
     let waited = Instant::now();
-    let (fs, read_ms, flatten_warnings) = reading.await.map_err(|e| Error::Archive {
-        context: "reading the image".into(),
-        message: e.to_string(),
-    })??;
+    // A `docker save` of a big image can take many seconds: an interrupt must not wait for it.
+    let read = run::interruptible(async {
+        reading.await.map_err(|e| Error::Archive {
+            context: "reading the image".into(),
+            message: e.to_string(),
+        })?
+    })
+    .await;
+    let (fs, read_ms, flatten_warnings) = read?;
     warnings.extend(flatten_warnings);
     sensor_notes.insert("image_source".to_string(), fs.source.clone());
     timings.phases.push(("read image".into(), read_ms));
@@ -279,6 +291,7 @@ pub async fn build<D: DockerApi>(
     let previous = docker.inspect_image(&options.tag).await.ok();
     docker.load_image(&archive_path).await?;
     let result = docker.inspect_image(&options.tag).await?;
+    let previous_id = previous.as_ref().map(|p| p.id.clone());
     if let Some(previous) = previous {
         if previous.id != result.id && previous.id != source.id {
             // The tag moved; the image it named would stay behind untagged.
@@ -291,6 +304,10 @@ pub async fn build<D: DockerApi>(
         }
     }
     timings.record("load", load_started);
+    // From here on the slim image exists: an interrupt (which the load itself does not stop,
+    // so that the daemon is never left half-way) takes it away again, so that an interrupted
+    // build never leaves an image behind either.
+    discard_if_interrupted(docker, &options.tag, previous_id.as_deref(), &result.id).await?;
 
     let verification = if options.verify {
         phase("verifying slim image");
@@ -303,7 +320,12 @@ pub async fn build<D: DockerApi>(
             &steps,
             options.stop_timeout_secs,
         )
-        .await?;
+        .await;
+        if matches!(slim_results, Err(Error::Interrupted)) {
+            discard_if_interrupted(docker, &options.tag, previous_id.as_deref(), &result.id)
+                .await?;
+        }
+        let slim_results = slim_results?;
         timings.record("verify", verify_started);
         Some(Verification {
             image: options.tag.clone(),
@@ -377,6 +399,13 @@ pub async fn build<D: DockerApi>(
         timings,
         notes: sensor_notes,
     };
+    discard_if_interrupted(
+        docker,
+        &options.tag,
+        previous_id.as_deref(),
+        &report.result.id,
+    )
+    .await?;
     report.write_json(&options.report_path)?;
     if let Some(verification) = report.verification.as_ref().filter(|v| !v.passed()) {
         return Err(Error::VerifyFailed {
@@ -385,6 +414,26 @@ pub async fn build<D: DockerApi>(
         });
     }
     Ok(report)
+}
+
+/// After an interrupt, removes the slim image `tag` names (`id`) unless it is the image the tag
+/// named before the build (`previous`: a rebuild that produced the very same image changed
+/// nothing), and returns [`Error::Interrupted`]. Without an interrupt it does nothing.
+async fn discard_if_interrupted<D: DockerApi>(
+    docker: &D,
+    tag: &str,
+    previous: Option<&str>,
+    id: &str,
+) -> Result<()> {
+    if run::check_interrupted().is_ok() {
+        return Ok(());
+    }
+    if previous != Some(id) {
+        if let Err(e) = docker.remove_image(tag).await {
+            tracing::warn!("interrupted: the slim image {tag} could not be removed: {e}");
+        }
+    }
+    Err(Error::Interrupted)
 }
 
 /// Most flatten warnings quoted in the report; the rest are counted.
@@ -398,6 +447,7 @@ async fn read_image(
     id: String,
     repo_tags: Vec<String>,
     save: source::SaveStream,
+    spool_dir: PathBuf,
 ) -> Result<(ImageFs, u64, Vec<String>)> {
     let started = Instant::now();
     let from_store = match store {
@@ -425,7 +475,7 @@ async fn read_image(
     let (fs, warnings) = match from_store {
         Some(found) => found,
         None => {
-            let image = source::from_stream(save, None).await?;
+            let image = source::from_stream(save, Some(spool_dir)).await?;
             tokio::task::spawn_blocking(move || ImageFs::new(image))
                 .await
                 .map_err(|e| Error::Archive {

@@ -338,23 +338,7 @@ fn ctrl_c_during_a_build_leaves_no_container_cgroup_or_bpf_program() {
         !image_exists("minify-test/ctrlc.slim:x"),
         "an interrupted build must not produce an image"
     );
-    // Detached raw tracepoints free their programs after an RCU grace period (~0.1-0.3 s).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let progs = std::process::Command::new("bpftool")
-            .args(["prog", "show"])
-            .output()
-            .unwrap();
-        let progs = String::from_utf8_lossy(&progs.stdout).into_owned();
-        if !progs.contains("minify_") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "BPF programs left after Ctrl-C:\n{progs}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_no_bpf_programs_left("after Ctrl-C");
 }
 
 /// Waits (up to 5 s) until no BPF program of minify's is loaded: detached raw tracepoints free
@@ -436,6 +420,94 @@ fn interrupts_at_a_fixed_spread_of_moments_leave_nothing_behind() {
         );
         assert_no_bpf_programs_left(&format!("after {signal} at {delay_ms} ms"));
         assert!(!image_exists(&tag));
+        assert_eq!(image_id("minify-fixture/nginx:1"), source_id);
+    }
+}
+
+/// minify's temp dirs (spooled images, slim archives) now in the system temp dir.
+fn minify_temp_dirs() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with("minify-build-") || n.starts_with("minify-image-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The schedule above ends inside the container's run; this one follows the build itself: the
+/// signal goes out the moment minify logs that a late phase starts (cleanup, image read,
+/// closure, write, load, verification of the slim image), so every phase after the run is hit
+/// whatever this machine's speed. Each must end in exit 130 with no container, cgroup, BPF
+/// program, temp dir or slim image left, and the source image unchanged.
+#[test]
+fn interrupts_in_each_phase_after_the_run_leave_no_image_or_container() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/nginx:1") {
+        return;
+    }
+    use nix::sys::signal::Signal;
+    use std::io::BufRead as _;
+    let source_id = image_id("minify-fixture/nginx:1");
+    let schedule = [
+        ("cleaning up", Signal::SIGTERM),
+        ("reading image", Signal::SIGINT),
+        ("computing closure", Signal::SIGHUP),
+        ("writing slim image", Signal::SIGTERM),
+        ("loading slim image", Signal::SIGINT),
+        ("verifying slim image", Signal::SIGTERM),
+    ];
+    for (phase, signal) in schedule {
+        let temp_before = minify_temp_dirs();
+        let tag = format!("minify-test/late.slim:{}", unique("l"));
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("r.json");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minify"))
+            .args(["build", "minify-fixture/nginx:1", "--verify"])
+            .args(["--tag", &tag, "--report", report.to_str().unwrap()])
+            .env("RUST_LOG", "minify=debug")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let marker = format!("\"{phase}\"");
+        let mut log = String::new();
+        let mut sent = false;
+        for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if !sent && line.contains("phase") && line.contains(&marker) {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+                sent = true;
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        let status = child.wait().unwrap();
+        assert!(sent, "the build never logged phase {phase:?}:\n{log}");
+        assert_eq!(status.code(), Some(130), "{signal} at {phase:?}:\n{log}");
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            containers_of(pid),
+            Vec::<String>::new(),
+            "{signal} at {phase:?} left containers"
+        );
+        let left = leftover_cgroups();
+        assert!(left.is_empty(), "{signal} at {phase:?}: cgroups {left:?}");
+        assert_no_bpf_programs_left(&format!("after {signal} at {phase:?}"));
+        assert!(
+            !image_exists(&tag),
+            "{signal} at {phase:?} left the slim image {tag}"
+        );
+        let new_temp: Vec<_> = minify_temp_dirs()
+            .difference(&temp_before)
+            .cloned()
+            .collect();
+        assert!(
+            new_temp.is_empty(),
+            "{signal} at {phase:?} left temp dirs {new_temp:?}"
+        );
         assert_eq!(image_id("minify-fixture/nginx:1"), source_id);
     }
 }
