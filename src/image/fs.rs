@@ -214,7 +214,7 @@ impl ImageView for ImageFs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::image::flatten::tests::{write_layers, LayerBuilder};
 

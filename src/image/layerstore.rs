@@ -235,7 +235,7 @@ impl<R: BufRead> SplitReader<R> {
                 }
                 1 => {
                     if let (Some(name), Ok(crc)) = (entry.name, <[u8; 8]>::try_from(&payload[..])) {
-                        if let Ok(Some(path)) = crate::xray::scan::normalize(name.as_bytes()) {
+                        if let Some(path) = super::flatten::normalize_path(&name) {
                             self.crcs.insert(path, u64::from_be_bytes(crc));
                         }
                     }

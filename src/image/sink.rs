@@ -316,11 +316,7 @@ mod tests {
     use crate::image::view::ImageView;
     use std::io::Read;
 
-    fn image_fs(layers: Vec<Vec<u8>>) -> ImageFs {
-        let (dir, paths) = write_layers(layers);
-        let image = SpooledImage::from_parts(dir, paths, serde_json::json!({}), vec![]);
-        ImageFs::new(image).unwrap().0
-    }
+    use crate::image::fs::tests::image_fs;
 
     fn rich_image() -> ImageFs {
         let capability: &[u8] = &[1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0];
@@ -452,5 +448,65 @@ mod tests {
         let config = slim_config(&serde_json::json!({}), "sha256:other", "");
         let result = write_docker_archive(&layer_path, &info, &config, "", Vec::new());
         assert!(matches!(result, Err(Error::Archive { .. })));
+    }
+
+    /// A stable stand-in for a fuzz target of the reader that writes slim images: byte flips
+    /// and cuts of a valid `docker save` archive (spool, flatten, keep all, write the layer) and
+    /// of a layer store's tar-split replay must end in Ok or a typed error, never a panic.
+    #[test]
+    fn mutated_archives_and_tar_splits_never_panic_the_build_reader() {
+        let layers = vec![
+            LayerBuilder::new()
+                .dir("d")
+                .file("d/f", &[5u8; 1500])
+                .hardlink("d/h", "d/f")
+                .symlink("d/s", "/d/f")
+                .bytes(),
+            LayerBuilder::new()
+                .file("d/.wh.f", b"")
+                .file("d/.wh..wh..opq", b"")
+                .file("d/g", b"g")
+                .bytes(),
+        ];
+        let archive = crate::xray::source::tests::docker_archive(&layers, &serde_json::json!({}));
+        let lines =
+            crate::image::layerstore::tests::split_lines(&layers[0], &[("d/f", 1024, 1500)]);
+        let work = tempfile::tempdir().unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let write_all = |fs: &ImageFs| {
+            let entries = retain(&fs.index, |_| true);
+            let _ = write_layer(fs, &entries, io::sink());
+        };
+        for round in 0..600 {
+            let r = next();
+            let mut bytes = archive.clone();
+            let at = (r % bytes.len() as u64) as usize;
+            bytes[at] ^= (r >> 32) as u8 | 1;
+            if round % 3 == 0 {
+                bytes.truncate(at);
+            }
+            if let Ok(image) = spool_docker_archive(&bytes[..], Some(work.path())) {
+                if let Ok((fs, _)) = ImageFs::new(image) {
+                    write_all(&fs);
+                }
+            }
+            let r = next();
+            let mut split = lines.clone().into_bytes();
+            let at = (r % split.len() as u64) as usize;
+            split[at] ^= (r >> 32) as u8 | 1;
+            if round % 3 == 1 {
+                split.truncate(at);
+            }
+            let mut replay = crate::image::layerstore::SplitReader::new(&split[..]);
+            let _ = tar::Archive::new(&mut replay)
+                .entries_with_seek()
+                .map(|entries| entries.count());
+        }
     }
 }

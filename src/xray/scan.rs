@@ -79,32 +79,17 @@ pub struct LayerScan {
     pub content_bytes: u64,
 }
 
-/// Normalises a tar member name to `/a/b`. `None` for the root itself; `Err` when `..` climbs
-/// above the root (such an entry could write outside an extraction dir: it is reported, never
-/// followed).
+/// Normalises a tar member name to `/a/b` with the image core's one normaliser
+/// ([`crate::image::flatten::normalize_path`]). `None` for the root itself; `Err` when `..`
+/// climbs above the root (such an entry could write outside an extraction dir: it is reported,
+/// never followed).
 pub fn normalize(raw: &[u8]) -> std::result::Result<Option<String>, String> {
     let text = String::from_utf8_lossy(raw);
-    let mut parts: Vec<&str> = Vec::new();
-    for part in text.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(format!("{text:?} climbs above the root"));
-                }
-            }
-            other => parts.push(other),
-        }
+    match crate::image::flatten::normalize_path(&text) {
+        None => Err(format!("{text:?} climbs above the root")),
+        Some(path) if path == "/" => Ok(None),
+        Some(path) => Ok(Some(path)),
     }
-    if parts.is_empty() {
-        return Ok(None);
-    }
-    let mut out = String::with_capacity(text.len() + 1);
-    for part in parts {
-        out.push('/');
-        out.push_str(part);
-    }
-    Ok(Some(out))
 }
 
 fn layer_error(layer: &str, message: impl ToString) -> Error {
