@@ -145,6 +145,7 @@ pub async fn build<D: DockerApi>(
             options,
             &mut timings,
             &mut warnings,
+            &mut sensor_notes,
             phase,
         )
         .await?;
@@ -515,6 +516,7 @@ async fn observe<D: DockerApi>(
     options: &BuildOptions,
     timings: &mut Timings,
     warnings: &mut Vec<String>,
+    notes: &mut std::collections::BTreeMap<String, String>,
     phase: &dyn Fn(&str),
 ) -> Result<(Vec<Step>, Vec<ProbeResult>)> {
     let Observation { spec, hooks } = observation;
@@ -628,10 +630,11 @@ async fn observe<D: DockerApi>(
     phase("stopping container");
     let stop_started = Instant::now();
     let stopped = run::stop_fast(docker, &id, options.stop_timeout_secs).await?;
-    // Said only when it was killed at once (the unusual case); the grace is the default.
+    // The report always says which it was; stderr only when it was killed at once.
     if !stopped.graceful {
         warnings.push(format!("stop: {}", stopped.why));
     }
+    notes.insert("stop".to_string(), stopped.why);
     timings.record("stop", stop_started);
     Ok(ran)
 }

@@ -546,3 +546,101 @@ fn a_killed_build_leaves_a_container_that_minify_gc_removes() {
     assert!(leftover_cgroups().is_empty(), "{:?}", leftover_cgroups());
     assert_no_bpf_programs_left("after SIGKILL and gc");
 }
+
+/// Builds `image` with a short run and returns (exit code, stderr, report).
+fn build_for_stop(image: &str, tag: &str) -> (i32, String, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let (code, _, stderr) = minify(&[
+        "build",
+        image,
+        "--tag",
+        tag,
+        "--continue-after",
+        "2",
+        "--stop-timeout",
+        "20",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let report = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    (code, stderr, report)
+}
+
+fn stop_ms(report: &serde_json::Value) -> u64 {
+    report["timings"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == "stop")
+        .and_then(|p| p[1].as_u64())
+        .expect("a stop phase in the report")
+}
+
+/// A PID 1 that handles SIGTERM gets it and its grace period, and what it reads while shutting
+/// down (a file nothing else touches) is in the slim image: cutting the grace short would lose it.
+#[test]
+fn a_pid1_that_handles_sigterm_gets_its_grace_and_keeps_what_shutdown_reads() {
+    let _serial = serial();
+    let mut cleanup = Cleanup::default();
+    let Some(image) = derived_image(
+        &mut cleanup,
+        "RUN echo bye > /usr/share/misc/read-on-shutdown\n\
+         CMD [\"sh\", \"-c\", \"trap 'sleep 1; cat /usr/share/misc/read-on-shutdown; exit 0' TERM; \
+         while :; do sleep 0.2; done\"]",
+    ) else {
+        return;
+    };
+    let tag = format!("minify-test/graceful.slim:{}", unique("g"));
+    cleanup.image(&tag);
+    let (code, stderr, report) = build_for_stop(&image, &tag);
+    assert_eq!(code, 0, "{stderr}");
+    let stop = report["notes"]["stop"].as_str().unwrap_or_default();
+    assert!(stop.starts_with("PID 1 catches SIGTERM"), "{stop}");
+    // The handler sleeps a second before reading: the stop waited for it.
+    assert!(
+        stop_ms(&report) >= 1000,
+        "stop took {} ms",
+        stop_ms(&report)
+    );
+    let kept = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &tag,
+        "-c",
+        "test -e /usr/share/misc/read-on-shutdown && echo kept || echo lost",
+    ]);
+    assert_eq!(kept.trim(), "kept");
+}
+
+/// A PID 1 with no SIGTERM handler (sh here, like python, node or php as PID 1) would sit out
+/// the whole grace period: it is killed at once, and the report says so.
+#[test]
+fn a_pid1_that_ignores_sigterm_is_killed_at_once() {
+    let _serial = serial();
+    let mut cleanup = Cleanup::default();
+    let Some(image) = derived_image(
+        &mut cleanup,
+        "CMD [\"sh\", \"-c\", \"while :; do sleep 0.2; done\"]",
+    ) else {
+        return;
+    };
+    let tag = format!("minify-test/ignores.slim:{}", unique("k"));
+    cleanup.image(&tag);
+    let (code, stderr, report) = build_for_stop(&image, &tag);
+    assert_eq!(code, 0, "{stderr}");
+    let stop = report["notes"]["stop"].as_str().unwrap_or_default();
+    assert_eq!(stop, "PID 1 does not catch SIGTERM: killed at once");
+    assert!(stderr.contains("killed at once"), "{stderr}");
+    // Far below the 20 s grace it would otherwise have waited (the figure is in the bench).
+    assert!(
+        stop_ms(&report) < 10_000,
+        "stop took {} ms",
+        stop_ms(&report)
+    );
+}
