@@ -512,6 +512,25 @@ pub(crate) mod tests {
             header
         }
 
+        /// Any member: `body` is the content of a file, the target of a (hard or sym) link.
+        pub(crate) fn entry(
+            mut self,
+            path: &str,
+            kind: tar::EntryType,
+            body: &[u8],
+            mode: u32,
+        ) -> Self {
+            let mut header = Self::header(kind, mode);
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = std::str::from_utf8(body).unwrap();
+                self.builder.append_link(&mut header, path, target).unwrap();
+            } else {
+                header.set_size(body.len() as u64);
+                self.builder.append_data(&mut header, path, body).unwrap();
+            }
+            self
+        }
+
         pub(crate) fn file(mut self, path: &str, data: &[u8]) -> Self {
             let mut header = Self::header(tar::EntryType::Regular, 0o644);
             header.set_size(data.len() as u64);

@@ -227,25 +227,16 @@ fn check_hardlinks(scan: &LayerScan, layer: &str, warnings: &mut Vec<String>) {
 pub(crate) mod tests {
     use super::*;
 
-    /// A layer tar built in memory: `(path, type, body, mode)`.
+    /// A layer tar built in memory: `(path, type, body, mode)`, through the image core's one
+    /// test layer builder (a link's body is its target).
     pub(crate) fn layer_tar(entries: &[(&str, tar::EntryType, &[u8], u32)]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (path, kind, body, mode) in entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(*kind);
-            header.set_mode(*mode);
-            header.set_size(body.len() as u64);
-            if kind.is_symlink() || kind.is_hard_link() {
-                header.set_size(0);
-                header
-                    .set_link_name(std::str::from_utf8(body).unwrap())
-                    .unwrap();
-                builder.append_data(&mut header, path, io::empty()).unwrap();
-            } else {
-                builder.append_data(&mut header, path, *body).unwrap();
-            }
-        }
-        builder.into_inner().unwrap()
+        entries
+            .iter()
+            .fold(
+                crate::image::flatten::tests::LayerBuilder::new(),
+                |layer, (path, kind, body, mode)| layer.entry(path, *kind, body, *mode),
+            )
+            .bytes()
     }
 
     #[test]
