@@ -54,12 +54,103 @@ pub enum Error {
 
     #[error("verification failed: the slim image {image} answered differently from the original:\n{differences}")]
     VerifyFailed { image: String, differences: String },
+
+    /// A failure, and the failures of the cleanup that ran after it, kept side by side (youki's
+    /// `CreateContainerError(run, cleanup)`): the first error decides the exit code, the
+    /// cleanup's say what may have been left behind.
+    #[error("{error}\n(cleaning up afterwards also failed: {})", join_errors(.cleanup))]
+    WithCleanup {
+        error: Box<Error>,
+        cleanup: Vec<Error>,
+    },
+}
+
+fn join_errors(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
+    /// `work`'s outcome once its cleanup ran: a cleanup failure never hides the first error and
+    /// is never dropped either; with no first error, the first cleanup failure is the error.
+    pub fn after_cleanup<T>(work: Result<T>, cleanup: Vec<Error>) -> Result<T> {
+        let mut cleanup = cleanup;
+        match work {
+            Ok(value) if cleanup.is_empty() => Ok(value),
+            Ok(_) => {
+                let first = cleanup.remove(0);
+                if cleanup.is_empty() {
+                    Err(first)
+                } else {
+                    Err(Error::WithCleanup {
+                        error: Box::new(first),
+                        cleanup,
+                    })
+                }
+            }
+            Err(error) if cleanup.is_empty() => Err(error),
+            Err(error) => Err(Error::WithCleanup {
+                error: Box::new(error),
+                cleanup,
+            }),
+        }
+    }
+
+    /// The error that decides what happened (the first one, not its cleanup's).
+    pub fn primary(&self) -> &Error {
+        match self {
+            Error::WithCleanup { error, .. } => error.primary(),
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with what was being done when it happened.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
         move |source| Error::Io { context, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docker(call: &'static str) -> Error {
+        Error::Docker {
+            call,
+            message: "boom".into(),
+        }
+    }
+
+    #[test]
+    fn a_cleanup_failure_is_kept_next_to_the_first_error() {
+        let err = Error::after_cleanup::<()>(
+            Err(Error::Interrupted),
+            vec![docker("remove_container"), docker("sensor")],
+        )
+        .unwrap_err();
+        assert!(matches!(err.primary(), Error::Interrupted));
+        let text = err.to_string();
+        assert!(text.starts_with("interrupted\n(cleaning up afterwards also failed: Docker API call remove_container failed: boom; Docker API call sensor failed: boom)"), "{text}");
+    }
+
+    #[test]
+    fn without_a_first_error_the_cleanup_failure_is_the_error() {
+        let err = Error::after_cleanup(Ok(1), vec![docker("remove_container")]).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Docker {
+                call: "remove_container",
+                ..
+            }
+        ));
+        assert_eq!(Error::after_cleanup(Ok(1), vec![]).unwrap(), 1);
+        assert!(matches!(
+            Error::after_cleanup::<()>(Err(Error::Interrupted), vec![]).unwrap_err(),
+            Error::Interrupted
+        ));
     }
 }

@@ -60,7 +60,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 // and exit 130.
                 minify::run::install_interrupt_handlers()?;
                 let docker = Bollard::connect().await?;
-                minify::pipeline::build(&docker, &options, &|phase| spinner.set(phase)).await
+                minify::pipeline::build(
+                    &docker,
+                    &minify::sense::KernelSensors,
+                    &options,
+                    &|phase| spinner.set(phase),
+                )
+                .await
             });
             spinner.finish();
             let report = report?;

@@ -8,16 +8,18 @@ use std::time::{Duration, Instant};
 use crate::closure::lang::AppClosure;
 use crate::closure::rules;
 use crate::closure::{self, app, ClosureInput, Reason};
-use crate::docker::{ContainerSpec, DockerApi};
+use std::collections::BTreeMap;
+
+use crate::docker::{ContainerSpec, DockerApi, ImageSummary};
 use crate::image::config::{slim_config, RunConfig};
-use crate::image::{retain, sink, source, EntryKind, ImageFs};
+use crate::image::{retain, sink, source, Entry, EntryKind, ImageFs};
 use crate::probe::config::{ContinueAfter, KeepRules, ProbeFile};
 use crate::probe::http::{self, CrawlLimits};
 use crate::probe::session::{Plan, Step, Target};
 use crate::probe::ProbeResult;
 use crate::report::{FileCounts, ImageRef, KeptPath, Report, SensorSummary, Timings};
-use crate::sense::ptrace::{start_sensor, SensorChoice};
-use crate::sense::{ContainerHooks, Sensor};
+use crate::sense::ptrace::SensorChoice;
+use crate::sense::{ContainerHooks, Sensor, SensorFactory, Trace};
 use crate::verify::{self, Verification};
 use crate::{run, Error, Result};
 
@@ -54,18 +56,125 @@ pub struct BuildOptions {
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
 pub const DEFAULT_RUN_WITHOUT_PROBES: Duration = Duration::from_secs(10);
 
+/// What one build accumulates for its report as it goes.
+#[derive(Debug, Default)]
+struct Progress {
+    timings: Timings,
+    warnings: Vec<String>,
+    notes: BTreeMap<String, String>,
+}
+
+/// What the traced run of the original image produced.
+struct TracedRun {
+    /// The probe plan as it ran (a port found not to speak HTTP is probed as TCP).
+    plan: Plan,
+    /// The concrete steps that ran, replayed by `--verify`.
+    steps: Vec<Step>,
+    probes: Vec<ProbeResult>,
+    trace: Trace,
+}
+
+/// The slim image once loaded.
+struct Loaded {
+    result: ImageSummary,
+    /// The image the tag named before this build, if any.
+    previous_id: Option<String>,
+}
+
 /// Runs the whole build and returns the report (also written to `options.report_path`).
-/// `phase` is told the name of each phase as it starts (for progress display).
+/// `sensors` starts the sensor (the kernel's in production, a fake in tests); `phase` is told
+/// the name of each phase as it starts (for progress display). Each phase is a function below,
+/// in the order they run.
 pub async fn build<D: DockerApi>(
     docker: &D,
+    sensors: &dyn SensorFactory,
     options: &BuildOptions,
     phase: &dyn Fn(&str),
 ) -> Result<Report> {
     let started = Instant::now();
-    let mut timings = Timings::default();
-    let mut warnings = Vec::new();
+    let mut progress = Progress::default();
 
     phase("inspecting image");
+    let source = inspect_source(docker, options).await?;
+    // Everything this build writes to disk (a `docker save` spool, the slim archive) lives in
+    // this dir, which goes when `build` returns, also on an error or an interrupt that leaves
+    // the read unfinished.
+    let work_dir = tempfile::Builder::new()
+        .prefix("minify-build-")
+        .tempdir()
+        .map_err(Error::io("creating a temp dir for the image"))?;
+    // The image is read while the container runs: both take seconds and neither needs the other.
+    let reading = start_reading(docker, options, &source, work_dir.path());
+
+    sweep_leftovers(docker, &mut progress).await;
+    let run = traced_run(docker, sensors, options, &source, &mut progress, phase).await;
+    if run.is_err() {
+        reading.abort();
+    }
+    let run = run?;
+    crate::seccomp::Profile::from_syscalls(&run.trace.syscalls).write(&options.seccomp_path)?;
+    progress.notes.insert(
+        "seccomp_profile".to_string(),
+        options.seccomp_path.display().to_string(),
+    );
+
+    run::check_interrupted()?;
+    phase("reading image");
+    let fs = wait_for_image(reading, &mut progress).await?;
+
+    phase("computing closure");
+    let (closure, excluded) = close_over(&fs, &run.trace, options, &mut progress)?;
+
+    run::check_interrupted()?;
+    phase("writing slim image");
+    let entries = retain::retain(&fs.index, |path| closure.kept.contains(path));
+    let archive = write_slim(&fs, &entries, options, work_dir.path(), &mut progress)?;
+
+    run::check_interrupted()?;
+    phase("loading slim image");
+    let loaded = load_slim(docker, &archive, options, &source, &mut progress).await?;
+    // From here on the slim image exists: an interrupt (which the load itself does not stop,
+    // so that the daemon is never left half-way) takes it away again, so that an interrupted
+    // build never leaves an image behind either.
+    discard_if_interrupted(docker, options, &loaded).await?;
+
+    let verification = if options.verify {
+        phase("verifying slim image");
+        let verified = verify_slim(docker, options, &run, &mut progress).await;
+        if matches!(verified, Err(Error::Interrupted)) {
+            discard_if_interrupted(docker, options, &loaded).await?;
+        }
+        Some(verified?)
+    } else {
+        None
+    };
+    progress.timings.total_ms = started.elapsed().as_millis() as u64;
+
+    let report = assemble_report(
+        options,
+        &source,
+        run,
+        &fs,
+        &entries,
+        &closure,
+        excluded,
+        &loaded.result,
+        verification,
+        progress,
+    );
+    discard_if_interrupted(docker, options, &loaded).await?;
+    report.write_json(&options.report_path)?;
+    if let Some(verification) = report.verification.as_ref().filter(|v| !v.passed()) {
+        return Err(Error::VerifyFailed {
+            image: options.tag.clone(),
+            differences: verification.describe(),
+        });
+    }
+    Ok(report)
+}
+
+/// The source image, refusing a `--tag` that names it (minify never retags the source).
+async fn inspect_source<D: DockerApi>(docker: &D, options: &BuildOptions) -> Result<ImageSummary> {
     let source = docker.inspect_image(&options.image).await?;
     if source.repo_tags.iter().any(|t| t == &options.tag) {
         return Err(Error::Usage(format!(
@@ -73,50 +182,73 @@ pub async fn build<D: DockerApi>(
             options.tag
         )));
     }
+    Ok(source)
+}
 
-    // The image is read while the container runs: both take seconds and neither needs the other.
-    // The layer store is read only when the daemon is local: a remote daemon's images are not
-    // on this host (an image of the same id would be, but then it is the same image).
+/// The image read in flight: its flattened filesystem, the read's milliseconds and warnings.
+type Reading = tokio::task::JoinHandle<Result<(ImageFs, u64, Vec<String>)>>;
+
+/// Starts reading the source image in a task of its own. The layer store is read only when the
+/// daemon is local: a remote daemon's images are not on this host (an image of the same id
+/// would be, but then it is the same image).
+fn start_reading<D: DockerApi>(
+    docker: &D,
+    options: &BuildOptions,
+    source: &ImageSummary,
+    work_dir: &std::path::Path,
+) -> Reading {
     let store = (options.layer_store && crate::docker::endpoint_is_local(docker.endpoint()))
         .then(crate::image::layerstore::docker_root);
-    // A `docker save` spool lives in this dir, which goes when `build` returns, also on an
-    // error or an interrupt that leaves the read unfinished.
-    let spool_dir = tempfile::Builder::new()
-        .prefix("minify-build-")
-        .tempdir()
-        .map_err(Error::io("creating a temp dir for the image"))?;
-    let reading = tokio::spawn(read_image(
+    tokio::spawn(read_image(
         store,
         source.id.clone(),
         source.repo_tags.clone(),
         docker.save_image(&source.id),
-        spool_dir.path().to_path_buf(),
-    ));
+        work_dir.to_path_buf(),
+    ))
+}
 
-    let run_name = run::unique_run_name("minify");
-    // Containers of minify runs that were killed before they could clean up (SIGKILL, reboot);
-    // never those of a live concurrent run.
+/// Removes containers of minify runs that were killed before they could clean up (SIGKILL,
+/// reboot), never those of a live concurrent run, and cgroups of crashed runs. A failure only
+/// warns: it concerns earlier runs, not this one.
+async fn sweep_leftovers<D: DockerApi>(docker: &D, progress: &mut Progress) {
     match run::sweep_orphans(docker).await {
-        Ok(removed) if !removed.is_empty() => warnings.push(format!(
+        Ok(removed) if !removed.is_empty() => progress.warnings.push(format!(
             "removed {} container(s) left by minify runs that are gone: {}",
             removed.len(),
             removed.join(", ")
         )),
         Ok(_) => {}
-        Err(e) => warnings.push(format!("could not sweep leftovers of earlier runs: {e}")),
+        Err(e) => progress
+            .warnings
+            .push(format!("could not sweep leftovers of earlier runs: {e}")),
     }
-    run::check_interrupted()?;
-    // Cgroups of runs that crashed before cleaning up (older than a couple of minutes).
     let _ = crate::sense::cgroup::remove_stale(crate::sense::cgroup::NAME_PREFIX);
+}
+
+/// Runs the original under a sensor: start the sensor, create, start, probe and stop the
+/// container, then clean up whatever happened — the container first, then the sensor (whose
+/// cgroup can only go once the container's processes are gone). A cleanup failure is kept next
+/// to an earlier error ([`Error::WithCleanup`]), never dropped.
+async fn traced_run<D: DockerApi>(
+    docker: &D,
+    sensors: &dyn SensorFactory,
+    options: &BuildOptions,
+    source: &ImageSummary,
+    progress: &mut Progress,
+    phase: &dyn Fn(&str),
+) -> Result<TracedRun> {
+    run::check_interrupted()?;
+    let run_name = run::unique_run_name("minify");
     let sensor_started = Instant::now();
-    let chosen = start_sensor(options.sensor, docker.endpoint(), &run_name, &source)?;
-    timings.record("sensor start", sensor_started);
+    let chosen = sensors.start(options.sensor, docker.endpoint(), &run_name, source)?;
+    progress.timings.record("sensor start", sensor_started);
     let mut sensor: Box<dyn Sensor> = chosen.sensor;
     eprintln!("minify: sensor: {} ({})", sensor.name(), chosen.reason);
-    let mut sensor_notes = std::collections::BTreeMap::from([(
+    progress.notes.insert(
         "sensor_choice".to_string(),
         format!("{}: {}", sensor.name(), chosen.reason),
-    )]);
+    );
     let hooks = sensor.container_hooks();
     let mut plan = Plan::new(
         options.probes.as_ref(),
@@ -135,7 +267,7 @@ pub async fn build<D: DockerApi>(
     spec.cmd = hooks.cmd.clone();
 
     let observed = run::interruptible(async {
-        let probes = observe(
+        let ran = observe(
             docker,
             &Observation {
                 spec: &spec,
@@ -143,9 +275,7 @@ pub async fn build<D: DockerApi>(
             },
             &mut plan,
             options,
-            &mut timings,
-            &mut warnings,
-            &mut sensor_notes,
+            progress,
             phase,
         )
         .await?;
@@ -153,34 +283,39 @@ pub async fn build<D: DockerApi>(
             let tar = docker.download_archive(&run_name, results).await?;
             sensor.accept_results(tar)?;
         }
-        Ok(probes)
+        Ok(ran)
     })
     .await;
-    // Cleanup runs whatever happened above: the container goes first, then the sensor (whose
-    // cgroup can only be removed once the container's processes are gone).
     phase("cleaning up");
     // By name and by label: a create still in flight at an interrupt was let finish, and is
     // found either way.
     let removed = run::remove_run(docker, &run_name).await;
     let sensor_finished = Instant::now();
     let trace = sensor.finish();
-    timings.record("sensor finish", sensor_finished);
-    if observed.is_err() {
-        reading.abort();
-    }
-    let (steps, probes) = observed?;
-    removed?;
-    let trace = trace?;
-    crate::seccomp::Profile::from_syscalls(&trace.syscalls).write(&options.seccomp_path)?;
-    sensor_notes.insert(
-        "seccomp_profile".to_string(),
-        options.seccomp_path.display().to_string(),
-    );
+    progress.timings.record("sensor finish", sensor_finished);
+    let mut cleanup: Vec<Error> = removed.err().into_iter().collect();
+    let observed = match (observed, trace) {
+        (Ok(ran), Ok(trace)) => Ok((ran, trace)),
+        // With the run fine, a sensor that failed is the build's error (there is no trace).
+        (Ok(_), Err(sensor)) => Err(sensor),
+        (Err(e), Ok(_)) => Err(e),
+        (Err(e), Err(sensor)) => {
+            cleanup.push(sensor);
+            Err(e)
+        }
+    };
+    let ((steps, probes), trace) = Error::after_cleanup(observed, cleanup)?;
+    Ok(TracedRun {
+        plan,
+        steps,
+        probes,
+        trace,
+    })
+}
 
-    run::check_interrupted()?;
-    phase("reading image");
+/// Waits for the image read (interruptibly: a `docker save` of a big image takes seconds).
+async fn wait_for_image(reading: Reading, progress: &mut Progress) -> Result<ImageFs> {
     let waited = Instant::now();
-    // A `docker save` of a big image can take many seconds: an interrupt must not wait for it.
     let read = run::interruptible(async {
         reading.await.map_err(|e| Error::Archive {
             context: "reading the image".into(),
@@ -189,12 +324,26 @@ pub async fn build<D: DockerApi>(
     })
     .await;
     let (fs, read_ms, flatten_warnings) = read?;
-    warnings.extend(flatten_warnings);
-    sensor_notes.insert("image_source".to_string(), fs.source.clone());
-    timings.phases.push(("read image".into(), read_ms));
-    timings.record("wait for image read", waited);
+    progress.warnings.extend(flatten_warnings);
+    progress
+        .notes
+        .insert("image_source".to_string(), fs.source.clone());
+    progress.timings.phases.push(("read image".into(), read_ms));
+    progress.timings.record("wait for image read", waited);
+    Ok(fs)
+}
 
-    phase("computing closure");
+/// Most unresolved dynamic loads quoted on stderr; all are in the report.
+const MAX_QUOTED_LOADS: usize = 30;
+
+/// The closure of the trace over the image (app files and their imports per `--app-closure`),
+/// with `--exclude` applied.
+fn close_over(
+    fs: &ImageFs,
+    trace: &Trace,
+    options: &BuildOptions,
+    progress: &mut Progress,
+) -> Result<(closure::Closure, rules::ExcludeOutcome)> {
     let closure_started = Instant::now();
     let run_config = RunConfig::from_image_config(&fs.config)?;
     let workdir = run_config.working_dir.clone().unwrap_or_else(|| "/".into());
@@ -205,7 +354,7 @@ pub async fn build<D: DockerApi>(
         app::app_files(fs.index.iter(), &steps, &workdir)
     };
     for skipped in &app_files.skipped {
-        warnings.push(format!(
+        progress.warnings.push(format!(
             "app files under {}: {} files, {} bytes, over the bound for keeping them whole \
              ({} MiB / {} files): kept only what the trace and the imports reach",
             skipped.root,
@@ -215,9 +364,9 @@ pub async fn build<D: DockerApi>(
             app::MAX_ROOT_FILES
         ));
     }
-    let closure = tokio::task::block_in_place(|| {
+    let mut closure = tokio::task::block_in_place(|| {
         closure::compute(
-            &fs,
+            fs,
             &ClosureInput {
                 traced: &trace.accesses,
                 env: &run_config.env,
@@ -240,34 +389,43 @@ pub async fn build<D: DockerApi>(
             },
         )
     });
-    let mut closure = closure;
     let excluded = rules::apply_excludes(&mut closure, &rules::exclude_set(&options.keep.exclude)?);
     for (path, why) in &excluded.overridden {
-        warnings.push(format!("--exclude matched {path} but it stays: {why}"));
+        progress
+            .warnings
+            .push(format!("--exclude matched {path} but it stays: {why}"));
     }
-    timings.record("closure", closure_started);
-    warnings.extend(closure.warnings.iter().map(|w| w.to_string()));
-    const MAX_QUOTED_LOADS: usize = 30;
+    progress.timings.record("closure", closure_started);
+    progress
+        .warnings
+        .extend(closure.warnings.iter().map(|w| w.to_string()));
     for load in closure.dynamic_loads.iter().take(MAX_QUOTED_LOADS) {
-        warnings.push(format!("unresolved load (kept code may need more): {load}"));
+        progress
+            .warnings
+            .push(format!("unresolved load (kept code may need more): {load}"));
     }
     if closure.dynamic_loads.len() > MAX_QUOTED_LOADS {
-        warnings.push(format!(
+        progress.warnings.push(format!(
             "... and {} more unresolved loads (all in the report's dynamic_loads)",
             closure.dynamic_loads.len() - MAX_QUOTED_LOADS
         ));
     }
+    Ok((closure, excluded))
+}
 
-    run::check_interrupted()?;
-    phase("writing slim image");
+/// Writes the kept `entries` as a one-layer docker-archive in `work_dir`; returns its path.
+fn write_slim(
+    fs: &ImageFs,
+    entries: &[&Entry],
+    options: &BuildOptions,
+    work_dir: &std::path::Path,
+    progress: &mut Progress,
+) -> Result<PathBuf> {
     let write_started = Instant::now();
-    let work_dir = tempfile::tempdir().map_err(Error::io("creating a temp dir"))?;
-    let archive_path = work_dir.path().join("slim.tar");
-    let entries = retain::retain(&fs.index, |path| closure.kept.contains(path));
-    let kept_bytes: u64 = entries.iter().map(|e| e.size).sum();
+    let archive_path = work_dir.join("slim.tar");
     tokio::task::block_in_place(|| -> Result<()> {
-        let layer_path = work_dir.path().join("layer.tar");
-        let layer = sink::write_layer_file(&fs, &entries, &layer_path)?;
+        let layer_path = work_dir.join("layer.tar");
+        let layer = sink::write_layer_file(fs, entries, &layer_path)?;
         let config = slim_config(
             &fs.config,
             &layer.diff_id,
@@ -282,62 +440,85 @@ pub async fn build<D: DockerApi>(
             &options.tag,
             std::io::BufWriter::new(out),
         )?;
+        // The layer is inside the archive now; its own copy is not needed for the load.
+        let _ = std::fs::remove_file(&layer_path);
         Ok(())
     })?;
-    timings.record("write", write_started);
+    progress.timings.record("write", write_started);
+    Ok(archive_path)
+}
 
-    run::check_interrupted()?;
-    phase("loading slim image");
+/// Loads the slim archive as `options.tag`. The image the tag named before, if it is neither
+/// the new one nor the source, would stay behind untagged: it is removed.
+async fn load_slim<D: DockerApi>(
+    docker: &D,
+    archive: &std::path::Path,
+    options: &BuildOptions,
+    source: &ImageSummary,
+    progress: &mut Progress,
+) -> Result<Loaded> {
     let load_started = Instant::now();
     let previous = docker.inspect_image(&options.tag).await.ok();
-    docker.load_image(&archive_path).await?;
+    docker.load_image(archive).await?;
     let result = docker.inspect_image(&options.tag).await?;
-    let previous_id = previous.as_ref().map(|p| p.id.clone());
-    if let Some(previous) = previous {
-        if previous.id != result.id && previous.id != source.id {
-            // The tag moved; the image it named would stay behind untagged.
-            if let Err(e) = docker.remove_image(&previous.id).await {
-                warnings.push(format!(
-                    "the image {} previously tagged {} is now untagged and could not be removed: {e}",
-                    previous.id, options.tag
+    let previous_id = previous.map(|p| p.id);
+    if let Some(previous) = previous_id.as_deref() {
+        if previous != result.id && previous != source.id {
+            if let Err(e) = docker.remove_image(previous).await {
+                progress.warnings.push(format!(
+                    "the image {previous} previously tagged {} is now untagged and could not be removed: {e}",
+                    options.tag
                 ));
             }
         }
     }
-    timings.record("load", load_started);
-    // From here on the slim image exists: an interrupt (which the load itself does not stop,
-    // so that the daemon is never left half-way) takes it away again, so that an interrupted
-    // build never leaves an image behind either.
-    discard_if_interrupted(docker, &options.tag, previous_id.as_deref(), &result.id).await?;
+    progress.timings.record("load", load_started);
+    Ok(Loaded {
+        result,
+        previous_id,
+    })
+}
 
-    let verification = if options.verify {
-        phase("verifying slim image");
-        let verify_started = Instant::now();
-        let slim_results = verify::replay_on(
-            docker,
-            &options.tag,
-            &plan.readiness,
-            &plan.ports(),
-            &steps,
-            options.stop_timeout_secs,
-        )
-        .await;
-        if matches!(slim_results, Err(Error::Interrupted)) {
-            discard_if_interrupted(docker, &options.tag, previous_id.as_deref(), &result.id)
-                .await?;
-        }
-        let slim_results = slim_results?;
-        timings.record("verify", verify_started);
-        Some(Verification {
-            image: options.tag.clone(),
-            differences: verify::compare(&probes, &slim_results),
-            probes: slim_results,
-        })
-    } else {
-        None
-    };
-    timings.total_ms = started.elapsed().as_millis() as u64;
+/// Replays the run's probe steps on the slim image and compares the answers.
+async fn verify_slim<D: DockerApi>(
+    docker: &D,
+    options: &BuildOptions,
+    run: &TracedRun,
+    progress: &mut Progress,
+) -> Result<Verification> {
+    let verify_started = Instant::now();
+    let slim_results = verify::replay_on(
+        docker,
+        &options.tag,
+        &run.plan.readiness,
+        &run.plan.ports(),
+        &run.steps,
+        options.stop_timeout_secs,
+    )
+    .await?;
+    progress.timings.record("verify", verify_started);
+    Ok(Verification {
+        image: options.tag.clone(),
+        differences: verify::compare(&run.probes, &slim_results),
+        probes: slim_results,
+    })
+}
 
+/// The report of a finished build.
+#[allow(clippy::too_many_arguments)]
+fn assemble_report(
+    options: &BuildOptions,
+    source: &ImageSummary,
+    run: TracedRun,
+    fs: &ImageFs,
+    entries: &[&Entry],
+    closure: &closure::Closure,
+    excluded: rules::ExcludeOutcome,
+    result: &ImageSummary,
+    verification: Option<Verification>,
+    mut progress: Progress,
+) -> Report {
+    let trace = run.trace;
     let distinct_paths = trace
         .accesses
         .iter()
@@ -345,7 +526,7 @@ pub async fn build<D: DockerApi>(
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     if trace.lost_events > 0 {
-        warnings.push(format!(
+        progress.warnings.push(format!(
             "the sensor lost {} events: the slim image may miss files (run with --verify)",
             trace.lost_events
         ));
@@ -359,7 +540,7 @@ pub async fn build<D: DockerApi>(
             reasons: closure.kept.paths.get(&e.path).cloned().unwrap_or_default(),
         })
         .collect();
-    let report = Report {
+    Report {
         app_closure: options.app_closure,
         kept_by_reason: crate::report::kept_by_reason(&kept),
         dynamic_loads: closure.dynamic_loads.clone(),
@@ -371,7 +552,7 @@ pub async fn build<D: DockerApi>(
         },
         result: ImageRef {
             name: options.tag.clone(),
-            id: result.id,
+            id: result.id.clone(),
             size: result.size,
         },
         sensor: SensorSummary {
@@ -385,9 +566,9 @@ pub async fn build<D: DockerApi>(
             source_entries: fs.index.len(),
             source_bytes: fs.index.content_bytes(),
             kept_entries: entries.len(),
-            kept_bytes,
+            kept_bytes: entries.iter().map(|e| e.size).sum(),
         },
-        probes,
+        probes: run.probes,
         kept,
         unresolved_needs: closure
             .unresolved_needs
@@ -396,42 +577,29 @@ pub async fn build<D: DockerApi>(
             .collect(),
         excluded,
         verification,
-        warnings,
-        timings,
-        notes: sensor_notes,
-    };
-    discard_if_interrupted(
-        docker,
-        &options.tag,
-        previous_id.as_deref(),
-        &report.result.id,
-    )
-    .await?;
-    report.write_json(&options.report_path)?;
-    if let Some(verification) = report.verification.as_ref().filter(|v| !v.passed()) {
-        return Err(Error::VerifyFailed {
-            image: options.tag.clone(),
-            differences: verification.describe(),
-        });
+        warnings: progress.warnings,
+        timings: progress.timings,
+        notes: progress.notes,
     }
-    Ok(report)
 }
 
-/// After an interrupt, removes the slim image `tag` names (`id`) unless it is the image the tag
-/// named before the build (`previous`: a rebuild that produced the very same image changed
-/// nothing), and returns [`Error::Interrupted`]. Without an interrupt it does nothing.
+/// After an interrupt, removes the slim image the build loaded unless it is the image the tag
+/// named before the build (a rebuild that produced the very same image changed nothing), and
+/// returns [`Error::Interrupted`]. Without an interrupt it does nothing.
 async fn discard_if_interrupted<D: DockerApi>(
     docker: &D,
-    tag: &str,
-    previous: Option<&str>,
-    id: &str,
+    options: &BuildOptions,
+    loaded: &Loaded,
 ) -> Result<()> {
     if run::check_interrupted().is_ok() {
         return Ok(());
     }
-    if previous != Some(id) {
-        if let Err(e) = docker.remove_image(tag).await {
-            tracing::warn!("interrupted: the slim image {tag} could not be removed: {e}");
+    if loaded.previous_id.as_deref() != Some(loaded.result.id.as_str()) {
+        if let Err(e) = docker.remove_image(&options.tag).await {
+            tracing::warn!(
+                "interrupted: the slim image {} could not be removed: {e}",
+                options.tag
+            );
         }
     }
     Err(Error::Interrupted)
@@ -514,9 +682,7 @@ async fn observe<D: DockerApi>(
     observation: &Observation<'_>,
     plan: &mut Plan,
     options: &BuildOptions,
-    timings: &mut Timings,
-    warnings: &mut Vec<String>,
-    notes: &mut std::collections::BTreeMap<String, String>,
+    progress: &mut Progress,
     phase: &dyn Fn(&str),
 ) -> Result<(Vec<Step>, Vec<ProbeResult>)> {
     let Observation { spec, hooks } = observation;
@@ -532,7 +698,7 @@ async fn observe<D: DockerApi>(
     let run_started = Instant::now();
     let id = run::create_and_start(docker, spec, &hooks.uploads).await?;
     let state = docker.inspect_container(&id).await?;
-    timings.record("start", run_started);
+    progress.timings.record("start", run_started);
 
     phase("probing");
     let probe_started = Instant::now();
@@ -556,7 +722,7 @@ async fn observe<D: DockerApi>(
             } else {
                 "default probes are off and the probe file has none"
             };
-            warnings.push(format!(
+            progress.warnings.push(format!(
                 "{why}: no probes were run; traced the app for {}s (--continue-after)",
                 wait.as_secs()
             ));
@@ -572,7 +738,7 @@ async fn observe<D: DockerApi>(
             Ok(notes) => {
                 for note in notes {
                     eprintln!("minify: {note}");
-                    warnings.push(note);
+                    progress.warnings.push(note);
                 }
             }
             Err(message) => {
@@ -606,7 +772,7 @@ async fn observe<D: DockerApi>(
             });
         }
         for failed in ran.1[..configured].iter().filter(|r| !r.ok()) {
-            warnings.push(format!(
+            progress.warnings.push(format!(
                 "crawl {} [{}] failed: {}",
                 failed.request,
                 failed.target,
@@ -625,17 +791,17 @@ async fn observe<D: DockerApi>(
             }
         }
     }
-    timings.record("probe", probe_started);
+    progress.timings.record("probe", probe_started);
 
     phase("stopping container");
     let stop_started = Instant::now();
     let stopped = run::stop_fast(docker, &id, options.stop_timeout_secs).await?;
     // The report always says which it was; stderr only when it was killed at once.
     if !stopped.graceful {
-        warnings.push(format!("stop: {}", stopped.why));
+        progress.warnings.push(format!("stop: {}", stopped.why));
     }
-    notes.insert("stop".to_string(), stopped.why);
-    timings.record("stop", stop_started);
+    progress.notes.insert("stop".to_string(), stopped.why);
+    progress.timings.record("stop", stop_started);
     Ok(ran)
 }
 

@@ -36,7 +36,7 @@ pub mod exit {
 
 /// The exit code for an error, per [`exit`].
 pub fn exit_code(error: &Error) -> i32 {
-    match error {
+    match error.primary() {
         Error::Usage(_) => exit::USAGE,
         Error::DaemonUnreachable { .. } | Error::ImageNotFound { .. } | Error::Docker { .. } => {
             exit::IMAGE_OR_DAEMON

@@ -6,6 +6,8 @@
 
 pub mod cgroup;
 pub mod ebpf;
+#[cfg(test)]
+pub mod fake;
 pub mod ptrace;
 
 use std::collections::BTreeSet;
@@ -88,4 +90,33 @@ pub trait Sensor: Send {
     }
     /// Stops recording and returns the trace. Call after the container has been removed.
     fn finish(self: Box<Self>) -> Result<Trace>;
+}
+
+/// Starts the sensor of one run: the seam between the pipeline and the kernel. Production uses
+/// [`KernelSensors`]; tests pass a fake that records when it is started and finished.
+pub trait SensorFactory: Sync {
+    fn start(
+        &self,
+        choice: ptrace::SensorChoice,
+        endpoint: &str,
+        run_name: &str,
+        image: &crate::docker::ImageSummary,
+    ) -> Result<ptrace::ChosenSensor>;
+}
+
+/// The real sensors: eBPF on the host or the in-container ptrace wrapper
+/// ([`ptrace::start_sensor`] decides).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KernelSensors;
+
+impl SensorFactory for KernelSensors {
+    fn start(
+        &self,
+        choice: ptrace::SensorChoice,
+        endpoint: &str,
+        run_name: &str,
+        image: &crate::docker::ImageSummary,
+    ) -> Result<ptrace::ChosenSensor> {
+        ptrace::start_sensor(choice, endpoint, run_name, image)
+    }
 }
