@@ -857,3 +857,215 @@ fn kind_name(kind: &EntryKind) -> &'static str {
         EntryKind::Fifo => "fifo",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The cleanup contract of a build, on a fake Docker and a fake sensor that share one call
+    //! log: the container goes before the sensor finishes, on every path out, and a cleanup
+    //! failure is kept next to the error that came first.
+    use super::*;
+    use crate::docker::fake::FakeDocker;
+    use crate::image::flatten::tests::LayerBuilder;
+    use crate::sense::fake::FakeSensors;
+    use crate::sense::{Access, AccessKind};
+
+    const SOURCE: &str = "fake/app:1";
+    const SLIM: &str = "fake/app.slim:1";
+
+    fn docker_with_source() -> FakeDocker {
+        let docker = FakeDocker::default();
+        let layer = LayerBuilder::new()
+            .dir("etc")
+            .file("etc/app.conf", b"port=80")
+            .file("etc/unused", &[0u8; 4096])
+            .bytes();
+        let config = serde_json::json!({
+            "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/app"]},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:0"]},
+            "history": [{"created_by": "ADD file:rootfs in /"}],
+        });
+        docker.add_image(
+            ImageSummary {
+                id: "sha256:source".into(),
+                size: 5000,
+                repo_tags: vec![SOURCE.into()],
+                cmd: vec!["/bin/app".into()],
+                ..ImageSummary::default()
+            },
+            crate::xray::source::tests::docker_archive(&[layer], &config),
+        );
+        docker
+    }
+
+    fn sensors(docker: &FakeDocker) -> FakeSensors {
+        FakeSensors {
+            trace: Trace {
+                sensor: "fake".into(),
+                accesses: vec![Access {
+                    path: "/etc/app.conf".into(),
+                    kind: AccessKind::Open,
+                    pid: 1,
+                    comm: "app".into(),
+                    result: Some(3),
+                }],
+                ..Trace::default()
+            },
+            log: docker.calls.clone(),
+            ..FakeSensors::default()
+        }
+    }
+
+    fn options(dir: &std::path::Path) -> BuildOptions {
+        BuildOptions {
+            image: SOURCE.into(),
+            tag: SLIM.into(),
+            report_path: dir.join("report.json"),
+            continue_after: Some(ContinueAfter::Probe),
+            ready_timeout: Duration::from_secs(1),
+            stop_timeout_secs: 1,
+            crawl: CrawlLimits {
+                max_depth: 1,
+                max_pages: 1,
+                request_timeout: Duration::from_secs(1),
+            },
+            probes: None,
+            default_probes: false,
+            keep: KeepRules::default(),
+            verify: false,
+            sensor: SensorChoice::Auto,
+            seccomp_path: dir.join("seccomp.json"),
+            app_closure: AppClosure::Imports,
+            layer_store: false,
+        }
+    }
+
+    /// Where the first call starting with `prefix` is in the log.
+    fn position(log: &[String], prefix: &str) -> usize {
+        log.iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {log:#?}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_build_removes_the_container_before_the_sensor_finishes_and_loads_the_kept_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = docker_with_source();
+        let report = build(&docker, &sensors(&docker), &options(dir.path()), &|_| {})
+            .await
+            .unwrap();
+        let log = docker.log();
+        let order = [
+            "sensor start",
+            "create_container",
+            "start_container",
+            "stop_container",
+            "remove_container",
+            "sensor finish",
+            "load_image",
+        ]
+        .map(|call| position(&log, call));
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{log:#?}");
+        assert!(docker.container_names().is_empty());
+        let kept: Vec<&str> = report.kept.iter().map(|k| k.path.as_str()).collect();
+        assert!(kept.contains(&"/etc/app.conf"), "{kept:?}");
+        assert!(!kept.contains(&"/etc/unused"), "{kept:?}");
+        assert!(
+            docker.find_image(SLIM).is_some(),
+            "the slim image is loaded"
+        );
+        assert!(docker.find_image(SOURCE).is_some(), "the source stays");
+        assert_eq!(report.notes["image_source"], "docker save");
+        assert!(dir.path().join("report.json").is_file());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_container_that_exits_on_start_is_removed_and_the_sensor_still_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut docker = docker_with_source();
+        docker.exit_on_start = Some(3);
+        let err = build(&docker, &sensors(&docker), &options(dir.path()), &|_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::ContainerExited { exit_code: 3, .. }),
+            "{err}"
+        );
+        let log = docker.log();
+        assert!(position(&log, "remove_container") < position(&log, "sensor finish"));
+        assert!(docker.container_names().is_empty());
+        assert!(!log.iter().any(|c| c.starts_with("load_image")), "{log:#?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_removal_that_fails_after_a_failed_run_is_kept_next_to_the_first_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut docker = docker_with_source();
+        docker.exit_on_start = Some(3);
+        docker.failing.insert("remove_container");
+        let err = build(&docker, &sensors(&docker), &options(dir.path()), &|_| {})
+            .await
+            .unwrap_err();
+        let Error::WithCleanup { error, cleanup } = &err else {
+            panic!("expected the run's error with the cleanup's: {err}");
+        };
+        assert!(matches!(**error, Error::ContainerExited { .. }), "{error}");
+        assert!(
+            matches!(
+                cleanup[..],
+                [Error::Docker {
+                    call: "remove_container",
+                    ..
+                }]
+            ),
+            "{cleanup:?}"
+        );
+        assert_eq!(crate::cli::exit_code(&err), crate::cli::exit::PROBE_FAILED);
+        // The sensor is finished even so: its kernel resources must go.
+        assert!(docker.log().iter().any(|c| c == "sensor finish"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_sensor_that_fails_to_finish_fails_the_build_after_the_container_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = docker_with_source();
+        let mut sensors = sensors(&docker);
+        sensors.fail_finish = true;
+        let err = build(&docker, &sensors, &options(dir.path()), &|_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Sensor { .. }), "{err}");
+        let log = docker.log();
+        assert!(position(&log, "remove_container") < position(&log, "sensor finish"));
+        assert!(!log.iter().any(|c| c.starts_with("load_image")), "{log:#?}");
+        assert!(docker.find_image(SLIM).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_sensor_that_cannot_start_means_no_container_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = docker_with_source();
+        let mut sensors = sensors(&docker);
+        sensors.fail_start = true;
+        let err = build(&docker, &sensors, &options(dir.path()), &|_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Sensor { .. }), "{err}");
+        assert!(!docker
+            .log()
+            .iter()
+            .any(|c| c.starts_with("create_container")));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_tag_naming_the_source_is_refused_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = docker_with_source();
+        let mut options = options(dir.path());
+        options.tag = SOURCE.into();
+        let err = build(&docker, &sensors(&docker), &options, &|_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Usage(_)), "{err}");
+        assert_eq!(docker.log(), ["inspect_image fake/app:1"]);
+    }
+}

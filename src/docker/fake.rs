@@ -1,6 +1,8 @@
 //! A scripted [`DockerApi`] for unit tests, as youki fakes its `Syscall`: it records every call,
-//! keeps containers in memory, can make any call fail, and can make `create_container` take
-//! time (to test what happens when a run is interrupted while a create is in flight).
+//! keeps containers and images in memory, can make any call fail, can report a container that
+//! exits on start, can serve an image's `docker save` bytes and load an archive, and can make
+//! `create_container` take time (to test what happens when a run is interrupted while a create
+//! is in flight).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,14 +20,19 @@ pub struct FakeContainer {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub running: bool,
+    pub exit_code: i64,
 }
 
 #[derive(Debug, Default)]
 pub struct FakeDocker {
     /// Container id → container (shared with the "daemon side" of slow creates).
     pub containers: std::sync::Arc<Mutex<BTreeMap<String, FakeContainer>>>,
-    /// Every call, as `name arg`.
-    pub calls: Mutex<Vec<String>>,
+    /// Every call, as `name arg` (shareable with a fake sensor, for one ordered log).
+    pub calls: std::sync::Arc<Mutex<Vec<String>>>,
+    /// Images by id: their summary and `docker save` bytes. Found by id or by a repo tag.
+    pub images: Mutex<BTreeMap<String, (ImageSummary, Vec<u8>)>>,
+    /// A started container exits at once with this code (an app crashing on start).
+    pub exit_on_start: Option<i64>,
     /// Calls (by name: `create_container`, `remove_container`, ...) that fail.
     pub failing: BTreeSet<&'static str>,
     /// How long `create_container` takes; the container exists only once it returns, as in the
@@ -54,6 +61,29 @@ impl FakeDocker {
             .collect()
     }
 
+    /// Adds an image: its summary and the bytes `docker save` of it gives.
+    pub fn add_image(&self, summary: ImageSummary, save: Vec<u8>) {
+        self.images
+            .lock()
+            .unwrap()
+            .insert(summary.id.clone(), (summary, save));
+    }
+
+    /// The image with this id or tag.
+    pub fn find_image(&self, image: &str) -> Option<(ImageSummary, Vec<u8>)> {
+        self.images
+            .lock()
+            .unwrap()
+            .values()
+            .find(|(s, _)| s.id == image || s.repo_tags.iter().any(|t| t == image))
+            .cloned()
+    }
+
+    /// Every call made so far.
+    pub fn log(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
     fn find(&self, id_or_name: &str) -> Option<String> {
         let containers = self.containers.lock().unwrap();
         containers
@@ -70,22 +100,94 @@ impl DockerApi for FakeDocker {
 
     async fn inspect_image(&self, image: &str) -> Result<ImageSummary> {
         self.call("inspect_image", image)?;
-        Err(Error::ImageNotFound {
-            image: image.to_string(),
-        })
+        self.find_image(image)
+            .map(|(summary, _)| summary)
+            .ok_or_else(|| Error::ImageNotFound {
+                image: image.to_string(),
+            })
     }
 
     fn save_image(&self, image: &str) -> BoxStream<'static, std::io::Result<Bytes>> {
         let _ = self.call("save_image", image);
-        Box::pin(futures_util::stream::empty())
+        match self.find_image(image) {
+            Some((_, bytes)) => Box::pin(futures_util::stream::iter([Ok(Bytes::from(bytes))])),
+            None => Box::pin(futures_util::stream::iter([Err(std::io::Error::other(
+                format!("no such image: {image}"),
+            ))])),
+        }
     }
 
     async fn load_image(&self, archive: &Path) -> Result<()> {
-        self.call("load_image", &archive.display().to_string())
+        self.call("load_image", &archive.display().to_string())?;
+        // What the daemon does: read the manifest's tags and config, and tag the new image.
+        let bytes = std::fs::read(archive).map_err(Error::io("reading the archive to load"))?;
+        let mut manifest = None;
+        let mut tar = tar::Archive::new(&bytes[..]);
+        for member in tar.entries().map_err(Error::io("reading the archive"))? {
+            let mut member = member.map_err(Error::io("reading the archive"))?;
+            if member.path_bytes().as_ref() == b"manifest.json" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut member, &mut text)
+                    .map_err(Error::io("reading manifest.json"))?;
+                manifest = serde_json::from_str::<serde_json::Value>(&text).ok();
+            }
+        }
+        let manifest = manifest.ok_or_else(|| Error::Docker {
+            call: "load_image",
+            message: "the archive has no manifest.json".into(),
+        })?;
+        let tags: Vec<String> = manifest[0]["RepoTags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        let id = format!(
+            "sha256:{}",
+            manifest[0]["Config"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_end_matches(".json")
+        );
+        let mut images = self.images.lock().unwrap();
+        for (summary, _) in images.values_mut() {
+            summary.repo_tags.retain(|t| !tags.contains(t));
+        }
+        images.insert(
+            id.clone(),
+            (
+                ImageSummary {
+                    id,
+                    size: bytes.len() as u64,
+                    repo_tags: tags,
+                    ..ImageSummary::default()
+                },
+                bytes,
+            ),
+        );
+        Ok(())
     }
 
+    /// As `docker rmi`: a tag is untagged and its image goes once no tag is left; an id goes.
     async fn remove_image(&self, image: &str) -> Result<()> {
-        self.call("remove_image", image)
+        self.call("remove_image", image)?;
+        let mut images = self.images.lock().unwrap();
+        if images.remove(image).is_none() {
+            let tagged: Vec<String> = images
+                .iter()
+                .filter(|(_, (s, _))| s.repo_tags.iter().any(|t| t == image))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in tagged {
+                if let Some((summary, _)) = images.get_mut(&id) {
+                    summary.repo_tags.retain(|t| t != image);
+                    if summary.repo_tags.is_empty() {
+                        images.remove(&id);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
@@ -96,6 +198,7 @@ impl DockerApi for FakeDocker {
             name: spec.name.clone(),
             labels: spec.labels.clone(),
             running: false,
+            exit_code: 0,
         };
         let containers = self.containers.clone();
         let delay = self.create_delay;
@@ -112,12 +215,12 @@ impl DockerApi for FakeDocker {
     async fn start_container(&self, id: &str) -> Result<()> {
         self.call("start_container", id)?;
         let found = self.find(id);
+        let exit = self.exit_on_start;
         match found.and_then(|id| {
-            self.containers
-                .lock()
-                .unwrap()
-                .get_mut(&id)
-                .map(|c| c.running = true)
+            self.containers.lock().unwrap().get_mut(&id).map(|c| {
+                c.running = exit.is_none();
+                c.exit_code = exit.unwrap_or(0);
+            })
         }) {
             Some(()) => Ok(()),
             None => Err(Error::Docker {
@@ -129,12 +232,19 @@ impl DockerApi for FakeDocker {
 
     async fn inspect_container(&self, id: &str) -> Result<ContainerState> {
         self.call("inspect_container", id)?;
-        let running = self
+        let (running, exit_code) = self
             .find(id)
-            .and_then(|id| self.containers.lock().unwrap().get(&id).map(|c| c.running))
-            .unwrap_or(false);
+            .and_then(|id| {
+                self.containers
+                    .lock()
+                    .unwrap()
+                    .get(&id)
+                    .map(|c| (c.running, c.exit_code))
+            })
+            .unwrap_or((false, 0));
         Ok(ContainerState {
             running,
+            exit_code,
             ..ContainerState::default()
         })
     }

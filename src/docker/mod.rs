@@ -15,7 +15,7 @@ pub(crate) mod fake;
 pub mod ssh;
 
 /// What the pipeline needs to know about an image in the daemon.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ImageSummary {
     pub id: String,
     pub size: u64,
