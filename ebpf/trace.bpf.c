@@ -15,53 +15,29 @@
 // There is no sys_exit program: every syscall of the host runs the programs attached to the
 // syscall tracepoints, and a second program cost the whole host about 80 ns per syscall.
 //
-// The event layout is mirrored by `RawEventHeader` in src/sense/ebpf.rs: keep them in sync.
+// The event layout, kinds, flags and the syscall table live in minify_abi.h, shared with the
+// ptrace sensor and (through build.rs) with src/sense/ebpf.rs.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 
+#include "minify_abi.h"
+
 char LICENSE[] SEC("license") = "GPL";
 
 #define AT_FDCWD -100
 #define AT_EMPTY_PATH 0x1000
 
-// Bytes of the user path kept; a longer path is flagged truncated.
-#define PATH_AREA 1024
-// Directory components are packed into this area, leaf first; the extra NAME_READ bytes let
-// the verifier accept a read of a full name at any offset below COMP_AREA.
-#define COMP_AREA 2048
-#define NAME_READ 256
-#define MAX_COMPONENTS 32
 // Dentry steps plus mount crossings per walk.
 #define WALK_STEPS 48
 
-#define KIND_OPEN 0
-#define KIND_EXEC 1
-#define KIND_STAT 2
-#define KIND_ACCESS 3
-#define KIND_READLINK 4
-// Any other lookup of an existing path: mkdir (EEXIST), chdir, unlink, rename, chmod, chown,
-// utimes, xattrs, statfs, truncate, inotify watches, mknod. An app that mkdir()s a directory the
-// image ships fails differently when the slim image lacks it.
-#define KIND_LOOKUP 5
 
-// Event flags.
-#define EV_RELATIVE 0x1    // components hold the directory the path is relative to
-#define EV_FD_IS_PATH 0x2  // execveat(fd, "", AT_EMPTY_PATH): components are the file itself
-#define EV_PATH_FAULT 0x4  // the user path could not be read at enter
-#define EV_TRUNCATED 0x8   // path or directory walk did not fit
-#define EV_WALK_FAILED 0x10
-#define EV_DROP 0x20       // nothing worth reporting (fstat-style empty path)
 
 // Unread ring-buffer bytes above which the reader is woken at once (the buffer holds 16 MiB).
 #define WAKEUP_BYTES (1024 * 1024)
 
-// Indices of the per-CPU counters in minify_counters.
-#define LOST_RINGBUF 0
-#define LOST_PENDING 1  // a faulted event could not be parked
-#define COUNT_REFETCHED 2  // paths read at the thread's next syscall
 
 struct event {
 	__u64 pid_tgid;
@@ -71,16 +47,25 @@ struct event {
 	__u16 path_len;
 	__u16 comp_count;
 	__u16 comp_len[MAX_COMPONENTS];
-	char comm[16];
+	char comm[COMM_LEN];
 	char path[PATH_AREA];
 	char comps[COMP_AREA + NAME_READ];
 };
 
-// The offsets `layout` in src/sense/ebpf.rs decodes.
-_Static_assert(__builtin_offsetof(struct event, kind) == 8, "event layout changed");
-_Static_assert(__builtin_offsetof(struct event, path_len) == 20, "event layout changed");
-_Static_assert(__builtin_offsetof(struct event, comm) == 88, "event layout changed");
-_Static_assert(__builtin_offsetof(struct event, path) == 104, "event layout changed");
+// Every offset minify_abi.h promises (and src/sense/ebpf.rs decodes with).
+#define CHECK_OFFSET(field, at) \
+	_Static_assert(__builtin_offsetof(struct event, field) == (at), "event layout: " #field)
+CHECK_OFFSET(pid_tgid, EVENT_PID_TGID);
+CHECK_OFFSET(kind, EVENT_KIND);
+CHECK_OFFSET(flags, EVENT_FLAGS);
+CHECK_OFFSET(syscall_nr, EVENT_SYSCALL_NR);
+CHECK_OFFSET(path_len, EVENT_PATH_LEN);
+CHECK_OFFSET(comp_count, EVENT_COMP_COUNT);
+CHECK_OFFSET(comp_len, EVENT_COMP_LEN);
+CHECK_OFFSET(comm, EVENT_COMM);
+CHECK_OFFSET(path, EVENT_PATH);
+CHECK_OFFSET(comps, EVENT_COMPS);
+_Static_assert(sizeof(struct event) == EVENT_SIZE, "event layout: size");
 
 struct pending {
 	__u64 path_ptr;
@@ -415,64 +400,14 @@ int minify_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (*(volatile __u64 *)&minify_parked != 0)
 		refetch_parked(bpf_get_current_pid_tgid());
 
-	// x86_64 syscall numbers: which argument holds dirfd, path and AT_* flags.
+	// x86_64 syscall numbers: which argument holds dirfd, path and AT_* flags (minify_abi.h).
 	__u32 kind;
 	int dfd_arg = -1, path_arg = 1, flags_arg = -1;
 	switch (nr) {
-	case 2: /* open */ kind = KIND_OPEN; path_arg = 0; break;
-	case 257: /* openat */ kind = KIND_OPEN; dfd_arg = 0; break;
-	case 437: /* openat2 */ kind = KIND_OPEN; dfd_arg = 0; break;
-	case 59: /* execve */ kind = KIND_EXEC; path_arg = 0; break;
-	case 322: /* execveat */ kind = KIND_EXEC; dfd_arg = 0; flags_arg = 4; break;
-	case 4: /* stat */ kind = KIND_STAT; path_arg = 0; break;
-	case 6: /* lstat */ kind = KIND_STAT; path_arg = 0; break;
-	case 262: /* newfstatat */ kind = KIND_STAT; dfd_arg = 0; flags_arg = 3; break;
-	case 332: /* statx */ kind = KIND_STAT; dfd_arg = 0; flags_arg = 2; break;
-	case 21: /* access */ kind = KIND_ACCESS; path_arg = 0; break;
-	case 269: /* faccessat */ kind = KIND_ACCESS; dfd_arg = 0; break;
-	case 439: /* faccessat2 */ kind = KIND_ACCESS; dfd_arg = 0; flags_arg = 3; break;
-	case 89: /* readlink */ kind = KIND_READLINK; path_arg = 0; break;
-	case 267: /* readlinkat */ kind = KIND_READLINK; dfd_arg = 0; break;
-	case 85: /* creat */ kind = KIND_OPEN; path_arg = 0; break;
-	case 80: /* chdir */
-	case 83: /* mkdir */
-	case 84: /* rmdir */
-	case 87: /* unlink */
-	case 82: /* rename (source) */
-	case 86: /* link (source) */
-	case 90: /* chmod */
-	case 92: /* chown */
-	case 94: /* lchown */
-	case 76: /* truncate */
-	case 132: /* utime */
-	case 235: /* utimes */
-	case 137: /* statfs */
-	case 133: /* mknod */
-	case 188: /* setxattr */
-	case 189: /* lsetxattr */
-	case 191: /* getxattr */
-	case 192: /* lgetxattr */
-	case 194: /* listxattr */
-	case 195: /* llistxattr */
-	case 197: /* removexattr */
-	case 198: /* lremovexattr */
-		kind = KIND_LOOKUP; path_arg = 0; break;
-	case 258: /* mkdirat */
-	case 263: /* unlinkat */
-	case 264: /* renameat (source) */
-	case 316: /* renameat2 (source) */
-	case 265: /* linkat (source) */
-	case 268: /* fchmodat */
-	case 452: /* fchmodat2 */
-	case 260: /* fchownat */
-	case 261: /* futimesat */
-	case 259: /* mknodat */
-	case 303: /* name_to_handle_at */
-		kind = KIND_LOOKUP; dfd_arg = 0; break;
-	case 280: /* utimensat: a NULL path means the dirfd itself, dropped below */
-		kind = KIND_LOOKUP; dfd_arg = 0; break;
-	case 254: /* inotify_add_watch(fd, path, mask): arg0 is no dirfd */
-		kind = KIND_LOOKUP; break;
+#define DISPATCH(nr_, name_, kind_, dfd_, path_, flags_) \
+	case nr_: kind = kind_; dfd_arg = dfd_; path_arg = path_; flags_arg = flags_; break;
+	MINIFY_PATH_SYSCALLS(DISPATCH)
+#undef DISPATCH
 	default: return 0;
 	}
 	__u64 pid_tgid = bpf_get_current_pid_tgid();

@@ -54,6 +54,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "minify_abi.h"
+
 #ifndef PATH_MAX
 #define PATH_MAX 4096
 #endif
@@ -61,7 +63,16 @@
 #define AT_EMPTY_PATH_FLAG 0x1000
 #define MAX_SYSCALL 1024
 
-enum kind { K_OPEN, K_EXEC, K_STAT, K_ACCESS, K_READLINK, K_LOOKUP, K_NONE };
+// Kinds as in minify_abi.h (KIND_CHAR is indexed by them); K_NONE: not a path syscall.
+enum kind {
+	K_OPEN = KIND_OPEN,
+	K_EXEC = KIND_EXEC,
+	K_STAT = KIND_STAT,
+	K_ACCESS = KIND_ACCESS,
+	K_READLINK = KIND_READLINK,
+	K_LOOKUP = KIND_LOOKUP,
+	K_NONE
+};
 static const char KIND_CHAR[] = "oesarl";
 
 // Per-thread state. `pending` holds a path syscall between its entry and exit stops.
@@ -294,41 +305,17 @@ static int proc_link(pid_t tid, const char *what, char *out, size_t cap)
 }
 
 // Classifies an x86_64 syscall: its kind, which argument holds the dirfd (-1: cwd), the path
-// and the AT_* flags (-1: none). Mirrors the dispatch in ebpf/trace.bpf.c.
+// and the AT_* flags (-1: none), from the table the eBPF sensor dispatches on (minify_abi.h).
 static int classify(long nr, int *dfd_arg, int *path_arg, int *flags_arg)
 {
 	*dfd_arg = -1;
 	*path_arg = 1;
 	*flags_arg = -1;
 	switch (nr) {
-	case 2: *path_arg = 0; return K_OPEN; // open
-	case 257: case 437: *dfd_arg = 0; return K_OPEN; // openat, openat2
-	case 85: *path_arg = 0; return K_OPEN; // creat
-	case 59: *path_arg = 0; return K_EXEC; // execve
-	case 322: *dfd_arg = 0; *flags_arg = 4; return K_EXEC; // execveat
-	case 4: case 6: *path_arg = 0; return K_STAT; // stat, lstat
-	case 262: *dfd_arg = 0; *flags_arg = 3; return K_STAT; // newfstatat
-	case 332: *dfd_arg = 0; *flags_arg = 2; return K_STAT; // statx
-	case 21: *path_arg = 0; return K_ACCESS; // access
-	case 269: *dfd_arg = 0; return K_ACCESS; // faccessat
-	case 439: *dfd_arg = 0; *flags_arg = 3; return K_ACCESS; // faccessat2
-	case 89: *path_arg = 0; return K_READLINK; // readlink
-	case 267: *dfd_arg = 0; return K_READLINK; // readlinkat
-	case 80: case 83: case 84: case 87: case 82: case 86: case 90: case 92: case 94:
-	case 76: case 132: case 235: case 137: case 133: case 188: case 189: case 191:
-	case 192: case 194: case 195: case 197: case 198:
-		// chdir mkdir rmdir unlink rename link chmod chown lchown truncate utime utimes
-		// statfs mknod setxattr lsetxattr getxattr lgetxattr listxattr llistxattr
-		// removexattr lremovexattr (first path only, like the eBPF sensor)
-		*path_arg = 0;
-		return K_LOOKUP;
-	case 258: case 263: case 264: case 316: case 265: case 268: case 452: case 260:
-	case 261: case 259: case 303: case 280:
-		// mkdirat unlinkat renameat renameat2 linkat fchmodat fchmodat2 fchownat futimesat
-		// mknodat name_to_handle_at utimensat
-		*dfd_arg = 0;
-		return K_LOOKUP;
-	case 254: return K_LOOKUP; // inotify_add_watch(fd, path, mask)
+#define CLASSIFY(nr_, name_, kind_, dfd_, path_, flags_) \
+	case nr_: *dfd_arg = dfd_; *path_arg = path_; *flags_arg = flags_; return kind_;
+	MINIFY_PATH_SYSCALLS(CLASSIFY)
+#undef CLASSIFY
 	default: return K_NONE;
 	}
 }
