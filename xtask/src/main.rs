@@ -38,13 +38,17 @@ const FIXTURES: &[Fixture] = &[
         wall: Some(1.5),
         ..fixture("minify-fixture/nginx:1", 80)
     },
-    // python3 as PID 1 installs no SIGTERM handler: waiting for it would be waiting for nothing.
+    fixture("minify-fixture/python:1", 8000),
+    fixture("minify-fixture/static:1", 8080),
+    // `python3 -m http.server` as PID 1 installs no SIGTERM handler: the kernel drops the
+    // signal, so waiting out a grace period would be waiting for nothing (built by the bench).
     Fixture {
         stop: Some(0.5),
-        ..fixture("minify-fixture/python:1", 8000)
+        ..fixture(IGNORES_SIGTERM, 8000)
     },
-    fixture("minify-fixture/static:1", 8080),
 ];
+/// Derived from the python fixture by [`bench`], removed after it.
+const IGNORES_SIGTERM: &str = "minify-bench/ignores-sigterm:1";
 /// The >= 700 MB fixture (`--big`).
 const BIG_FIXTURE: Fixture = Fixture {
     wall: Some(4.0),
@@ -68,6 +72,10 @@ fn main() -> Result<()> {
             let minify = build_minify()?;
             app_closure_sizes(&minify)
         }
+        // --builds: only the build table (with --big: and the big fixture, and xray vs dive).
+        Some("bench") if args.iter().any(|a| a == "--builds") => {
+            bench(args.iter().any(|a| a == "--big"))
+        }
         Some("bench") => {
             bench(args.iter().any(|a| a == "--big"))?;
             app_closure_sizes(&root().join("target/release/minify"))?;
@@ -75,7 +83,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--big | --overhead | --app-closure | --interrupts]"
+                "usage: cargo xtask bench [--big] [--builds] | --overhead | --app-closure | --interrupts"
             );
             std::process::exit(2)
         }
@@ -108,7 +116,41 @@ fn bench(big: bool) -> Result<()> {
     }
     run_ok(&mut fixtures_cmd).context("building fixtures")?;
     let minify = build_minify()?;
+    build_derived(
+        IGNORES_SIGTERM,
+        "FROM minify-fixture/python:1\nCMD [\"python3\", \"-m\", \"http.server\", \"8000\"]\n",
+    )?;
+    let measured = measure_fixtures(&minify, big);
+    let _ = Command::new("docker")
+        .args(["rmi", IGNORES_SIGTERM])
+        .output();
+    measured?;
+    xray_vs_dive(&minify)?;
+    Ok(())
+}
 
+/// `docker build -t tag -` of a Dockerfile given as text.
+fn build_derived(tag: &str, dockerfile: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("docker build stdin")?
+        .write_all(dockerfile.as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("docker build of {tag} failed");
+    }
+    Ok(())
+}
+
+/// The table of builds per fixture, with the targets.
+fn measure_fixtures(minify: &Path, big: bool) -> Result<()> {
+    let minify = minify.to_path_buf();
     let mut fixtures = FIXTURES.to_vec();
     if big {
         fixtures.push(BIG_FIXTURE);
@@ -189,7 +231,6 @@ fn bench(big: bool) -> Result<()> {
     }
     println!("ratio = minify wall-clock / baseline (docker save + run + one request + stop of the original)");
     println!("RSS target {RSS_TARGET_MB} MB (peak resident set of the minify process)");
-    xray_vs_dive(&minify)?;
     Ok(())
 }
 
