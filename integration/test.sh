@@ -25,8 +25,8 @@ fi
 step "cargo test --workspace --no-fail-fast"
 cargo test --workspace --no-fail-fast
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo fmt --check"
 cargo fmt --check

@@ -114,6 +114,15 @@ impl Error {
     }
 }
 
+impl From<minify_lint::Error> for Error {
+    fn from(error: minify_lint::Error) -> Self {
+        match error {
+            minify_lint::Error::Io { context, source } => Error::Io { context, source },
+            minify_lint::Error::File { path, message } => Error::File { path, message },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

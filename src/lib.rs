@@ -13,7 +13,6 @@ pub mod closure;
 pub mod docker;
 pub mod error;
 pub mod image;
-pub mod lint;
 pub mod pipeline;
 pub mod probe;
 pub mod report;
@@ -25,3 +24,6 @@ pub mod verify;
 pub mod xray;
 
 pub use error::{Error, Result};
+/// `minify lint` lives in a crate of its own (`crates/minify-lint`) that builds without the
+/// BPF toolchain; re-exported so paths stay `minify::lint::…`.
+pub use minify_lint as lint;

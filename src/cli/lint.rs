@@ -85,10 +85,10 @@ impl LintArgs {
     pub fn plan(&self) -> Result<Plan> {
         let cwd = std::env::current_dir().map_err(Error::io("reading the current directory"))?;
         let (config, _) = Config::load(self.config.as_deref(), &cwd).map_err(|e| match e {
-            Error::Io { context, source } if self.config.is_some() => {
+            lint::Error::Io { context, source } if self.config.is_some() => {
                 Error::Usage(format!("{context}: {source}"))
             }
-            other => other,
+            other => other.into(),
         })?;
         for rule in &self.ignore {
             if lint::catalog::find(rule).is_none() {
@@ -221,8 +221,8 @@ pub fn run(args: LintArgs) -> Result<i32> {
     }
     let plan = args.plan()?;
     let files = lint::discover(&plan.paths).map_err(|e| match e {
-        Error::Io { context, source } => Error::Usage(format!("{context}: {source}")),
-        other => other,
+        lint::Error::Io { context, source } => Error::Usage(format!("{context}: {source}")),
+        other => Error::from(other),
     })?;
     if files.is_empty() {
         eprintln!(

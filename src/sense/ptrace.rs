@@ -23,7 +23,7 @@ use crate::docker::endpoint_is_local;
 use crate::{Error, Result};
 
 /// The static tracer binary.
-static SENSOR_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ptrace_sensor"));
+static SENSOR_ELF: &[u8] = minify_sensor::PTRACE_SENSOR;
 
 /// Directory the sensor lives in inside the container.
 pub const SENSOR_DIR: &str = "/.minify-sensor";

@@ -262,7 +262,7 @@ mod tests {
             assert!(!rule.why.is_empty() && !rule.fix.is_empty());
         }
         assert_eq!(find("pip-cache").map(|r| r.id), Some("ML010"));
-        let docs = include_str!("../../docs/lint-rules.md");
+        let docs = include_str!("../../../docs/lint-rules.md");
         for rule in RULES {
             let row = format!("| {} | `{}` |", rule.id, rule.name);
             assert!(

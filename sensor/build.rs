@@ -12,7 +12,13 @@ use std::process::Command;
 const PACKAGES_HINT: &str = "install the Debian packages: clang llvm libbpf-dev bpftool";
 
 fn main() {
-    println!("cargo:rerun-if-changed=ebpf");
+    // The sources sit beside this crate at the repository's top level (ebpf/, sensor/).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the sensor crate lives in the repository")
+        .to_path_buf();
+    std::env::set_current_dir(&root).expect("the repository root is readable");
+    println!("cargo:rerun-if-changed={}", root.join("ebpf").display());
     println!("cargo:rerun-if-changed=build.rs");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     if let Err(message) = write_abi_constants(&out_dir) {
@@ -24,7 +30,10 @@ fn main() {
         eprintln!("error: cannot build the eBPF sensor: {message}");
         panic!("cannot build the eBPF sensor: {message}");
     }
-    println!("cargo:rerun-if-changed=sensor");
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("sensor/ptrace_sensor.c").display()
+    );
     if let Err(message) = build_ptrace_sensor(&out_dir) {
         eprintln!("error: cannot build the ptrace sensor: {message}");
         panic!("cannot build the ptrace sensor: {message}");

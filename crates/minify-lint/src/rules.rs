@@ -339,7 +339,7 @@ fn cache_mounted(ins: &Instruction, paths: &[&str]) -> bool {
 }
 
 /// Parts of a variable name that suggest a secret (shared with xray's env masking).
-pub(crate) const SECRET_NAMES: &[&str] = &[
+pub const SECRET_NAMES: &[&str] = &[
     "PASSWORD",
     "PASSWD",
     "SECRET",

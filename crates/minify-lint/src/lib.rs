@@ -8,12 +8,13 @@
 //! - [`fix`] applies the safe mechanical rewrites and renders the diff,
 //! - [`output`] prints text, JSON and SARIF 2.1.0.
 //!
-//! This module owns the per-file flow: find Dockerfiles under paths, build the context
+//! This crate owns the per-file flow: find Dockerfiles under paths, build the context
 //! ([`rules::Context`]), lint, and apply `# minify-ignore:` comments, config ignores and
 //! severity overrides.
 
 pub mod catalog;
 pub mod config;
+pub mod error;
 pub mod fix;
 pub mod ignore;
 pub mod output;
@@ -24,8 +25,8 @@ pub mod shell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
 pub use catalog::Severity;
+pub use error::{Error, Result};
 pub use rules::{Context, Finding};
 
 /// Settings that change which findings are reported and how severe they are.
