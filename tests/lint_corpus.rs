@@ -87,6 +87,23 @@ fn corpus_findings_match_expected() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Every rule of the catalog is fired by some corpus case (a rule no case fires could silently
+/// stop working), ML000 (parse errors) included.
+#[test]
+fn every_rule_is_fired_by_some_corpus_case() {
+    let fired: std::collections::BTreeSet<String> = cases()
+        .iter()
+        .flat_map(|dir| expected(dir))
+        .filter_map(|line| line.split_whitespace().nth(1).map(String::from))
+        .collect();
+    let unfired: Vec<&str> = lint::catalog::RULES
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| !fired.contains(*id))
+        .collect();
+    assert!(unfired.is_empty(), "no corpus case fires {unfired:?}");
+}
+
 #[test]
 fn clean_multistage_has_no_findings_and_classic_node_has_the_classic_ones() {
     let clean = lint::lint_file(

@@ -241,14 +241,66 @@ pub fn find(key: &str) -> Option<&'static Rule> {
         .find(|r| r.id.eq_ignore_ascii_case(key) || r.name.eq_ignore_ascii_case(key))
 }
 
-/// The rule with this id; ids used by the checks are all in the table (a test checks it).
-pub(crate) fn get(id: &str) -> &'static Rule {
-    find(id).unwrap_or(&RULES[0])
+/// A rule of [`RULES`], by its position (`ML007` is `RULES[7]`: the ids are sequential, which a
+/// test checks). The checks name rules only through [`ids`], so an unknown id does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleId(usize);
+
+/// Every rule id, as the checks name them.
+pub mod ids {
+    use super::RuleId;
+    pub const ML000: RuleId = RuleId(0);
+    pub const ML001: RuleId = RuleId(1);
+    pub const ML002: RuleId = RuleId(2);
+    pub const ML003: RuleId = RuleId(3);
+    pub const ML004: RuleId = RuleId(4);
+    pub const ML005: RuleId = RuleId(5);
+    pub const ML006: RuleId = RuleId(6);
+    pub const ML007: RuleId = RuleId(7);
+    pub const ML008: RuleId = RuleId(8);
+    pub const ML009: RuleId = RuleId(9);
+    pub const ML010: RuleId = RuleId(10);
+    pub const ML011: RuleId = RuleId(11);
+    pub const ML012: RuleId = RuleId(12);
+    pub const ML013: RuleId = RuleId(13);
+    pub const ML014: RuleId = RuleId(14);
+    pub const ML015: RuleId = RuleId(15);
+    pub const ML016: RuleId = RuleId(16);
+    pub const ML017: RuleId = RuleId(17);
+    pub const ML018: RuleId = RuleId(18);
+    pub const ML019: RuleId = RuleId(19);
+    pub const ML020: RuleId = RuleId(20);
+    pub const ML021: RuleId = RuleId(21);
+    pub const ML022: RuleId = RuleId(22);
+    pub const ML023: RuleId = RuleId(23);
+    pub const ML024: RuleId = RuleId(24);
+    pub const ML025: RuleId = RuleId(25);
+    pub const ML026: RuleId = RuleId(26);
+    pub const ML027: RuleId = RuleId(27);
+    pub const ML028: RuleId = RuleId(28);
+    pub const ML029: RuleId = RuleId(29);
+    pub const ML030: RuleId = RuleId(30);
+    pub const ML031: RuleId = RuleId(31);
+    pub const ML032: RuleId = RuleId(32);
+    pub const ML033: RuleId = RuleId(33);
+    pub const ML034: RuleId = RuleId(34);
+}
+
+/// The rule `id` names.
+pub(crate) fn get(id: RuleId) -> &'static Rule {
+    &RULES[id.0]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_typed_id_names_its_rule() {
+        assert_eq!(get(ids::ML000).id, "ML000");
+        assert_eq!(get(ids::ML034).id, "ML034");
+        assert_eq!(get(ids::ML034).name, "apt-install-no-yes");
+    }
 
     #[test]
     fn ids_and_names_are_unique_and_ordered() {

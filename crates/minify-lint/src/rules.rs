@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use super::catalog::{self, Rule, Severity};
+use super::catalog::{self, ids, Rule, RuleId, Severity};
 use super::ignore::DockerIgnore;
 use super::parser::{split_words, Dockerfile, Form, Instruction, Mapped, Pos};
 use super::shell::{self, Command, Script};
@@ -426,7 +426,7 @@ impl<'a> Linter<'a> {
     /// comments then apply).
     fn push(
         &mut self,
-        id: &str,
+        id: RuleId,
         (start, end): (usize, usize),
         message: String,
         fix: String,
@@ -451,7 +451,7 @@ impl<'a> Linter<'a> {
     }
 
     /// A finding on a whole instruction (its first line).
-    fn on(&mut self, id: &str, idx: usize, message: String, fix: String) {
+    fn on(&mut self, id: RuleId, idx: usize, message: String, fix: String) {
         let ins = &self.df.instructions[idx];
         let line_end = self.df.source[ins.start..ins.end]
             .find('\n')
@@ -462,7 +462,7 @@ impl<'a> Linter<'a> {
     /// A finding on a word of a RUN script.
     fn on_word(
         &mut self,
-        id: &str,
+        id: RuleId,
         sh: &Shell,
         word: &shell::Word,
         message: String,
@@ -568,7 +568,7 @@ impl<'a> Linter<'a> {
                 .iter()
                 .position(|i| i.start == issue.offset);
             self.push(
-                "ML000",
+                ids::ML000,
                 (issue.offset, issue.offset),
                 issue.message.clone(),
                 "Correct the instruction as the message says.".into(),
@@ -578,7 +578,7 @@ impl<'a> Linter<'a> {
         }
         if self.df.stages.is_empty() && !self.df.instructions.is_empty() {
             self.push(
-                "ML000",
+                ids::ML000,
                 (0, 0),
                 "no FROM instruction: there is nothing to build on".into(),
                 "Start the build with `FROM <image>`.".into(),
@@ -610,7 +610,7 @@ impl<'a> Linter<'a> {
                     "no tag"
                 };
                 self.push(
-                    "ML001",
+                    ids::ML001,
                     (start, end),
                     format!(
                         "base image {} has {what}: the build changes when the tag moves",
@@ -624,7 +624,7 @@ impl<'a> Linter<'a> {
             if stage.index == final_index {
                 if let Some(slim) = slim_variant(&image) {
                     self.push(
-                        "ML002",
+                        ids::ML002,
                         (start, end),
                         format!("final base {} is the full-size variant; {slim} is much smaller", stage.base),
                         format!("Use `FROM {slim}` (or an -alpine/distroless variant) if the app's native dependencies allow it."),
@@ -647,7 +647,7 @@ impl<'a> Linter<'a> {
             }) {
                 let line = self.line(first.from);
                 self.on(
-                    "ML029",
+                    ids::ML029,
                     stage.from,
                     format!("stage name {name:?} is already used by the stage on line {line}"),
                     "Rename one of the stages.".into(),
@@ -708,7 +708,7 @@ impl<'a> Linter<'a> {
                 "final stage"
             };
             self.on(
-                "ML003",
+                ids::ML003,
                 idx,
                 format!("{shape} ships build tools: {}", evidence.join(", ")),
                 "Move the build into a `FROM … AS build` stage and `COPY --from=build` only its output into a runtime base.".into(),
@@ -758,7 +758,7 @@ impl<'a> Linter<'a> {
                         let copy_text = self.df.instructions[copy].rest.text.clone();
                         let wanted = manifests.join(" ");
                         self.on(
-                            "ML004",
+                            ids::ML004,
                             copy,
                             format!("`{} {copy_text}` comes before the {tool} install on line {run_line}: every source change re-runs it", self.df.instructions[copy].keyword),
                             format!("Copy the manifests first (`COPY {wanted} ./`), run the install, then `COPY . .`."),
@@ -773,7 +773,7 @@ impl<'a> Linter<'a> {
                         });
                         if !manifest_copied {
                             self.on(
-                                "ML005",
+                                ids::ML005,
                                 idx,
                                 format!("the {tool} install has no layer with only its manifests ({wanted}) before it"),
                                 format!("Add `COPY {wanted} ./` right before this RUN."),
@@ -832,7 +832,7 @@ impl<'a> Linter<'a> {
                     {
                         let w = cmd.words[0].clone();
                         self.on_word(
-                            "ML024",
+                            ids::ML024,
                             sh,
                             &w,
                             "`sudo` in a build step".into(),
@@ -848,7 +848,7 @@ impl<'a> Linter<'a> {
                             .map(|w| w.text.clone())
                             .unwrap_or_default();
                         self.on_word(
-                            "ML025",
+                            ids::ML025,
                             sh,
                             &w,
                             format!("`cd {dir}` inside RUN"),
@@ -864,7 +864,7 @@ impl<'a> Linter<'a> {
                             if program == "apt" {
                                 let w = cmd.argv()[0].clone();
                                 self.on_word(
-                                    "ML031",
+                                    ids::ML031,
                                     sh,
                                     &w,
                                     "`apt` is meant for people, not scripts".into(),
@@ -875,7 +875,7 @@ impl<'a> Linter<'a> {
                             match sub.text.as_str() {
                                 "upgrade" | "dist-upgrade" | "full-upgrade" => {
                                     self.on_word(
-                                        "ML009",
+                                        ids::ML009,
                                         sh,
                                         &sub,
                                         format!(
@@ -887,7 +887,7 @@ impl<'a> Linter<'a> {
                                     );
                                 }
                                 "update" if !apt_install_anywhere => {
-                                    self.on_word("ML032", sh, &sub, "`apt-get update` without an install in the same RUN: its cached lists go stale".into(), "Merge it into the RUN that installs: `apt-get update && apt-get install …`.".into(), None);
+                                    self.on_word(ids::ML032, sh, &sub, "`apt-get update` without an install in the same RUN: its cached lists go stale".into(), "Merge it into the RUN that installs: `apt-get update && apt-get install …`.".into(), None);
                                 }
                                 "install" => {
                                     if !cmd.has_flag(&[
@@ -905,7 +905,7 @@ impl<'a> Linter<'a> {
                                             && w.text.contains('y')
                                     }) && !stage_vars.contains_key("APT_GET_YES")
                                     {
-                                        self.on_word("ML034", sh, &sub, "`apt-get install` without `-y` waits for a confirmation".into(), "Add `-y`.".into(), None);
+                                        self.on_word(ids::ML034, sh, &sub, "`apt-get install` without `-y` waits for a confirmation".into(), "Add `-y`.".into(), None);
                                     }
                                     if !ships {
                                         continue;
@@ -918,7 +918,7 @@ impl<'a> Linter<'a> {
                                             text: " --no-install-recommends".into(),
                                         });
                                         self.on_word(
-                                            "ML007",
+                                            ids::ML007,
                                             sh,
                                             &sub,
                                             "`apt-get install` also installs recommended packages"
@@ -939,7 +939,7 @@ impl<'a> Linter<'a> {
                                             text: self.continuation("rm -rf /var/lib/apt/lists/*"),
                                         });
                                         self.on_word(
-                                            "ML008",
+                                            ids::ML008,
                                             sh,
                                             &sub,
                                             "the apt package lists stay in this layer".into(),
@@ -964,7 +964,7 @@ impl<'a> Linter<'a> {
                                         }
                                     });
                                     self.on_word(
-                                        "ML026",
+                                        ids::ML026,
                                         sh,
                                         &sub,
                                         "`apk add` keeps the package index in /var/cache/apk"
@@ -978,7 +978,7 @@ impl<'a> Linter<'a> {
                         "yum" | "dnf" | "microdnf" if ships && !yum_clean => {
                             if let Some(sub) = cmd.subcommand(&[]).cloned() {
                                 if sub.text == "install" {
-                                    self.on_word("ML027", sh, &sub, format!("`{program} install` without `{program} clean all` in the same RUN"), format!("End the RUN with `&& {program} clean all`."), None);
+                                    self.on_word(ids::ML027, sh, &sub, format!("`{program} install` without `{program} clean all` in the same RUN"), format!("End the RUN with `&& {program} clean all`."), None);
                                 }
                             }
                         }
@@ -988,7 +988,7 @@ impl<'a> Linter<'a> {
                             };
                             let bare = cmd.operands(&sub).next().is_none();
                             if matches!(sub.text.as_str(), "install" | "i") && bare {
-                                self.on_word("ML011", sh, &sub, "`npm install` resolves versions anew and may rewrite the lockfile".into(), "Use `npm ci` with package-lock.json copied in.".into(), None);
+                                self.on_word(ids::ML011, sh, &sub, "`npm install` resolves versions anew and may rewrite the lockfile".into(), "Use `npm ci` with package-lock.json copied in.".into(), None);
                             }
                             let production = cmd.has_flag(&["--omit", "--production", "--only"])
                                 || stage_vars
@@ -1004,7 +1004,7 @@ impl<'a> Linter<'a> {
                                 && !production
                             {
                                 self.on_word(
-                                    "ML012",
+                                    ids::ML012,
                                     sh,
                                     &sub,
                                     format!(
@@ -1035,7 +1035,7 @@ impl<'a> Linter<'a> {
                                             }
                                         });
                                         self.on_word(
-                                            "ML010",
+                                            ids::ML010,
                                             sh,
                                             &sub,
                                             "`pip install` keeps its download cache in the layer"
@@ -1128,7 +1128,7 @@ impl<'a> Linter<'a> {
             None
         };
         self.on(
-            "ML006",
+            ids::ML006,
             idx,
             format!("cleanup runs in its own layer; the files it deletes still ship in the layer of line {install_line}"),
             format!("Move this cleanup to the end of the RUN on line {install_line}."),
@@ -1153,7 +1153,7 @@ impl<'a> Linter<'a> {
                     .is_some_and(|d| !d.ends_with('/') && !d.starts_with('$'))
             {
                 self.on(
-                    "ML033",
+                    ids::ML033,
                     idx,
                     format!(
                         "{} sources go to {:?}, which is not a directory path",
@@ -1169,14 +1169,14 @@ impl<'a> Linter<'a> {
             if keyword == "ADD" {
                 if let Some(url) = sources.iter().find(|s| is_url(s)) {
                     if ins.flag("checksum").is_none() {
-                        self.on("ML014", idx, format!("ADD downloads {url} without verifying it"), "Use `ADD --checksum=sha256:<digest>` or curl + sha256sum in a RUN that also cleans up.".into());
+                        self.on(ids::ML014, idx, format!("ADD downloads {url} without verifying it"), "Use `ADD --checksum=sha256:<digest>` or curl + sha256sum in a RUN that also cleans up.".into());
                     }
                 } else if !sources.is_empty()
                     && !sources.iter().any(|s| is_archive(s))
                     && ins.heredocs.is_empty()
                 {
                     let args = ins.rest.text.clone();
-                    self.on("ML013", idx, "ADD of local files: COPY says the same without archive extraction or URL fetching".into(), format!("Use `COPY {args}`."));
+                    self.on(ids::ML013, idx, "ADD of local files: COPY says the same without archive extraction or URL fetching".into(), format!("Use `COPY {args}`."));
                 }
             }
             if !from_context {
@@ -1184,7 +1184,7 @@ impl<'a> Linter<'a> {
             }
             for src in &sources {
                 if is_secret_file(src) {
-                    self.on("ML017", idx, format!("{src} looks like a secret and is copied into the image"), format!("Remove it from the COPY, add `{src}` to .dockerignore, and mount it with `RUN --mount=type=secret` where it is needed."));
+                    self.on(ids::ML017, idx, format!("{src} looks like a secret and is copied into the image"), format!("Remove it from the COPY, add `{src}` to .dockerignore, and mount it with `RUN --mount=type=secret` where it is needed."));
                 }
             }
             let wide = sources.iter().any(|s| is_wide_source(s));
@@ -1205,7 +1205,7 @@ impl<'a> Linter<'a> {
                     .collect();
                 if !leaked.is_empty() {
                     let list = leaked.join(", ");
-                    self.on("ML017", idx, format!("`{keyword} {}` copies {list} from the build context (not in .dockerignore)", ins.rest.text), format!("Add {list} to .dockerignore."));
+                    self.on(ids::ML017, idx, format!("`{keyword} {}` copies {list} from the build context (not in .dockerignore)", ins.rest.text), format!("Add {list} to .dockerignore."));
                 }
             }
         }
@@ -1236,7 +1236,7 @@ impl<'a> Linter<'a> {
                     } else {
                         "the image history"
                     };
-                    self.on("ML018", idx, format!("{keyword} {name} looks like a secret; its value ends up in {stored}"), format!("Drop the {keyword} and use `RUN --mount=type=secret,id={}` where it is needed.", name.to_ascii_lowercase()));
+                    self.on(ids::ML018, idx, format!("{keyword} {name} looks like a secret; its value ends up in {stored}"), format!("Drop the {keyword} and use `RUN --mount=type=secret,id={}` where it is needed.", name.to_ascii_lowercase()));
                 }
             }
         }
@@ -1262,7 +1262,7 @@ impl<'a> Linter<'a> {
                 if let Some(previous) = last[slot] {
                     let line = self.line(idx);
                     self.on(
-                        "ML020",
+                        ids::ML020,
                         previous,
                         format!("this {keyword} is overridden by the one on line {line}"),
                         format!("Remove this {keyword}."),
@@ -1295,7 +1295,7 @@ impl<'a> Linter<'a> {
                 } else {
                     format!("Use the exec form, or `{keyword} exec {text}` so the app replaces the shell.")
                 };
-                self.on("ML019", idx, format!("shell-form {keyword}: /bin/sh is PID 1 and does not pass SIGTERM to the app"), fix);
+                self.on(ids::ML019, idx, format!("shell-form {keyword}: /bin/sh is PID 1 and does not pass SIGTERM to the app"), fix);
                 if let Some(last) = self.findings.last_mut() {
                     last.edit = edit;
                 }
@@ -1322,7 +1322,7 @@ impl<'a> Linter<'a> {
         });
         match last_user {
             None if root_base && final_stage.base_resolved => {
-                self.on("ML015", final_stage.from, "the final stage never sets USER: the container runs as root".into(), if final_stage.base == "scratch" || final_stage.base.contains("distroless") {
+                self.on(ids::ML015, final_stage.from, "the final stage never sets USER: the container runs as root".into(), if final_stage.base == "scratch" || final_stage.base.contains("distroless") {
                         "Add `USER 10001` at the end (a numeric uid needs no user database).".into()
                     } else {
                         "Add `RUN useradd -r -u 10001 app` and `USER 10001` at the end of the final stage.".into()
@@ -1333,7 +1333,7 @@ impl<'a> Linter<'a> {
                 let name = user.split(':').next().unwrap_or("");
                 if name == "root" || name == "0" {
                     self.on(
-                        "ML015",
+                        ids::ML015,
                         idx,
                         format!("the last USER is {user}: the container runs as root"),
                         "Switch to an unprivileged user after the steps that need root.".into(),
@@ -1352,7 +1352,7 @@ impl<'a> Linter<'a> {
             .any(|i| i.keyword == "HEALTHCHECK" && in_lineage(i));
         if let (Some(idx), false) = (expose, health) {
             let ports = self.df.instructions[idx].expanded.clone();
-            self.on("ML016", idx, format!("the image serves {ports} but has no HEALTHCHECK"), "Add `HEALTHCHECK CMD [\"…probe…\"]` or `HEALTHCHECK NONE` if health is checked elsewhere.".into());
+            self.on(ids::ML016, idx, format!("the image serves {ports} but has no HEALTHCHECK"), "Add `HEALTHCHECK CMD [\"…probe…\"]` or `HEALTHCHECK NONE` if health is checked elsewhere.".into());
         }
     }
 
@@ -1363,7 +1363,7 @@ impl<'a> Linter<'a> {
                 "MAINTAINER" => {
                     let who = ins.rest.text.clone();
                     self.on(
-                        "ML028",
+                        ids::ML028,
                         idx,
                         "MAINTAINER is deprecated".into(),
                         format!("Use `LABEL org.opencontainers.image.authors={:?}`.", who),
@@ -1375,7 +1375,7 @@ impl<'a> Linter<'a> {
                     if !dir.is_empty() && !dir.starts_with('/') && !dir.starts_with('$') && !windows
                     {
                         self.on(
-                            "ML021",
+                            ids::ML021,
                             idx,
                             format!("WORKDIR {dir} is relative to the previous WORKDIR"),
                             format!("Use an absolute path such as `WORKDIR /{dir}`."),
@@ -1393,7 +1393,7 @@ impl<'a> Linter<'a> {
                         };
                         if invalid {
                             self.on(
-                                "ML030",
+                                ids::ML030,
                                 idx,
                                 format!("EXPOSE {spec} is not a valid port"),
                                 "Use a port number between 0 and 65535.".into(),
@@ -1432,7 +1432,7 @@ impl<'a> Linter<'a> {
             || self.ctx.entries.iter().any(|e| e == "package.json");
         match &self.ctx.dockerignore {
             None => self.on(
-                "ML022",
+                ids::ML022,
                 idx,
                 "there is no .dockerignore: the whole directory is the build context".into(),
                 "Create .dockerignore with `.git`, `node_modules`, `.env*` and your build output."
@@ -1452,7 +1452,7 @@ impl<'a> Linter<'a> {
                 if !missing.is_empty() {
                     let list = missing.join(", ");
                     self.on(
-                        "ML023",
+                        ids::ML023,
                         idx,
                         format!("{} does not exclude {list}", ignore.name),
                         format!("Add {list} to {}.", ignore.name),
