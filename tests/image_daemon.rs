@@ -5,6 +5,8 @@
 //! Without a daemon (or gcc for the static test binary) the daemon test prints why and passes,
 //! except under `CI=true`, where a missing prerequisite is a failure.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,14 +19,10 @@ use minify::image::{
 
 /// Returns false (after saying why) when the test cannot run here; panics instead under CI.
 fn prerequisite(ok: bool, why: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but {why}");
-    }
-    eprintln!("skipping: {why}");
-    false
+    common::require(
+        "a prerequisite",
+        if ok { Ok(()) } else { Err(why.to_string()) },
+    )
 }
 
 fn command_succeeds(program: &str, args: &[&str]) -> bool {

@@ -5,6 +5,8 @@
 //! Needs root and a BTF kernel. Without them the tests print why and pass, except under
 //! CI=true, where a missing facility is a failure.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::unix::process::CommandExt;
@@ -20,10 +22,6 @@ use minify::sense::{cgroup, Access, AccessKind, Sensor, Trace};
 static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
 const OUR_PROGRAMS: &[&str] = &["minify_enter"];
-
-fn running_in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 /// Why the kernel sensor cannot run here, if it cannot.
 fn missing_facility() -> Option<String> {
@@ -46,16 +44,10 @@ fn missing_facility() -> Option<String> {
 
 /// True when the test should go on; under CI a missing facility fails the test.
 fn kernel_sensor_available(test: &str) -> bool {
-    match missing_facility() {
-        None => true,
-        Some(why) if running_in_ci() => {
-            panic!("{test}: CI=true but the eBPF sensor cannot run: {why}")
-        }
-        Some(why) => {
-            eprintln!("{test}: skipped: {why}");
-            false
-        }
-    }
+    common::require(
+        &format!("the eBPF sensor ({test})"),
+        missing_facility().map_or(Ok(()), Err),
+    )
 }
 
 fn unique_name(tag: &str) -> String {
@@ -437,11 +429,7 @@ fn traces_a_real_container_with_container_paths() {
     if !kernel_sensor_available("traces_a_real_container_with_container_paths") {
         return;
     }
-    if let Some(why) = docker_missing() {
-        if running_in_ci() {
-            panic!("CI=true but the container test cannot run: {why}");
-        }
-        eprintln!("traces_a_real_container_with_container_paths: skipped: {why}");
+    if !common::require("the Docker daemon", docker_missing().map_or(Ok(()), Err)) {
         return;
     }
     let _serial = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
