@@ -13,6 +13,7 @@ pub mod closure;
 pub mod docker;
 pub mod error;
 pub mod image;
+pub mod packages;
 pub mod pipeline;
 pub mod probe;
 pub mod report;

@@ -21,7 +21,7 @@ use crate::report::{FileCounts, ImageRef, KeptPath, Report, SensorSummary, Timin
 use crate::sense::ptrace::SensorChoice;
 use crate::sense::{ContainerHooks, Sensor, SensorFactory, Trace};
 use crate::verify::{self, Verification};
-use crate::{run, Error, Result};
+use crate::{packages, run, Error, Result};
 
 /// Everything `minify build` needs, already validated.
 #[derive(Debug, Clone)]
@@ -123,12 +123,19 @@ pub async fn build<D: DockerApi>(
     let fs = wait_for_image(reading, &mut progress).await?;
 
     phase("computing closure");
-    let (closure, excluded) = close_over(&fs, &run.trace, options, &mut progress)?;
+    let (closure, excluded, packages) = close_over(&fs, &run.trace, options, &mut progress)?;
 
     run::check_interrupted()?;
     phase("writing slim image");
     let entries = retain::retain(&fs.index, |path| closure.kept.contains(path));
-    let archive = write_slim(&fs, &entries, options, work_dir.path(), &mut progress)?;
+    let archive = write_slim(
+        &fs,
+        &entries,
+        &packages.replaced,
+        options,
+        work_dir.path(),
+        &mut progress,
+    )?;
 
     run::check_interrupted()?;
     phase("loading slim image");
@@ -158,6 +165,7 @@ pub async fn build<D: DockerApi>(
         &entries,
         &closure,
         excluded,
+        packages.summary,
         &loaded.result,
         verification,
         progress,
@@ -343,7 +351,7 @@ fn close_over(
     trace: &Trace,
     options: &BuildOptions,
     progress: &mut Progress,
-) -> Result<(closure::Closure, rules::ExcludeOutcome)> {
+) -> Result<(closure::Closure, rules::ExcludeOutcome, Packages)> {
     let closure_started = Instant::now();
     let run_config = RunConfig::from_image_config(&fs.config)?;
     let workdir = run_config.working_dir.clone().unwrap_or_else(|| "/".into());
@@ -364,13 +372,30 @@ fn close_over(
             app::MAX_ROOT_FILES
         ));
     }
+    let mut extra_paths = rules::include_paths(&options.keep, &fs.index);
+    // With a package database, the slim image gets one that lists what it holds (and the
+    // os-release scanners identify the distribution by); see [`crate::packages`].
+    let has_dpkg = fs.index.get(packages::DPKG_STATUS).is_some();
+    if has_dpkg {
+        for path in [packages::DPKG_STATUS, "/etc/os-release"] {
+            if fs.index.get(path).is_some() {
+                extra_paths.push((
+                    path.to_string(),
+                    Reason::Runtime {
+                        note: "package scanners read it (the database is rewritten to list what is kept)"
+                            .into(),
+                    },
+                ));
+            }
+        }
+    }
     let mut closure = tokio::task::block_in_place(|| {
         closure::compute(
             fs,
             &ClosureInput {
                 traced: &trace.accesses,
                 env: &run_config.env,
-                extra_paths: rules::include_paths(&options.keep, &fs.index),
+                extra_paths: extra_paths.clone(),
                 app_files: app_files
                     .files
                     .iter()
@@ -410,13 +435,37 @@ fn close_over(
             closure.dynamic_loads.len() - MAX_QUOTED_LOADS
         ));
     }
-    Ok((closure, excluded))
+    let packages = if has_dpkg {
+        let installed = packages::debian_packages(fs);
+        let fates = packages::fates(&installed, |path| closure.kept.contains(path));
+        let status = packages::rewritten_status(&installed, &fates);
+        let summary = packages::PackageSummary::new(fates);
+        if let Some(line) = summary.line() {
+            eprintln!("minify: {line}");
+        }
+        Packages {
+            replaced: BTreeMap::from([(packages::DPKG_STATUS.to_string(), status.into_bytes())]),
+            summary,
+        }
+    } else {
+        Packages::default()
+    };
+    Ok((closure, excluded, packages))
+}
+
+/// The slim image's package inventory and the database contents rewritten for it.
+#[derive(Debug, Default)]
+struct Packages {
+    /// Files whose content the slim image gets from here (the rewritten dpkg status).
+    replaced: BTreeMap<String, Vec<u8>>,
+    summary: packages::PackageSummary,
 }
 
 /// Writes the kept `entries` as a one-layer docker-archive in `work_dir`; returns its path.
 fn write_slim(
     fs: &ImageFs,
     entries: &[&Entry],
+    replaced: &BTreeMap<String, Vec<u8>>,
     options: &BuildOptions,
     work_dir: &std::path::Path,
     progress: &mut Progress,
@@ -425,7 +474,7 @@ fn write_slim(
     let archive_path = work_dir.join("slim.tar");
     tokio::task::block_in_place(|| -> Result<()> {
         let layer_path = work_dir.join("layer.tar");
-        let layer = sink::write_layer_file(fs, entries, &layer_path)?;
+        let layer = sink::write_layer_file(fs, entries, replaced, &layer_path)?;
         let config = slim_config(
             &fs.config,
             &layer.diff_id,
@@ -514,6 +563,7 @@ fn assemble_report(
     entries: &[&Entry],
     closure: &closure::Closure,
     excluded: rules::ExcludeOutcome,
+    packages: packages::PackageSummary,
     result: &ImageSummary,
     verification: Option<Verification>,
     mut progress: Progress,
@@ -576,6 +626,7 @@ fn assemble_report(
             .map(|n| (n.of.clone(), n.soname.clone()))
             .collect(),
         excluded,
+        packages,
         verification,
         warnings: progress.warnings,
         timings: progress.timings,

@@ -73,6 +73,9 @@ pub struct Report {
     pub unresolved_needs: Vec<(String, String)>,
     /// What `--exclude` removed, and what it matched but had to keep.
     pub excluded: crate::closure::rules::ExcludeOutcome,
+    /// The source image's OS packages and what became of each (kept whole, partly, gone); the
+    /// slim image's package database lists the ones not gone.
+    pub packages: crate::packages::PackageSummary,
     /// The slim image's answers to the same probes (`--verify`).
     pub verification: Option<crate::verify::Verification>,
     pub warnings: Vec<String>,

@@ -644,3 +644,92 @@ fn a_pid1_that_ignores_sigterm_is_killed_at_once() {
         stop_ms(&report)
     );
 }
+
+/// The slim image's dpkg database lists exactly the packages the report says are (partly)
+/// kept; the report counts every package `dpkg-query` sees installed in the fat image; the
+/// slim database still reads with dpkg's own tools; a package whose files all went is absent.
+#[test]
+fn the_slim_images_package_database_lists_only_what_it_holds() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/nginx:1") {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = format!("minify-test/dpkg.slim:{}", unique("p"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("r.json");
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/nginx:1",
+        "--tag",
+        &tag,
+        "--report",
+        report_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let packages = &report["packages"];
+    let installed: std::collections::BTreeSet<String> = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "dpkg-query",
+        "minify-fixture/nginx:1",
+        "-W",
+        "-f",
+        "${db:Status-Status} ${Package}\\n",
+    ])
+    .lines()
+    .filter_map(|l| l.strip_prefix("installed "))
+    .map(String::from)
+    .collect();
+    assert_eq!(packages["total"].as_u64(), Some(installed.len() as u64));
+    let fate = |kept: &str| -> std::collections::BTreeSet<String> {
+        packages["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["kept"] == kept)
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let gone = fate("gone");
+    assert!(gone.contains("apt"), "apt is not used by nginx: {gone:?}");
+    assert!(stderr.contains(&format!(
+        "removed {} of {} Debian packages",
+        gone.len(),
+        installed.len()
+    )));
+
+    // dpkg's own reader on the slim database (copied out: the slim image has no dpkg).
+    let admin = dir.path().join("dpkg");
+    std::fs::create_dir_all(admin.join("info")).unwrap();
+    std::fs::create_dir_all(admin.join("updates")).unwrap();
+    let container = docker(&["create", &tag]);
+    let status = docker(&["cp", &format!("{container}:/var/lib/dpkg/status"), "-"]);
+    docker(&["rm", &container]);
+    let mut archive = tar::Archive::new(status.as_bytes());
+    let mut member = archive.entries().unwrap().next().unwrap().unwrap();
+    member.unpack(admin.join("status")).unwrap();
+    let listed = std::process::Command::new("dpkg-query")
+        .arg(format!("--admindir={}", admin.display()))
+        .args(["-W", "-f", "${Package}\\n"])
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "dpkg-query on the slim database: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: std::collections::BTreeSet<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut kept = fate("whole");
+    kept.extend(fate("partly"));
+    assert_eq!(listed, kept);
+    assert!(listed.contains("nginx-light") || listed.iter().any(|p| p.starts_with("nginx")));
+    assert!(listed.is_disjoint(&gone));
+}

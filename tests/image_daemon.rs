@@ -235,7 +235,7 @@ fn docker_round_trip_of_a_slimmed_image() {
         matches!(path, "/bin/hello" | "/bin/hello-alias" | "/etc/greeting")
     });
     let layer_path = work.path().join("slim-layer.tar");
-    let layer = write_layer_file(&fs, &kept, &layer_path).unwrap();
+    let layer = write_layer_file(&fs, &kept, &Default::default(), &layer_path).unwrap();
     let config = slim_config(&fs.config, &layer.diff_id, "image_daemon test");
     let archive_path = work.path().join("slim.tar");
     let image_id = write_docker_archive(

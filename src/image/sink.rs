@@ -2,7 +2,7 @@
 //! (content copied straight from the spooled layers, hashed on the way); [`write_docker_archive`]
 //! wraps that layer and a config into a docker-archive that `docker load` (Docker 20.10) accepts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
@@ -57,6 +57,18 @@ impl<W: Write> Write for HashingWriter<W> {
 /// link whose target is not written (or was replaced) becomes a regular file with its content.
 /// The root entry `/` is skipped (the runtime owns the root's metadata).
 pub fn write_layer(fs: &ImageFs, entries: &[&Entry], out: impl Write) -> Result<LayerInfo> {
+    write_layer_with(fs, entries, &BTreeMap::new(), out)
+}
+
+/// [`write_layer`], with the content of the regular files named in `replaced` taken from there
+/// instead of the image (the entry's metadata stays): how the slim image gets a package
+/// database that lists only what it holds.
+pub fn write_layer_with(
+    fs: &ImageFs,
+    entries: &[&Entry],
+    replaced: &BTreeMap<String, Vec<u8>>,
+    out: impl Write,
+) -> Result<LayerInfo> {
     let written_paths: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
     let mut builder = tar::Builder::new(HashingWriter {
         inner: out,
@@ -73,9 +85,14 @@ pub fn write_layer(fs: &ImageFs, entries: &[&Entry], out: impl Write) -> Result<
             continue;
         }
         let as_file = written_as_file(entry, &fs.index, &written_paths);
-        append_entry(&mut builder, fs, entry, as_file).map_err(|source| Error::Io {
-            context: format!("writing {} into the slim layer", entry.path),
-            source,
+        let replacement = replaced
+            .get(&entry.path)
+            .filter(|_| entry.kind == EntryKind::File);
+        append_entry(&mut builder, fs, entry, as_file, replacement).map_err(|source| {
+            Error::Io {
+                context: format!("writing {} into the slim layer", entry.path),
+                source,
+            }
         })?;
     }
     let writer = builder
@@ -95,10 +112,21 @@ pub fn write_layer(fs: &ImageFs, entries: &[&Entry], out: impl Write) -> Result<
     })
 }
 
-/// Writes `entries` to a new layer tar file at `path`.
-pub fn write_layer_file(fs: &ImageFs, entries: &[&Entry], path: &Path) -> Result<LayerInfo> {
+/// Writes `entries` to a new layer tar file at `path` (contents replaced as in
+/// [`write_layer_with`]).
+pub fn write_layer_file(
+    fs: &ImageFs,
+    entries: &[&Entry],
+    replaced: &BTreeMap<String, Vec<u8>>,
+    path: &Path,
+) -> Result<LayerInfo> {
     let file = File::create(path).map_err(Error::io(format!("creating {}", path.display())))?;
-    write_layer(fs, entries, io::BufWriter::with_capacity(256 * 1024, file))
+    write_layer_with(
+        fs,
+        entries,
+        replaced,
+        io::BufWriter::with_capacity(256 * 1024, file),
+    )
 }
 
 fn append_entry<W: Write>(
@@ -106,6 +134,7 @@ fn append_entry<W: Write>(
     fs: &ImageFs,
     entry: &Entry,
     as_file: bool,
+    replacement: Option<&Vec<u8>>,
 ) -> io::Result<()> {
     let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
     let mut header = tar::Header::new_ustar();
@@ -148,7 +177,7 @@ fn append_entry<W: Write>(
     match kind {
         EntryKind::File => {
             header.set_entry_type(tar::EntryType::Regular);
-            size = entry.size;
+            size = replacement.map_or(entry.size, |bytes| bytes.len() as u64);
         }
         EntryKind::Dir => header.set_entry_type(tar::EntryType::Directory),
         EntryKind::Symlink { target } => {
@@ -185,7 +214,9 @@ fn append_entry<W: Write>(
     if !pax.is_empty() {
         builder.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
     }
-    if size > 0 {
+    if let Some(bytes) = replacement {
+        builder.append(&header, &bytes[..])
+    } else if size > 0 {
         let mut reader = fs.open_entry(entry)?;
         builder.append(&header, &mut reader)
     } else {
@@ -416,7 +447,7 @@ mod tests {
         let kept = retain(&fs.index, |p| p.starts_with("/bin"));
         let dir = tempfile::tempdir().unwrap();
         let layer_path = dir.path().join("layer.tar");
-        let info = write_layer_file(&fs, &kept, &layer_path).unwrap();
+        let info = write_layer_file(&fs, &kept, &Default::default(), &layer_path).unwrap();
         let source = serde_json::json!({"architecture": "amd64", "os": "linux",
             "config": {"Cmd": ["/bin/real"]}, "rootfs": {"type": "layers", "diff_ids": []}});
         let config = slim_config(&source, &info.diff_id, "test");
