@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod sbom;
 pub mod seccomp;
 pub mod sense;
 pub mod sys;

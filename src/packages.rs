@@ -174,11 +174,41 @@ pub fn rewritten_status(packages: &[DebPackage], fates: &[PackageFate]) -> Strin
     out
 }
 
+/// `(ID, ID-VERSION_ID)` of the image's os-release (`/etc/os-release`, else
+/// `/usr/lib/os-release`), empty strings when it has none.
+pub fn os_release<V: ImageView + ?Sized>(view: &V) -> (String, String) {
+    let text = ["/etc/os-release", "/usr/lib/os-release"]
+        .into_iter()
+        .find_map(|path| {
+            let resolved = resolve(view, path, true).ok()?;
+            view.read(&resolved.path, 64 << 10).ok()
+        })
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let (id, version) = (value("ID"), value("VERSION_ID"));
+    let distro = match (id.is_empty(), version.is_empty()) {
+        (false, false) => format!("{id}-{version}"),
+        (false, true) => id.clone(),
+        _ => String::new(),
+    };
+    (id, distro)
+}
+
 /// The report's summary of the OS packages, and the fates themselves.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PackageSummary {
     /// Which database was read (`dpkg`), empty when the image has none.
     pub database: String,
+    /// `ID` of the image's os-release (`debian`, `ubuntu`): the purl namespace.
+    pub os_id: String,
+    /// `ID-VERSION_ID` of the image's os-release (`debian-12`): the purl `distro` qualifier.
+    pub distro: String,
     pub total: usize,
     pub whole: usize,
     pub partly: usize,
@@ -191,6 +221,8 @@ impl PackageSummary {
         let count = |k: Kept| fates.iter().filter(|f| f.kept == k).count();
         PackageSummary {
             database: if fates.is_empty() { "" } else { "dpkg" }.into(),
+            os_id: String::new(),
+            distro: String::new(),
             total: fates.len(),
             whole: count(Kept::Whole),
             partly: count(Kept::Partly),

@@ -51,6 +51,8 @@ pub struct BuildOptions {
     pub app_closure: AppClosure,
     /// Read the image from the local daemon's layer store when it can be (else `docker save`).
     pub layer_store: bool,
+    /// `--sbom`: where the slim image's CycloneDX 1.5 SBOM goes.
+    pub sbom_path: Option<PathBuf>,
 }
 
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
@@ -172,6 +174,19 @@ pub async fn build<D: DockerApi>(
     );
     discard_if_interrupted(docker, options, &loaded).await?;
     report.write_json(&options.report_path)?;
+    if let Some(path) = &options.sbom_path {
+        let bom = crate::sbom::cyclonedx(
+            &options.tag,
+            &report.result.id,
+            &report.packages,
+            &crate::sbom::now_rfc3339(),
+        );
+        let text = serde_json::to_vec_pretty(&bom).map_err(|e| Error::File {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(path, text).map_err(Error::io(format!("writing {}", path.display())))?;
+    }
     if let Some(verification) = report.verification.as_ref().filter(|v| !v.passed()) {
         return Err(Error::VerifyFailed {
             image: options.tag.clone(),
@@ -439,7 +454,8 @@ fn close_over(
         let installed = packages::debian_packages(fs);
         let fates = packages::fates(&installed, |path| closure.kept.contains(path));
         let status = packages::rewritten_status(&installed, &fates);
-        let summary = packages::PackageSummary::new(fates);
+        let mut summary = packages::PackageSummary::new(fates);
+        (summary.os_id, summary.distro) = packages::os_release(fs);
         if let Some(line) = summary.line() {
             eprintln!("minify: {line}");
         }
@@ -987,6 +1003,7 @@ mod tests {
             seccomp_path: dir.join("seccomp.json"),
             app_closure: AppClosure::Imports,
             layer_store: false,
+            sbom_path: None,
         }
     }
 

@@ -659,6 +659,7 @@ fn the_slim_images_package_database_lists_only_what_it_holds() {
     cleanup.image(&tag);
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("r.json");
+    let sbom_path = dir.path().join("sbom.json");
     let (code, _, stderr) = minify(&[
         "build",
         "minify-fixture/nginx:1",
@@ -666,6 +667,8 @@ fn the_slim_images_package_database_lists_only_what_it_holds() {
         &tag,
         "--report",
         report_path.to_str().unwrap(),
+        "--sbom",
+        sbom_path.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value =
@@ -732,4 +735,61 @@ fn the_slim_images_package_database_lists_only_what_it_holds() {
     assert_eq!(listed, kept);
     assert!(listed.contains("nginx-light") || listed.iter().any(|p| p.starts_with("nginx")));
     assert!(listed.is_disjoint(&gone));
+
+    // The SBOM: valid CycloneDX 1.5, one component per kept package, with Debian purls.
+    let bom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sbom_path).unwrap()).unwrap();
+    let errors = cyclonedx_errors(&bom);
+    assert!(
+        errors.is_empty(),
+        "SBOM invalid against CycloneDX 1.5: {errors:#?}"
+    );
+    let mut broken = bom.clone();
+    broken["components"][0]["type"] = "not-a-type".into();
+    assert!(
+        !cyclonedx_errors(&broken).is_empty(),
+        "the schema check checks"
+    );
+    let components: std::collections::BTreeSet<String> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let purl = c["purl"].as_str().unwrap();
+            assert!(purl.starts_with("pkg:deb/debian/"), "{purl}");
+            assert!(purl.contains("distro=debian-12"), "{purl}");
+            c["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(components, kept);
+}
+
+/// Validation errors of `bom` against the official CycloneDX 1.5 JSON schema and the two it
+/// references (vendored from the cyclonedx-python-lib 7.6.2 wheel, cyclonedx/schema/_res/).
+fn cyclonedx_errors(bom: &serde_json::Value) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom");
+    let load = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    };
+    let registry = jsonschema::Registry::new()
+        .add(
+            "http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json",
+            load("spdx.SNAPSHOT.schema.json"),
+        )
+        .unwrap()
+        .add(
+            "http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json",
+            load("jsf-0.82.SNAPSHOT.schema.json"),
+        )
+        .unwrap()
+        .prepare()
+        .unwrap();
+    let validator = jsonschema::options()
+        .with_registry(&registry)
+        .build(&load("bom-1.5.SNAPSHOT.schema.json"))
+        .expect("the CycloneDX schema compiles");
+    validator
+        .iter_errors(bom)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }

@@ -65,7 +65,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run IMAGE, probe it, trace the files it uses, and build its slim twin.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Run ORIGINAL and SLIM with the same probes and compare every answer.
     Verify(VerifyArgs),
     /// Audit Dockerfiles for size, cache and security mistakes; fix the mechanical ones.
@@ -194,6 +194,10 @@ pub struct BuildArgs {
     /// bytes are read then).
     #[arg(long)]
     pub no_layer_store: bool,
+    /// Write a CycloneDX 1.5 JSON SBOM of the slim image: its OS packages still (partly) there,
+    /// with purls and how much of each was kept.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
     /// Which sensor records the run: host-side eBPF (local daemon, root), the in-container
     /// ptrace wrapper (remote daemons, no BPF rights), or auto (eBPF when possible).
     #[arg(long, value_enum, default_value_t = SensorChoice::Auto)]
@@ -282,6 +286,7 @@ impl BuildArgs {
             verify: self.verify,
             app_closure: self.app_closure,
             layer_store: !self.no_layer_store,
+            sbom_path: self.sbom.clone(),
         })
     }
 }

@@ -1,0 +1,180 @@
+//! `--sbom FILE`: a CycloneDX 1.5 JSON bill of materials of the slim image, from the package
+//! inventory ([`crate::packages`]): every OS package that is still (partly) there, with its
+//! purl (`pkg:deb/debian/NAME@VERSION?arch=…&distro=…`), and how much of it was kept as
+//! properties (`minify:kept` whole/partly, files and bytes kept of the total). Packages that are
+//! gone are not components: the slim image does not contain them.
+
+use serde_json::{json, Value};
+
+use crate::packages::{Kept, PackageSummary};
+
+/// Percent-encodes what a purl component may not hold raw (`+` and `~` appear in Debian
+/// versions: `1:2.3+dfsg-1~deb12u1`).
+fn purl_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => out.push(byte as char),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+/// The purl of a Debian package (purl-spec's `deb` type: namespace is the distribution's id).
+pub fn deb_purl(os_id: &str, name: &str, version: &str, arch: &str, distro: &str) -> String {
+    let mut purl = format!(
+        "pkg:deb/{}/{}@{}",
+        purl_escape(os_id),
+        purl_escape(name),
+        purl_escape(version)
+    );
+    let mut qualifiers = Vec::new();
+    if !arch.is_empty() {
+        qualifiers.push(format!("arch={}", purl_escape(arch)));
+    }
+    if !distro.is_empty() {
+        qualifiers.push(format!("distro={}", purl_escape(distro)));
+    }
+    if !qualifiers.is_empty() {
+        purl.push('?');
+        purl.push_str(&qualifiers.join("&"));
+    }
+    purl
+}
+
+/// The CycloneDX 1.5 document for image `name` (`id` its image id), at `timestamp` (RFC 3339).
+pub fn cyclonedx(name: &str, id: &str, packages: &PackageSummary, timestamp: &str) -> Value {
+    let os_id = if packages.os_id.is_empty() {
+        "debian"
+    } else {
+        packages.os_id.as_str()
+    };
+    let components: Vec<Value> = packages
+        .packages
+        .iter()
+        .filter(|p| p.kept != Kept::Gone)
+        .map(|p| {
+            let purl = deb_purl(os_id, &p.name, &p.version, &p.architecture, &packages.distro);
+            json!({
+                "type": "library",
+                "bom-ref": purl,
+                "name": p.name,
+                "version": p.version,
+                "purl": purl,
+                "properties": [
+                    {"name": "minify:kept", "value": if p.kept == Kept::Whole { "whole" } else { "partly" }},
+                    {"name": "minify:files_kept", "value": format!("{} of {}", p.files_kept, p.files_total)},
+                    {"name": "minify:bytes_kept", "value": format!("{} of {}", p.bytes_kept, p.bytes_total)},
+                ],
+            })
+        })
+        .collect();
+    let (repo, version) = match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (name, "latest"),
+    };
+    json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "metadata": {
+            "timestamp": timestamp,
+            "tools": {
+                "components": [{
+                    "type": "application",
+                    "name": "minify",
+                    "version": env!("CARGO_PKG_VERSION"),
+                }],
+            },
+            "component": {
+                "type": "container",
+                "bom-ref": id,
+                "name": repo,
+                "version": version,
+                "properties": [
+                    {"name": "minify:image_id", "value": id},
+                    {"name": "minify:packages_removed", "value": format!("{} of {}", packages.gone, packages.total)},
+                ],
+            },
+        },
+        "components": components,
+    })
+}
+
+/// Now as RFC 3339 UTC (`2026-12-02T04:30:00Z`), without a date crate.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packages::PackageFate;
+
+    #[test]
+    fn purls_escape_debian_versions() {
+        assert_eq!(
+            deb_purl("debian", "libc6", "2.36-9+deb12u4", "amd64", "debian-12"),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(
+            deb_purl("debian", "tzdata", "1:2024a~x", "", ""),
+            "pkg:deb/debian/tzdata@1%3A2024a%7Ex"
+        );
+    }
+
+    #[test]
+    fn only_kept_packages_are_components() {
+        let fate = |name: &str, kept| PackageFate {
+            name: name.into(),
+            version: "1".into(),
+            architecture: "amd64".into(),
+            kept,
+            files_kept: 1,
+            files_total: 2,
+            bytes_kept: 10,
+            bytes_total: 20,
+        };
+        let mut summary =
+            PackageSummary::new(vec![fate("libc6", Kept::Partly), fate("apt", Kept::Gone)]);
+        summary.distro = "debian-12".into();
+        let bom = cyclonedx("app.slim:1", "sha256:ab", &summary, "2026-12-02T00:00:00Z");
+        let names: Vec<&str> = bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["libc6"]);
+        assert_eq!(bom["metadata"]["component"]["name"], "app.slim");
+        assert_eq!(bom["components"][0]["properties"][0]["value"], "partly");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let now = now_rfc3339();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+    }
+}
