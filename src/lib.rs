@@ -21,6 +21,7 @@ pub mod run;
 pub mod sbom;
 pub mod seccomp;
 pub mod sense;
+pub mod surface;
 pub mod sys;
 pub mod verify;
 pub mod xray;

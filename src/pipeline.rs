@@ -127,6 +127,12 @@ pub async fn build<D: DockerApi>(
     phase("computing closure");
     let (closure, excluded, packages) = close_over(&fs, &run.trace, options, &mut progress)?;
 
+    let surface = crate::surface::SurfaceChange {
+        before: crate::surface::surface(&fs.index, |_| true),
+        after: crate::surface::surface(&fs.index, |path| closure.kept.contains(path)),
+    };
+    eprintln!("minify: {}", surface.line());
+
     run::check_interrupted()?;
     phase("writing slim image");
     let entries = retain::retain(&fs.index, |path| closure.kept.contains(path));
@@ -168,6 +174,7 @@ pub async fn build<D: DockerApi>(
         &closure,
         excluded,
         packages.summary,
+        surface,
         &loaded.result,
         verification,
         progress,
@@ -580,6 +587,7 @@ fn assemble_report(
     closure: &closure::Closure,
     excluded: rules::ExcludeOutcome,
     packages: packages::PackageSummary,
+    surface: crate::surface::SurfaceChange,
     result: &ImageSummary,
     verification: Option<Verification>,
     mut progress: Progress,
@@ -643,6 +651,7 @@ fn assemble_report(
             .collect(),
         excluded,
         packages,
+        attack_surface: surface,
         verification,
         warnings: progress.warnings,
         timings: progress.timings,

@@ -76,6 +76,9 @@ pub struct Report {
     /// The source image's OS packages and what became of each (kept whole, partly, gone); the
     /// slim image's package database lists the ones not gone.
     pub packages: crate::packages::PackageSummary,
+    /// Shells, package managers, interpreters, network tools, SSH, setuid/setgid, capabilities
+    /// and world-writable dirs of the source image and of the slim one.
+    pub attack_surface: crate::surface::SurfaceChange,
     /// The slim image's answers to the same probes (`--verify`).
     pub verification: Option<crate::verify::Verification>,
     pub warnings: Vec<String>,
