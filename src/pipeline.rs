@@ -212,6 +212,7 @@ pub async fn build<D: DockerApi>(
                     .collect(),
                 app_closure: options.app_closure,
                 workdir: &workdir,
+                trace_lost_events: trace.lost_events > 0,
             },
         )
     });
@@ -328,6 +329,7 @@ pub async fn build<D: DockerApi>(
         app_closure: options.app_closure,
         kept_by_reason: crate::report::kept_by_reason(&kept),
         dynamic_loads: closure.dynamic_loads.clone(),
+        lazy_loads_not_followed: closure.lazy_loads_not_followed.clone(),
         minify_version: env!("CARGO_PKG_VERSION").into(),
         source: ImageRef {
             name: options.image.clone(),

@@ -85,6 +85,9 @@ pub struct Report {
     pub kept_by_reason: BTreeMap<String, ReasonCount>,
     /// Loads in kept code no scanner could resolve (file:line): what the slim image may lack.
     pub dynamic_loads: Vec<crate::closure::DynamicLoad>,
+    /// Lazy loads in the functions of libraries the app ran that the closure did not follow
+    /// (they bring code nothing else needs): what the slim image lacks if a route reaches them.
+    pub lazy_loads_not_followed: Vec<crate::closure::DynamicLoad>,
 }
 
 /// How many kept paths (and content bytes) one kind of reason accounts for.
