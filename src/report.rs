@@ -180,13 +180,14 @@ impl Report {
         if !added.is_empty() {
             let _ = writeln!(
                 out,
-                "beyond the trace ({}): {}; {} unresolved loads",
+                "beyond the trace ({}): {}; {} unresolved loads, {} lazy library loads not followed",
                 serde_json::to_value(self.app_closure)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
                 added.join(", "),
-                self.dynamic_loads.len()
+                self.dynamic_loads.len(),
+                self.lazy_loads_not_followed.len()
             );
         }
         let failed = self.probes.iter().filter(|p| !p.ok()).count();
