@@ -433,6 +433,7 @@ fn close_over(
                     .collect(),
                 app_closure: options.app_closure,
                 workdir: &workdir,
+                trace_lost_events: trace.lost_events > 0,
             },
         )
     });
@@ -618,6 +619,7 @@ fn assemble_report(
         app_closure: options.app_closure,
         kept_by_reason: crate::report::kept_by_reason(&kept),
         dynamic_loads: closure.dynamic_loads.clone(),
+        lazy_loads_not_followed: closure.lazy_loads_not_followed.clone(),
         minify_version: env!("CARGO_PKG_VERSION").into(),
         source: ImageRef {
             name: options.image.clone(),

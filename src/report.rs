@@ -91,6 +91,9 @@ pub struct Report {
     pub kept_by_reason: BTreeMap<String, ReasonCount>,
     /// Loads in kept code no scanner could resolve (file:line): what the slim image may lack.
     pub dynamic_loads: Vec<crate::closure::DynamicLoad>,
+    /// Lazy loads in the functions of libraries the app ran that the closure did not follow
+    /// (they bring code nothing else needs): what the slim image lacks if a route reaches them.
+    pub lazy_loads_not_followed: Vec<crate::closure::DynamicLoad>,
 }
 
 /// How many kept paths (and content bytes) one kind of reason accounts for.
@@ -183,13 +186,14 @@ impl Report {
         if !added.is_empty() {
             let _ = writeln!(
                 out,
-                "beyond the trace ({}): {}; {} unresolved loads",
+                "beyond the trace ({}): {}; {} unresolved loads, {} lazy library loads not followed",
                 serde_json::to_value(self.app_closure)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
                 added.join(", "),
-                self.dynamic_loads.len()
+                self.dynamic_loads.len(),
+                self.lazy_loads_not_followed.len()
             );
         }
         let failed = self.probes.iter().filter(|p| !p.ok()).count();

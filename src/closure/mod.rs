@@ -142,6 +142,29 @@ pub const RUNTIME_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// How far the closure follows the loads of a kept source file that the trace did not see run
+/// (see [`Builder::scan_role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScanDepth {
+    /// Only its eager loads (those that run when the file is loaded, [`lang::Dependency::lazy`]
+    /// false), and theirs in turn: a module a library imports lazily must import, but what
+    /// *its* functions import lazily is a second step off the paths that ran.
+    Eager,
+    /// Every load, lazy ones included, and so on for what they load: the app's own code and
+    /// what it imports.
+    Full,
+}
+
+/// How a kept source file is scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScanRole {
+    /// The trace saw it run and it is not the app's own file: its eager loads already ran (they
+    /// are in the trace); what it loads is scanned [`ScanDepth::Eager`].
+    Traced,
+    /// Reached only through loads: scanned to the depth its importers gave it.
+    Reached(ScanDepth),
+}
+
 /// What the closure starts from.
 #[derive(Debug, Clone, Default)]
 pub struct ClosureInput<'a> {
@@ -158,6 +181,9 @@ pub struct ClosureInput<'a> {
     pub app_closure: lang::AppClosure,
     /// The image's WORKDIR (`/` when unset): the runtimes' current directory.
     pub workdir: &'a str,
+    /// The sensor lost events: a file the app loaded may be missing from `traced`, so the
+    /// module-level loads of traced files are followed too (see [`Builder::reach`]).
+    pub trace_lost_events: bool,
 }
 
 /// A load in kept source code that could not be resolved statically (a non-literal argument,
@@ -221,6 +247,10 @@ pub struct Closure {
     pub warnings: Vec<ClosureWarning>,
     /// Loads in kept code that no scanner could resolve, sorted.
     pub dynamic_loads: Vec<DynamicLoad>,
+    /// Lazy loads in libraries the app ran that were not followed (see
+    /// [`Builder::follow_lazy_library_loads`]), sorted: what the slim image lacks if a route
+    /// calls that library function.
+    pub lazy_loads_not_followed: Vec<DynamicLoad>,
     pub stats: ClosureStats,
 }
 
@@ -228,6 +258,7 @@ pub struct Closure {
 pub fn compute<V: ImageView + ?Sized>(view: &V, input: &ClosureInput) -> Closure {
     let mut builder = Builder::new(view, input.env);
     builder.app_closure = input.app_closure;
+    builder.trace_complete = !input.trace_lost_events;
     builder.workdir = input.workdir.to_string();
     builder.keep_runtime_files();
 
@@ -265,6 +296,7 @@ pub fn compute<V: ImageView + ?Sized>(view: &V, input: &ClosureInput) -> Closure
         }
     }
     builder.run_to_fixed_point();
+    builder.follow_lazy_library_loads();
     builder.finish()
 }
 
@@ -292,6 +324,13 @@ struct Builder<'v, V: ?Sized> {
     /// Discovered on the first source file scanned.
     runtimes: Option<std::rc::Rc<lang::Runtimes>>,
     dynamic_loads: std::collections::BTreeSet<DynamicLoad>,
+    lazy_loads_not_followed: std::collections::BTreeSet<DynamicLoad>,
+    /// The deepest [`ScanDepth`] a load gave each file kept for it (real paths).
+    depths: std::collections::HashMap<String, ScanDepth>,
+    /// No sensor event was lost: what a traced file loaded at its load is all in the trace.
+    trace_complete: bool,
+    /// Lazy loads of traced library files, decided once the rest is kept: (file, load).
+    lazy_library_loads: Vec<(String, lang::Dependency)>,
 }
 
 impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
@@ -338,6 +377,10 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
             workdir: "/".to_string(),
             runtimes: None,
             dynamic_loads: Default::default(),
+            lazy_loads_not_followed: Default::default(),
+            depths: Default::default(),
+            lazy_library_loads: Vec::new(),
+            trace_complete: true,
         }
     }
 
@@ -543,9 +586,71 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
                     reasons.iter().any(|r| matches!(r, Reason::Traced { .. }))
                 });
                 if !(traced && lang::is_runtime_library(path)) {
-                    self.scan_source(path, language);
+                    let role = self.scan_role(path);
+                    self.scan_source(path, language, role);
                 }
             }
+        }
+    }
+
+    /// How the kept file at `path` is scanned. The app's own files, files kept by a rule and
+    /// anything else not kept only by the trace or by loads are scanned fully. A traced file
+    /// otherwise (a library the app ran) is [`ScanRole::Traced`]: the module-level loads of a
+    /// file that ran already ran, so scanning it only adds what its functions load on paths
+    /// that did not run, and those are followed one step (what they load eagerly), not into
+    /// their own lazy loads. Files reached only through loads get the depth of their deepest
+    /// importer.
+    fn scan_role(&self, path: &str) -> ScanRole {
+        let reasons = self.kept.paths.get(path).map(Vec::as_slice).unwrap_or(&[]);
+        let only_trace_or_loads = reasons.iter().all(|r| {
+            matches!(
+                r,
+                Reason::Traced { .. }
+                    | Reason::Import { .. }
+                    | Reason::ParentDir
+                    | Reason::SymlinkHop { .. }
+            )
+        });
+        if !only_trace_or_loads {
+            return ScanRole::Reached(ScanDepth::Full);
+        }
+        if reasons.iter().any(|r| matches!(r, Reason::Traced { .. })) {
+            return ScanRole::Traced;
+        }
+        ScanRole::Reached(self.depths.get(path).copied().unwrap_or(ScanDepth::Full))
+    }
+
+    /// The depth a load running at `when` in a file scanned as `role` gives what it loads;
+    /// `None` when that load is not followed.
+    fn reach(&self, role: ScanRole, when: lang::When) -> Option<ScanDepth> {
+        use lang::When::{Anytime, Autoload, Later, OnLoad};
+        match (role, when) {
+            (ScanRole::Reached(ScanDepth::Full), _) => Some(ScanDepth::Full),
+            // It ran: a load decided at its load either ran (and is in the trace) or never will
+            // (unless the sensor lost events: then the trace may lack it).
+            (ScanRole::Traced, OnLoad) => (!self.trace_complete).then_some(ScanDepth::Eager),
+            // An autoload is the library's declared API, loaded on the first use of a constant
+            // from anywhere (Rack::Multipart on the first form post): followed one step.
+            (ScanRole::Traced, Anytime | Autoload) => Some(ScanDepth::Eager),
+            // Decided at the end (follow_lazy_library_loads).
+            (ScanRole::Traced, Later) => None,
+            (ScanRole::Reached(ScanDepth::Eager), OnLoad | Anytime) => Some(ScanDepth::Eager),
+            (ScanRole::Reached(ScanDepth::Eager), Later | Autoload) => None,
+        }
+    }
+
+    /// Gives `real` (kept for a load) at least `depth`, rescanning it if it was scanned shallower.
+    fn deepen(&mut self, real: &str, depth: ScanDepth) {
+        let old = self.depths.get(real).copied();
+        if old.is_some_and(|old| old >= depth) {
+            return;
+        }
+        self.depths.insert(real.to_string(), depth);
+        if old.is_some()
+            && self.analysed.contains(real)
+            && !self.pending_analysis.iter().any(|p| p == real)
+        {
+            self.pending_analysis.push_back(real.to_string());
         }
     }
 
@@ -561,12 +666,18 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
             return;
         };
         if let Some(found) = runtimes.extension_dependencies(self.view, path, &binary) {
+            let role = self.scan_role(path);
             for dependency in found.paths {
+                let Some(depth) = self.reach(role, dependency.when) else {
+                    continue;
+                };
                 let reason = Reason::Import {
                     of: path.to_string(),
                     load: dependency.why.clone(),
                 };
-                self.keep_path(&dependency.path, true, reason);
+                if let Some(real) = self.keep_path(&dependency.path, true, reason) {
+                    self.deepen(&real, depth);
+                }
             }
         }
     }
@@ -588,7 +699,7 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
     }
 
     /// Keeps what the source file at `path` loads (and, with `packages`, its whole package).
-    fn scan_source(&mut self, path: &str, language: lang::Language) {
+    fn scan_source(&mut self, path: &str, language: lang::Language, role: ScanRole) {
         let text = match self.view.read(path, lang::SCAN_READ_LIMIT) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(err) => {
@@ -600,11 +711,20 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
         let runtimes = self.runtimes();
         let found = runtimes.dependencies(self.view, language, path, &text);
         for dependency in found.paths {
+            if role == ScanRole::Traced && dependency.when == lang::When::Later {
+                self.lazy_library_loads.push((path.to_string(), dependency));
+                continue;
+            }
+            let Some(depth) = self.reach(role, dependency.when) else {
+                continue;
+            };
             let reason = Reason::Import {
                 of: path.to_string(),
                 load: dependency.why.clone(),
             };
-            if self.keep_path(&dependency.path, true, reason).is_none() {
+            if let Some(real) = self.keep_path(&dependency.path, true, reason) {
+                self.deepen(&real, depth);
+            } else {
                 self.dynamic_loads.insert(DynamicLoad {
                     path: path.to_string(),
                     line: 0,
@@ -635,6 +755,131 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
         }
     }
 
+    /// Lazy loads in the functions of libraries the app ran (an import inside a `def` of a
+    /// traced file that is not the app's own): the trace saw the library's start-up and the
+    /// requests the probes made, so what is left are code paths no probe took. Such a load is
+    /// followed when what it names imports with code already kept: the module (and its
+    /// package's `__init__`) is the only new code its import runs, as for a helper module of
+    /// the library or a stdlib module the app already loaded the imports of (a template
+    /// filter's `textwrap`, `jinja2.debug` on a template error). A load that would bring new
+    /// code in turn (another module, a C extension and its libraries) starts a part of the
+    /// library the app did not switch on — an async runtime, a debugger, a test client, a
+    /// reloader, Bundler — and is not followed; it is listed in `lazy_loads_not_followed`.
+    /// Decided after everything else is kept, in path order, until nothing more qualifies.
+    fn follow_lazy_library_loads(&mut self) {
+        // A module's bytecode, metadata or gemspecs come right after it: they go with it.
+        let mut groups: Vec<(String, Vec<lang::Dependency>)> = Vec::new();
+        for (of, dependency) in std::mem::take(&mut self.lazy_library_loads) {
+            let code = self.is_code(&dependency.path);
+            match groups.last_mut() {
+                Some((last_of, group)) if !code && *last_of == of => group.push(dependency),
+                _ => groups.push((of, vec![dependency])),
+            }
+        }
+        groups.sort_by(|a, b| (&a.0, &a.1[0].path).cmp(&(&b.0, &b.1[0].path)));
+        loop {
+            let mut progressed = false;
+            let mut left = Vec::new();
+            for (of, group) in groups {
+                let Ok(resolution) = resolve::resolve(self.view, &group[0].path, true) else {
+                    continue;
+                };
+                let kept = self.kept.contains(&resolution.path);
+                if !kept
+                    && self.is_code(&resolution.path)
+                    && !self.imports_only_itself(&resolution.path)
+                {
+                    left.push((of, group));
+                    continue;
+                }
+                for dependency in &group {
+                    let reason = Reason::Import {
+                        of: of.clone(),
+                        load: dependency.why.clone(),
+                    };
+                    if let Some(real) = self.keep_path(&dependency.path, true, reason) {
+                        self.deepen(&real, ScanDepth::Eager);
+                    }
+                }
+                if !kept {
+                    progressed = true;
+                    self.run_to_fixed_point();
+                }
+            }
+            groups = left;
+            if !progressed {
+                break;
+            }
+        }
+        for (of, group) in groups {
+            self.lazy_loads_not_followed.insert(DynamicLoad {
+                path: of,
+                line: 0,
+                message: format!(
+                    "{}: inside a function of a library the app ran; loading it would run code \
+                     nothing else kept",
+                    group[0].why
+                ),
+            });
+        }
+    }
+
+    /// Whether the file at `path` is code: source a scanner reads, or an ELF object.
+    fn is_code(&self, path: &str) -> bool {
+        let Ok(real) = resolve::resolve(self.view, path, true) else {
+            return false;
+        };
+        let Ok(head) = self.view.read(&real.path, script::SHEBANG_READ_LIMIT) else {
+            return false;
+        };
+        head.starts_with(elf::ELF_MAGIC) || lang::language_of(&real.path, &head).is_some()
+    }
+
+    /// Whether importing the file at `real` (not kept) runs no code that is not kept but itself
+    /// and its enclosing packages' `__init__` files: its eager loads, transitively, are kept
+    /// already or are not code (bytecode, metadata, data). A native extension is never such a
+    /// file (it brings its libraries).
+    fn imports_only_itself(&mut self, real: &str) -> bool {
+        const MAX_FILES: usize = 256;
+        let runtimes = self.runtimes();
+        let mut seen: std::collections::HashSet<String> = [real.to_string()].into();
+        let mut queue = vec![real.to_string()];
+        while let Some(path) = queue.pop() {
+            if seen.len() > MAX_FILES {
+                return false;
+            }
+            let Ok(head) = self.view.read(&path, script::SHEBANG_READ_LIMIT) else {
+                continue;
+            };
+            if head.starts_with(elf::ELF_MAGIC) {
+                return false;
+            }
+            let Some(language) = lang::language_of(&path, &head) else {
+                continue;
+            };
+            if path != real && !is_enclosing_init(&path, real) {
+                return false;
+            }
+            let Ok(bytes) = self.view.read(&path, lang::SCAN_READ_LIMIT) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            let found = runtimes.dependencies(self.view, language, &path, &text);
+            for dependency in found.paths {
+                if dependency.when == lang::When::Later {
+                    continue;
+                }
+                let Ok(resolution) = resolve::resolve(self.view, &dependency.path, true) else {
+                    continue;
+                };
+                if !self.kept.contains(&resolution.path) && seen.insert(resolution.path.clone()) {
+                    queue.push(resolution.path);
+                }
+            }
+        }
+        true
+    }
+
     fn finish(self) -> Closure {
         let unresolved_needs = self
             .needs
@@ -647,7 +892,18 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
             unresolved_needs,
             warnings: self.warnings.into_iter().collect(),
             dynamic_loads: self.dynamic_loads.into_iter().collect(),
+            lazy_loads_not_followed: self.lazy_loads_not_followed.into_iter().collect(),
             stats: self.stats,
         }
     }
+}
+
+/// Whether `file` is the `__init__` of a package enclosing `module` (`a/__init__.py` for
+/// `a/b/c.py`, or for `a/__init__.py` itself).
+fn is_enclosing_init(file: &str, module: &str) -> bool {
+    let (dir, name) = file.rsplit_once('/').unwrap_or(("", file));
+    name.starts_with("__init__.")
+        && module
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }

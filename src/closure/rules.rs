@@ -246,6 +246,7 @@ mod tests {
             unresolved_needs: Vec::new(),
             warnings: Vec::new(),
             dynamic_loads: Vec::new(),
+            lazy_loads_not_followed: Vec::new(),
             stats: Default::default(),
         };
         let set = exclude_set(&[

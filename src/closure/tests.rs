@@ -825,11 +825,19 @@ fn run_app(image: &FakeImage, mode: lang::AppClosure) -> Closure {
         &ClosureInput {
             traced: &traced,
             env: &["PATH=/app/venv/bin:/usr/bin".to_string()],
+            app_files: vec![("/app/app.py".to_string(), app_file())],
             app_closure: mode,
             workdir: "/app",
             ..Default::default()
         },
     )
+}
+
+fn app_file() -> Reason {
+    Reason::AppFile {
+        layer: 1,
+        instruction: "COPY app /app".to_string(),
+    }
 }
 
 #[test]
@@ -840,10 +848,31 @@ fn a_lazy_import_in_a_traced_app_file_is_kept_with_what_it_imports_in_turn() {
         "/usr/lib/python3.11/re.py",
         "/usr/lib/python3.11/enum.py",
         "/usr/lib/python3.11/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
-        "/app/venv/lib/python3.11/site-packages/tinyweb/routing.py",
     ] {
         assert!(closure.kept.contains(path), "{path} not kept");
     }
+    // The traced library's module-level import is not in the trace: it did not run at its
+    // load, so it never will; unless the sensor lost events.
+    let routing = "/app/venv/lib/python3.11/site-packages/tinyweb/routing.py";
+    assert!(!closure.kept.contains(routing));
+    let traced = [
+        access("/app/app.py", AccessKind::Open),
+        access(
+            "/app/venv/lib/python3.11/site-packages/tinyweb/__init__.py",
+            AccessKind::Open,
+        ),
+    ];
+    let lossy = compute(
+        &python_app_image(),
+        &ClosureInput {
+            traced: &traced,
+            app_closure: lang::AppClosure::Imports,
+            workdir: "/app",
+            trace_lost_events: true,
+            ..Default::default()
+        },
+    );
+    assert!(lossy.kept.contains(routing));
     assert!(reasons(&closure, "/usr/lib/python3.11/csv.py")
         .iter()
         .any(|r| matches!(r, Reason::Import { of, .. } if of == "/app/app.py")));
@@ -922,4 +951,102 @@ fn a_feature_a_ruby_c_extension_requires_from_c_is_kept() {
     assert!(!closure
         .kept
         .contains("/usr/lib/ruby/3.1.0/psych/unrelated.rb"));
+}
+
+/// A library the app ran (traced) whose functions import lazily: a helper module that needs
+/// nothing new, and a debugger package that brings code of its own.
+fn lazy_library_image() -> FakeImage {
+    let mut image = python_app_image();
+    let site = "/app/venv/lib/python3.11/site-packages";
+    image.file(
+        &format!("{site}/tinyweb/__init__.py"),
+        b"from . import routing\n\ndef serve(debug):\n    from .escape import quote\n    \
+          if debug:\n        from .debug import Debugger\n",
+    );
+    image.file(
+        &format!("{site}/tinyweb/escape.py"),
+        b"import re\nfrom . import routing\n\ndef quote():\n    import csv\n",
+    );
+    image.file(
+        &format!("{site}/tinyweb/debug/__init__.py"),
+        b"import uuid\n\ndef console():\n    import code\n",
+    );
+    image.file(
+        "/usr/lib/python3.11/uuid.py",
+        b"import platform\n\ndef node():\n    import subprocess\n",
+    );
+    image.file("/usr/lib/python3.11/platform.py", b"");
+    image.file("/usr/lib/python3.11/subprocess.py", b"");
+    image.file("/usr/lib/python3.11/code.py", b"import codeop\n");
+    image.file("/usr/lib/python3.11/codeop.py", b"");
+    image
+}
+
+fn run_library(image: &FakeImage, app_source: &[u8]) -> Closure {
+    let mut image = image.clone();
+    image.file("/app/app.py", app_source);
+    let site = "/app/venv/lib/python3.11/site-packages";
+    let traced = [
+        access("/app/app.py", AccessKind::Open),
+        access(&format!("{site}/tinyweb/__init__.py"), AccessKind::Open),
+        access(&format!("{site}/tinyweb/routing.py"), AccessKind::Open),
+        access("/usr/lib/python3.11/re.py", AccessKind::Open),
+    ];
+    compute(
+        &image,
+        &ClosureInput {
+            traced: &traced,
+            env: &["PATH=/app/venv/bin:/usr/bin".to_string()],
+            app_files: vec![("/app/app.py".to_string(), app_file())],
+            app_closure: lang::AppClosure::Imports,
+            workdir: "/app",
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn a_traced_librarys_lazy_import_is_followed_when_it_brings_no_new_code() {
+    let closure = run_library(&lazy_library_image(), b"import tinyweb\n");
+    let site = "/app/venv/lib/python3.11/site-packages";
+    // serve()'s helper imports only what is kept: it is followed (not its own lazy import).
+    assert!(closure.kept.contains(&format!("{site}/tinyweb/escape.py")));
+    assert!(!closure.kept.contains("/usr/lib/python3.11/csv.py"));
+    // The debugger would bring uuid and platform: a part of the library nothing switched on.
+    for path in [
+        format!("{site}/tinyweb/debug/__init__.py"),
+        "/usr/lib/python3.11/uuid.py".to_string(),
+        "/usr/lib/python3.11/platform.py".to_string(),
+    ] {
+        assert!(!closure.kept.contains(&path), "{path} kept");
+    }
+    assert!(
+        closure
+            .lazy_loads_not_followed
+            .iter()
+            .any(|load| load.path == format!("{site}/tinyweb/__init__.py")
+                && load.message.starts_with("from .debug import Debugger")),
+        "{:?}",
+        closure.lazy_loads_not_followed
+    );
+}
+
+#[test]
+fn the_apps_lazy_imports_are_followed_all_the_way_even_into_a_library() {
+    // The app itself imports the debugger in a handler: its code paths are the app's.
+    let closure = run_library(
+        &lazy_library_image(),
+        b"import tinyweb\n\ndef debug_route():\n    from tinyweb.debug import console\n    console()\n",
+    );
+    for path in [
+        "/app/venv/lib/python3.11/site-packages/tinyweb/debug/__init__.py",
+        "/usr/lib/python3.11/uuid.py",
+        "/usr/lib/python3.11/platform.py",
+        "/usr/lib/python3.11/subprocess.py",
+        "/usr/lib/python3.11/code.py",
+        "/usr/lib/python3.11/codeop.py",
+    ] {
+        assert!(closure.kept.contains(path), "{path} not kept");
+    }
+    assert!(closure.lazy_loads_not_followed.is_empty());
 }

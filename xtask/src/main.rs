@@ -78,7 +78,7 @@ fn main() -> Result<()> {
         }
         Some("bench") => {
             bench(args.iter().any(|a| a == "--big"))?;
-            app_closure_sizes(&root().join("target/release/minify"))?;
+            app_closure_sizes(&target_dir().join("release/minify"))?;
             sensor_overhead()
         }
         _ => {
@@ -98,7 +98,16 @@ fn build_minify() -> Result<PathBuf> {
             .args(["build", "--release", "--bin", "minify"])
             .current_dir(&root),
     )?;
-    Ok(root.join("target/release/minify"))
+    Ok(target_dir().join("release/minify"))
+}
+
+/// Where cargo puts the build: `CARGO_TARGET_DIR` when set (relative to the workspace root),
+/// else `target/` in the workspace.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root().join(dir),
+        _ => root().join("target"),
+    }
 }
 
 fn root() -> PathBuf {

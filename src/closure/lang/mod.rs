@@ -62,6 +62,27 @@ pub struct Dependency {
     /// Absolute path in the image (it may be a symlink or a directory; the closure resolves it).
     pub path: String,
     pub why: String,
+    /// When the load runs (see [`When`]).
+    pub when: When,
+}
+
+/// When a load runs, relative to the loading of the file that has it. Only the Python and Ruby
+/// scanners tell [`When::OnLoad`] and [`When::Later`] apart; the others report
+/// [`When::Anytime`], which the closure always follows (see [`crate::closure::ScanDepth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum When {
+    /// Decided when the file is loaded: module-level code, class bodies, module-level `if` and
+    /// `try`. If the file ran and the load did not, it never will.
+    OnLoad,
+    /// At load or later: a Ruby block (`do ... end`, `{ }`, which may run now or be stored),
+    /// the file's package data and metadata, and every load of a scanner that cannot tell.
+    Anytime,
+    /// Only when a function runs: an import in a `def` body or an `if __name__ == "__main__":`
+    /// block, a Ruby `require` in a method.
+    Later,
+    /// Ruby's `autoload :Const, 'x'`: on the first use of a constant the file declares, from
+    /// anywhere (the library's public API, loaded on demand).
+    Autoload,
 }
 
 /// A load the scanner saw but could not resolve: its argument is not a literal, or the literal
@@ -82,10 +103,24 @@ pub struct Found {
 
 impl Found {
     pub fn keep(&mut self, path: impl Into<String>, why: impl Into<String>) {
+        self.keep_as(path, why, When::Anytime);
+    }
+
+    /// Keeps `path`, loaded at `when`.
+    pub fn keep_as(&mut self, path: impl Into<String>, why: impl Into<String>, when: When) {
         self.paths.push(Dependency {
             path: path.into(),
             why: why.into(),
+            when,
         });
+    }
+
+    /// Drops repeated (path, when) entries, keeping the first of each. A path may stay more
+    /// than once with different `when`s (`import json` at the top and in a function): the
+    /// closure follows whichever its scan depth allows.
+    pub fn dedup(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        self.paths.retain(|d| seen.insert((d.path.clone(), d.when)));
     }
 
     pub fn unresolved(&mut self, line: u32, message: impl Into<String>) {

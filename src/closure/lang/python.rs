@@ -35,7 +35,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::closure::lang::{env_value, line_at, Found, Package};
+use crate::closure::lang::{env_value, line_at, Found, Package, When};
 use crate::closure::resolve::{join, normalize_lexically, parent_of, resolve};
 use crate::closure::ImageView;
 use crate::image::EntryKind;
@@ -1318,6 +1318,9 @@ enum Block {
     Platform,
     /// `if TYPE_CHECKING:`: never runs.
     TypeChecking,
+    /// A `def` body, or `if __name__ == "__main__":` (runs only when the file is the script):
+    /// its imports run when that code does, not when the module is imported.
+    Lazy,
 }
 
 /// How the statement at hand runs.
@@ -1325,6 +1328,8 @@ enum Block {
 struct Context {
     optional: bool,
     never_runs: bool,
+    /// In a `def` body or a `__main__` block.
+    lazy: bool,
 }
 
 /// The outcome of importing a dotted name part by part.
@@ -1360,8 +1365,11 @@ struct Scan<'a, V: ?Sized> {
     /// The packages enclosing the file, innermost first: their dirs and `__init__` files.
     packages: Vec<(Loc, Loc)>,
     found: Found,
-    kept: HashSet<String>,
-    dists_kept: HashSet<usize>,
+    /// (path, when) pairs already in `found`: a path may be loaded both at load and later.
+    kept: HashSet<(String, When)>,
+    dists_kept: HashSet<(usize, When)>,
+    /// When the statement being scanned runs.
+    when: When,
 }
 
 /// Scans `source`, the text of the image file `file` (its real path): every file Python would
@@ -1376,6 +1384,7 @@ pub fn dependencies<V: ImageView + ?Sized>(
     scan.own_file();
     let toks = tokenize(source);
     scan.walk(&toks);
+    scan.found.dedup();
     scan.found
 }
 
@@ -1403,7 +1412,9 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             }
         }
         let mut kept = HashSet::new();
-        kept.insert(file.to_string());
+        for when in [When::OnLoad, When::Anytime, When::Later] {
+            kept.insert((file.to_string(), when));
+        }
         Self {
             view,
             paths,
@@ -1416,6 +1427,8 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             found: Found::default(),
             kept,
             dists_kept: HashSet::new(),
+            // The file's own needs (package inits, bytecode, metadata, package data).
+            when: When::Anytime,
         }
     }
 
@@ -1452,15 +1465,15 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
     }
 
     fn keep_plain(&mut self, path: String, why: &str) {
-        if self.kept.insert(path.clone()) {
-            self.found.keep(path, why);
+        if self.kept.insert((path.clone(), self.when)) {
+            self.found.keep_as(path, why, self.when);
         }
     }
 
     /// Keeps a module file, with its bytecode and its distribution's metadata.
     fn keep(&mut self, loc: &Loc, why: &str) {
-        if self.kept.insert(loc.path.clone()) {
-            self.found.keep(loc.path.clone(), why);
+        if self.kept.insert((loc.path.clone(), self.when)) {
+            self.found.keep_as(loc.path.clone(), why, self.when);
             self.extras(loc, why);
         }
     }
@@ -1479,7 +1492,7 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             }
         }
         if let Some(index) = self.paths.dist_of(&loc.real) {
-            if self.dists_kept.insert(index) {
+            if self.dists_kept.insert((index, self.when)) {
                 let dist = &self.paths.dists[index];
                 let why = format!("{why} ({} metadata)", dist.name);
                 for file in dist.metadata.clone() {
@@ -1542,6 +1555,12 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
                     .iter()
                     .any(|(_, b)| matches!(b, Block::Try | Block::Platform)),
                 never_runs: blocks.iter().any(|(_, b)| *b == Block::TypeChecking),
+                lazy: blocks.iter().any(|(_, b)| *b == Block::Lazy),
+            };
+            self.when = if context.lazy {
+                When::Later
+            } else {
+                When::OnLoad
             };
             match tok.tok {
                 Tok::Newline => {
@@ -1589,6 +1608,9 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             .collect();
         let has = |name: &str| header.contains(&name);
         match word {
+            "def" => Some(Block::Lazy),
+            "async" if self.name(toks, i + 1) == Some("def") => Some(Block::Lazy),
+            "if" if has("__name__") && self.mentions_main(toks, i) => Some(Block::Lazy),
             "try" => Some(Block::Try),
             "with" if has("ImportError") || has("ModuleNotFoundError") => Some(Block::Try),
             "if" | "elif" if has("TYPE_CHECKING") && !has("not") => Some(Block::TypeChecking),
@@ -1601,6 +1623,15 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             "else" if closed_platform => Some(Block::Platform),
             _ => None,
         }
+    }
+
+    /// Whether the header of the `if` at `i` compares with the string `"__main__"`.
+    fn mentions_main(&self, toks: &[Token], i: usize) -> bool {
+        toks[i + 1..]
+            .iter()
+            .take_while(|t| t.tok != Tok::Newline && !(t.tok == Tok::Op(b':') && t.depth == 0))
+            .take(16)
+            .any(|t| matches!(t.tok, Tok::Str { from, to, .. } if self.source.get(from..to) == Some("__main__")))
     }
 
     /// `a.b.c` at `i`: its parts and the index after it.
@@ -2241,8 +2272,15 @@ flask-3.0.3.dist-info/entry_points.txt,sha256=abc,40
         dependencies(image, &paths, file, source)
     }
 
+    /// The kept paths, each once (a path loaded both at load and later is listed twice).
     fn kept(found: &Found) -> Vec<&str> {
-        found.paths.iter().map(|d| d.path.as_str()).collect()
+        let mut seen = HashSet::new();
+        found
+            .paths
+            .iter()
+            .map(|d| d.path.as_str())
+            .filter(|path| seen.insert(*path))
+            .collect()
     }
 
     fn roots(paths: &Paths) -> Vec<&str> {
@@ -2848,6 +2886,51 @@ else:
         image.symlink(&format!("{SITE}/mylib"), "/src/mylib");
         let found = scan(&image, "/app/app.py", "import mylib\n");
         assert_eq!(kept(&found), [format!("{SITE}/mylib/__init__.py")]);
+    }
+
+    #[test]
+    fn imports_that_run_only_when_a_function_does_are_lazy() {
+        let image = bookworm();
+        let source = "import os\n\
+            class Server:\n    import re\n\n    def serve(self):\n        import subprocess\n\
+            \n\
+            async def fetch():\n    import asyncio\n\
+            def one_liner(): import typing\n\
+            def later():\n    import json  # also at the top\n\
+            import json\n\
+            if __name__ == \"__main__\":\n    import json.decoder\n";
+        let found = scan(&image, "/app/app.py", source);
+        let when = |name: &str| {
+            let path = format!("/usr/lib/python3.11/{name}");
+            let mut entries: Vec<When> = found
+                .paths
+                .iter()
+                .filter(|d| d.path == path)
+                .map(|d| d.when)
+                .collect();
+            entries.sort();
+            entries
+        };
+        let lazy = |name: &str| {
+            let entries = when(name);
+            assert_eq!(entries.len(), 1, "{name}: {entries:?}");
+            entries[0] == When::Later
+        };
+        // Module level and class bodies run when the module is imported.
+        assert!(!lazy("os.py"));
+        assert!(!lazy("re.py"));
+        // Imported both at the top and in a function: both are told.
+        assert_eq!(when("json/__init__.py"), [When::OnLoad, When::Later]);
+        // Function bodies (one-line, async, methods) and the script-only block do not.
+        assert!(lazy("subprocess.py"));
+        assert!(lazy("asyncio/__init__.py"));
+        assert!(lazy("typing.py"));
+        assert!(lazy("json/decoder.py"));
+        // The bytecode of a module is loaded when the module is.
+        assert!(found
+            .paths
+            .iter()
+            .any(|d| d.path.ends_with("os.cpython-311.pyc") && d.when == When::OnLoad));
     }
 
     #[test]

@@ -23,7 +23,7 @@
 use super::{certainly_absent, child_names, real_dir};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::closure::lang::{env_value, Found, Package};
+use crate::closure::lang::{env_value, Found, Package, When};
 use crate::closure::resolve::{join, normalize_lexically, parent_of, resolve};
 use crate::closure::ImageView;
 use crate::image::EntryKind;
@@ -1657,8 +1657,12 @@ struct Scan<'a, V: ?Sized> {
     /// own method, not Kernel's, when its argument is not a path.
     defined: HashSet<String>,
     found: Found,
-    specs_kept: BTreeSet<usize>,
+    specs_kept: BTreeSet<(usize, When)>,
     sinatra_done: bool,
+    /// Per token, when code there runs ([`load_times`]).
+    times: Vec<When>,
+    /// When the load being resolved runs.
+    when: When,
 }
 
 /// What the Ruby file `file` (its real path) with text `source` loads.
@@ -1697,18 +1701,122 @@ pub fn dependencies<V: ImageView + ?Sized>(
         found: Found::default(),
         specs_kept: BTreeSet::new(),
         sinatra_done: false,
+        times: load_times(&toks, &lines),
+        when: When::Anytime,
     };
     for i in 0..toks.len() {
         scan.at(i);
     }
     let mut found = scan.found;
-    let mut seen = HashSet::new();
-    found
-        .paths
-        .retain(|dependency| seen.insert(dependency.path.clone()));
+    found.dedup();
     found.unresolved.sort();
     found.unresolved.dedup();
     found
+}
+
+/// For every token, when code there runs: [`When::Later`] in a method body (`def ... end`),
+/// [`When::Anytime`] in a block (`do ... end`, `{ }`: `Dir[...].each { |f| require f }` runs
+/// at load, `define_method(:x) do ... end` later), [`When::OnLoad`] elsewhere (the top level,
+/// module and class bodies, their `if`s and `begin`s). When the nesting does not balance, every
+/// token is [`When::Anytime`]: the closure follows those loads however it scans the file.
+fn load_times(toks: &[Token], lines: &[u32]) -> Vec<When> {
+    #[derive(PartialEq)]
+    enum Open {
+        Def,
+        Block,
+        Other,
+    }
+    let unknown = || vec![When::Anytime; toks.len()];
+    let mut open: Vec<Open> = Vec::new();
+    let (mut defs, mut blocks, mut braces) = (0usize, 0usize, 0usize);
+    let mut times = Vec::with_capacity(toks.len());
+    // A `do` on the line of a `while`/`until`/`for` belongs to it, not a new block.
+    let mut loop_line = None;
+    for (i, &line) in lines.iter().enumerate().take(toks.len()) {
+        times.push(if defs > 0 {
+            When::Later
+        } else if blocks > 0 || braces > 0 {
+            When::Anytime
+        } else {
+            When::OnLoad
+        });
+        let word = match tok_at(toks, i) {
+            Some(Tok::Ident(word)) => word,
+            Some(Tok::Op(op)) if op == "{" => {
+                braces += 1;
+                continue;
+            }
+            Some(Tok::Op(op)) if op == "}" => {
+                braces = braces.saturating_sub(1);
+                continue;
+            }
+            _ => continue,
+        };
+        let after_dot = i > 0
+            && matches!(tok_at(toks, i - 1), Some(Tok::Op(op)) if op == "." || op == "&." || op == "::");
+        if after_dot {
+            continue;
+        }
+        match word.as_str() {
+            "def" if !endless_def(toks, i) => {
+                open.push(Open::Def);
+                defs += 1;
+            }
+            "class" | "module" | "begin" | "case" => open.push(Open::Other),
+            "do" if loop_line != Some(line) => {
+                open.push(Open::Block);
+                blocks += 1;
+            }
+            "if" | "unless" | "while" | "until" | "for" if statement_start(toks, i) => {
+                open.push(Open::Other);
+                if word != "if" && word != "unless" {
+                    loop_line = Some(line);
+                }
+            }
+            "end" => match open.pop() {
+                Some(Open::Def) => defs -= 1,
+                Some(Open::Block) => blocks -= 1,
+                Some(Open::Other) => {}
+                None => return unknown(),
+            },
+            _ => {}
+        }
+    }
+    if open.is_empty() {
+        times
+    } else {
+        unknown()
+    }
+}
+
+/// Whether the `def` at `i` is an endless one (`def name(args) = expr`, Ruby 3), which has no
+/// `end`. A setter (`def name=(value)`) has no space before its `=`.
+fn endless_def(toks: &[Token], i: usize) -> bool {
+    let mut j = i + 1;
+    if is_ident(toks, j, "self") && is_op(toks, j + 1, ".") {
+        j += 2;
+    }
+    j += 1; // the name
+    if is_op(toks, j, "(") && toks.get(j).is_some_and(|t| !t.space) {
+        let mut depth = 0usize;
+        while j < toks.len() {
+            match tok_at(toks, j) {
+                Some(Tok::Op(op)) if op == "(" => depth += 1,
+                Some(Tok::Op(op)) if op == ")" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Some(Tok::Newline) if depth == 0 => return false,
+                None => return false,
+                _ => {}
+            }
+            j += 1;
+        }
+        j += 1;
+    }
+    is_op(toks, j, "=") && toks.get(j).is_some_and(|t| t.space)
 }
 
 /// Names of the methods defined in the file (`def name`, `def self.name`).
@@ -1801,6 +1909,11 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
         }
         let toks = self.toks;
         let line = self.lines[i];
+        self.when = if load == Call::Autoload {
+            When::Autoload
+        } else {
+            self.times.get(i).copied().unwrap_or(When::Anytime)
+        };
         let mut j = i + 1;
         let paren = is_op(toks, j, "(") && toks.get(j).is_some_and(|token| !token.space);
         if paren {
@@ -1857,8 +1970,11 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
         };
         let pattern = absolute(pattern, self.eval.workdir);
         for path in glob(self.view, &pattern) {
-            self.found
-                .keep(path, format!("{name} of Dir[{pattern:?}] entries"));
+            self.found.keep_as(
+                path,
+                format!("{name} of Dir[{pattern:?}] entries"),
+                self.when,
+            );
         }
         true
     }
@@ -1893,10 +2009,10 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
             Call::Require | Call::Autoload => self.locate_feature(argument),
         };
         match located {
-            Some(Located::Path(path)) => self.found.keep(path, why.clone()),
+            Some(Located::Path(path)) => self.found.keep_as(path, why.clone(), self.when),
             Some(Located::Gems(hits)) => {
                 for (index, path) in hits {
-                    self.found.keep(path, why.clone());
+                    self.found.keep_as(path, why.clone(), self.when);
                     self.keep_specs(index, &why);
                 }
             }
@@ -1994,16 +2110,17 @@ impl<V: ImageView + ?Sized> Scan<'_, V> {
             if steps > 10_000 {
                 break;
             }
-            if !self.specs_kept.insert(index) {
+            if !self.specs_kept.insert((index, self.when)) {
                 continue;
             }
             let Some(gem) = self.paths.gems.get(index) else {
                 continue;
             };
             if let Some(spec) = &gem.spec {
-                self.found.keep(
+                self.found.keep_as(
                     spec.clone(),
                     format!("gemspec of {} ({why})", gem.full_name),
+                    self.when,
                 );
             }
             for dependency in &gem.dependencies {
@@ -2317,7 +2434,10 @@ pub fn extension_dependencies<V: ImageView + ?Sized>(
     found.unresolved.clear();
     for dependency in &mut found.paths {
         dependency.why = format!("{} (named in the C extension)", dependency.why);
+        // The C code may require it at init or in any function: it cannot be told.
+        dependency.when = When::Anytime;
     }
+    found.dedup();
     found
 }
 
@@ -2405,6 +2525,7 @@ mod tests {
     fn kept(found: &Found) -> Vec<&str> {
         let mut paths: Vec<&str> = found.paths.iter().map(|d| d.path.as_str()).collect();
         paths.sort();
+        paths.dedup();
         paths
     }
 
@@ -2633,6 +2754,52 @@ require 'set'
                 JSON_RB,
                 "/usr/lib/ruby/3.1.0/set.rb"
             ]
+        );
+    }
+
+    #[test]
+    fn requires_know_whether_they_run_at_load_or_later() {
+        let mut image = debian_ruby();
+        for name in ["a", "b", "c", "d", "e", "f", "g", "h", "i"] {
+            image.file(&format!("/usr/lib/ruby/3.1.0/{name}.rb"), b"");
+        }
+        let source = "require 'a'\n\
+            module M\n  require 'b'\n  class C\n    def run(x)\n      if x\n        require 'c'\n      end\n    end\n\
+            \x20   def name=(v)\n      require 'd'\n    end\n    def twice(x) = x * 2\n    require 'e'\n  end\n\
+            \x20 autoload :F, 'f'\nend\n\
+            [1].each do |i|\n  require 'g'\nend\n\
+            def self.later\n  require 'h' unless defined?(H)\nend\n\
+            at_exit { require 'i' }\n";
+        let found = scan(&image, "/app/app.rb", source);
+        let when = |name: &str| {
+            let path = format!("/usr/lib/ruby/3.1.0/{name}.rb");
+            found
+                .paths
+                .iter()
+                .find(|d| d.path == path)
+                .unwrap_or_else(|| panic!("{path} not kept: {:?}", found.paths))
+                .when
+        };
+        // The top level, module and class bodies run when the file is loaded (an endless def
+        // has no `end` to close).
+        for name in ["a", "b", "e"] {
+            assert_eq!(when(name), When::OnLoad, "{name}");
+        }
+        // A block may run now or be kept for later.
+        for name in ["g", "i"] {
+            assert_eq!(when(name), When::Anytime, "{name}");
+        }
+        // Method bodies (setters included) run when called; autoload defers the require.
+        for name in ["c", "d", "h"] {
+            assert_eq!(when(name), When::Later, "{name}");
+        }
+        assert_eq!(when("f"), When::Autoload);
+        // When `def`/`end` do not balance, nothing is placed.
+        let found = scan(&image, "/app/app.rb", "def x\n  require 'c'\n");
+        assert!(
+            found.paths.iter().all(|d| d.when == When::Anytime),
+            "{:?}",
+            found.paths
         );
     }
 
