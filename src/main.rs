@@ -81,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 return Ok(minify::cli::xray::gate_built_image(
                     &report.result.name,
                     &args.gates,
+                    args.surface_gates(&report),
                 )?);
             }
             Ok(exit::OK)

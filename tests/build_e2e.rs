@@ -793,3 +793,49 @@ fn cyclonedx_errors(bom: &serde_json::Value) -> Vec<String> {
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect()
 }
+
+/// `--ci` gates on what the slim image still holds: nginx's keeps no shell, package manager or
+/// setuid file and a handful of packages, so a limit of 1 package fails (exit 6) and the rest pass.
+#[test]
+fn ci_gates_on_packages_and_attack_surface() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/nginx:1") {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = format!("minify-test/gates.slim:{}", unique("g"));
+    cleanup.image(&tag);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "minify-fixture/nginx:1",
+            "--tag",
+            &tag,
+            "--report",
+            report.to_str().unwrap(),
+            "--ci",
+            "--no-shell",
+            "--no-setuid",
+            "--no-package-manager",
+        ];
+        args.extend_from_slice(extra);
+        minify(&args)
+    };
+    let (code, _, stderr) = build(&["--max-packages", "100"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("noShell") && stderr.contains("noPackageManager"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("attack surface: shells"), "{stderr}");
+    let (code, _, stderr) = build(&["--max-packages", "1"]);
+    assert_eq!(code, 6, "{stderr}");
+    assert!(stderr.contains("maxPackages"), "{stderr}");
+    let (code, _, stderr) = minify(&["build", "minify-fixture/nginx:1", "--no-shell"]);
+    assert_eq!(
+        code, 2,
+        "--no-shell without --ci is a usage error: {stderr}"
+    );
+}

@@ -208,6 +208,18 @@ pub struct BuildArgs {
     /// CI gates (`--ci` and thresholds, as for `minify xray`) checked on the slim image.
     #[command(flatten)]
     pub gates: xray::GateArgs,
+    /// With --ci: fail when the slim image still holds more than N OS packages (whole or partly).
+    #[arg(long, value_name = "N", requires = "ci")]
+    pub max_packages: Option<usize>,
+    /// With --ci: fail when the slim image still holds a shell.
+    #[arg(long, requires = "ci")]
+    pub no_shell: bool,
+    /// With --ci: fail when the slim image still holds a setuid or setgid file.
+    #[arg(long, requires = "ci")]
+    pub no_setuid: bool,
+    /// With --ci: fail when the slim image still holds a package manager.
+    #[arg(long, requires = "ci")]
+    pub no_package_manager: bool,
 }
 
 impl BuildArgs {
@@ -288,6 +300,54 @@ impl BuildArgs {
             layer_store: !self.no_layer_store,
             sbom_path: self.sbom.clone(),
         })
+    }
+}
+
+impl BuildArgs {
+    /// The build's own CI rules (package count and attack surface of the slim image), checked
+    /// on its report; the image rules (`--max-size`, …) are checked by [`xray::gate_built_image`].
+    pub fn surface_gates(
+        &self,
+        report: &crate::report::Report,
+    ) -> Vec<crate::xray::gate::RuleResult> {
+        use crate::xray::gate::RuleResult;
+        let after = &report.attack_surface.after;
+        let mut out = Vec::new();
+        if let Some(max) = self.max_packages {
+            let kept = report.packages.whole + report.packages.partly;
+            out.push(RuleResult {
+                rule: "maxPackages",
+                passed: kept <= max,
+                detail: format!("{kept} OS packages kept (limit {max})"),
+            });
+        }
+        let mut none = |rule, wanted: bool, found: &[String], what: &str| {
+            if wanted {
+                out.push(RuleResult {
+                    rule,
+                    passed: found.is_empty(),
+                    detail: if found.is_empty() {
+                        format!("no {what}")
+                    } else {
+                        format!("{what}: {}", found.join(", "))
+                    },
+                });
+            }
+        };
+        none("noShell", self.no_shell, &after.shells, "shells");
+        none(
+            "noSetuid",
+            self.no_setuid,
+            &after.setuid_setgid,
+            "setuid/setgid files",
+        );
+        none(
+            "noPackageManager",
+            self.no_package_manager,
+            &after.package_managers,
+            "package managers",
+        );
+        out
     }
 }
 

@@ -193,10 +193,15 @@ pub fn run(args: XrayArgs) -> Result<i32> {
 }
 
 /// `minify build --ci`: gates the freshly built slim image; prints the rules on stderr.
-pub fn gate_built_image(image: &str, args: &GateArgs) -> Result<i32> {
+pub fn gate_built_image(
+    image: &str,
+    args: &GateArgs,
+    build_rules: Vec<gate::RuleResult>,
+) -> Result<i32> {
     let gates = args.gates()?;
     let x = xray_daemon_image(image, true)?;
-    let results = gate::evaluate(&gates, &x);
+    let mut results = gate::evaluate(&gates, &x);
+    results.extend(build_rules);
     eprintln!("CI rules for {image}");
     eprint!("{}", gate::render(&results));
     Ok(if results.iter().any(|r| !r.passed) {
