@@ -174,6 +174,139 @@ pub fn rewritten_status(packages: &[DebPackage], fates: &[PackageFate]) -> Strin
     out
 }
 
+/// A language package (Python distribution, npm package) and its fate in the slim image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LanguagePackage {
+    /// `pypi` or `npm` (the purl type).
+    pub ecosystem: &'static str,
+    pub name: String,
+    pub version: String,
+    /// From the metadata, where it says.
+    pub license: Option<String>,
+    /// Where its metadata is (`…/site-packages/flask-3.0.3.dist-info`, `…/node_modules/ms`).
+    pub location: String,
+    pub kept: Kept,
+    pub files_kept: usize,
+    pub files_total: usize,
+}
+
+/// The Python distributions (`*.dist-info` with a RECORD, in site-/dist-packages) and npm
+/// packages (`node_modules/NAME/package.json`, scoped too) of the image, with what the slim
+/// image keeps of their files (`kept`).
+pub fn language_packages<V: ImageView + ?Sized>(
+    index: &crate::image::FsIndex,
+    view: &V,
+    kept: impl Fn(&str) -> bool,
+) -> Vec<LanguagePackage> {
+    let mut out = Vec::new();
+    for entry in index.iter() {
+        let path = entry.path.as_str();
+        if let Some(dist) = path
+            .strip_suffix("/METADATA")
+            .filter(|d| d.ends_with(".dist-info"))
+        {
+            if let Some(package) = python_distribution(index, view, dist, &kept) {
+                out.push(package);
+            }
+        } else if let Some(dir) = path.strip_suffix("/package.json") {
+            if let Some(package) = npm_package(index, view, dir, &kept) {
+                out.push(package);
+            }
+        }
+    }
+    out
+}
+
+fn fate_of(kept: usize, total: usize) -> Kept {
+    match (kept, total) {
+        (0, _) => Kept::Gone,
+        (k, t) if k >= t => Kept::Whole,
+        _ => Kept::Partly,
+    }
+}
+
+fn python_distribution<V: ImageView + ?Sized>(
+    index: &crate::image::FsIndex,
+    view: &V,
+    dist: &str,
+    kept: &impl Fn(&str) -> bool,
+) -> Option<LanguagePackage> {
+    let site = crate::closure::resolve::parent_of(dist);
+    if !(site.ends_with("/site-packages") || site.ends_with("/dist-packages")) {
+        return None;
+    }
+    let metadata = view.read(&format!("{dist}/METADATA"), 1 << 20).ok()?;
+    let metadata = String::from_utf8_lossy(&metadata);
+    // Headers end at the first blank line (the long description follows).
+    let headers = metadata.split("\n\n").next().unwrap_or_default();
+    let name = field(headers, "Name")?.to_string();
+    let version = field(headers, "Version").unwrap_or_default().to_string();
+    let license = field(headers, "License-Expression")
+        .or_else(|| field(headers, "License"))
+        .filter(|l| !l.is_empty() && l.len() < 100)
+        .map(str::to_string);
+    let record = view
+        .read(&format!("{dist}/RECORD"), 16 << 20)
+        .unwrap_or_default();
+    let files: Vec<String> = String::from_utf8_lossy(&record)
+        .lines()
+        .filter_map(|line| line.split(',').next())
+        .filter(|rel| !rel.is_empty() && !rel.ends_with(".pyc"))
+        .map(|rel| crate::closure::resolve::normalize_lexically(&format!("{site}/{rel}")))
+        .filter(|path| index.get(path).is_some() && !path.contains(".dist-info/"))
+        .collect();
+    let files_kept = files.iter().filter(|f| kept(f)).count();
+    Some(LanguagePackage {
+        ecosystem: "pypi",
+        name,
+        version,
+        license,
+        location: dist.to_string(),
+        kept: fate_of(files_kept, files.len()),
+        files_kept,
+        files_total: files.len(),
+    })
+}
+
+fn npm_package<V: ImageView + ?Sized>(
+    index: &crate::image::FsIndex,
+    view: &V,
+    dir: &str,
+    kept: &impl Fn(&str) -> bool,
+) -> Option<LanguagePackage> {
+    // `…/node_modules/NAME` or `…/node_modules/@scope/NAME`: a package, not a file of one.
+    let parent = crate::closure::resolve::parent_of(dir);
+    let scoped = crate::closure::resolve::parent_of(parent);
+    let is_package = parent.ends_with("/node_modules")
+        || (parent.rsplit('/').next()?.starts_with('@') && scoped.ends_with("/node_modules"));
+    if !is_package {
+        return None;
+    }
+    let text = view.read(&format!("{dir}/package.json"), 4 << 20).ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let name = json["name"].as_str()?.to_string();
+    let prefix = format!("{dir}/");
+    let nested = format!("{dir}/node_modules/");
+    let files: Vec<&str> = index
+        .entries
+        .range(prefix.clone()..)
+        .take_while(|(p, _)| p.starts_with(&prefix))
+        .filter(|(p, e)| !p.starts_with(&nested) && e.kind != EntryKind::Dir)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let files_kept = files.iter().filter(|f| kept(f)).count();
+    Some(LanguagePackage {
+        ecosystem: "npm",
+        name,
+        version: json["version"].as_str().unwrap_or_default().to_string(),
+        license: json["license"].as_str().map(str::to_string),
+        location: dir.to_string(),
+        kept: fate_of(files_kept, files.len()),
+        files_kept,
+        files_total: files.len(),
+    })
+}
+
 /// `(ID, ID-VERSION_ID)` of the image's os-release (`/etc/os-release`, else
 /// `/usr/lib/os-release`), empty strings when it has none.
 pub fn os_release<V: ImageView + ?Sized>(view: &V) -> (String, String) {
@@ -214,6 +347,8 @@ pub struct PackageSummary {
     pub partly: usize,
     pub gone: usize,
     pub packages: Vec<PackageFate>,
+    /// Python distributions and npm packages, and what is kept of each.
+    pub language: Vec<LanguagePackage>,
 }
 
 impl PackageSummary {
@@ -228,18 +363,32 @@ impl PackageSummary {
             partly: count(Kept::Partly),
             gone: count(Kept::Gone),
             packages: fates,
+            language: Vec::new(),
         }
     }
 
     /// One line for stderr, e.g. "removed 212 of 246 Debian packages (30 kept whole, 4 partly)".
     pub fn line(&self) -> Option<String> {
-        (self.total > 0).then(|| {
-            format!(
+        let mut parts = Vec::new();
+        if self.total > 0 {
+            parts.push(format!(
                 "removed {} of {} Debian packages ({} kept whole, {} partly; the slim image's \
                  dpkg status lists only those)",
                 self.gone, self.total, self.whole, self.partly
-            )
-        })
+            ));
+        }
+        if !self.language.is_empty() {
+            let kept = self
+                .language
+                .iter()
+                .filter(|p| p.kept != Kept::Gone)
+                .count();
+            parts.push(format!(
+                "kept {kept} of {} Python/npm packages (whole or partly)",
+                self.language.len()
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 
@@ -322,6 +471,66 @@ mod tests {
             .line()
             .unwrap()
             .starts_with("removed 1 of 3 Debian packages"));
+    }
+
+    #[test]
+    fn python_distributions_and_npm_packages_with_what_is_kept() {
+        let mut image = FakeImage::new();
+        let site = "/app/venv/lib/python3.11/site-packages";
+        image.file(
+            &format!("{site}/flask-3.0.3.dist-info/METADATA"),
+            b"Metadata-Version: 2.1\nName: Flask\nVersion: 3.0.3\nLicense: BSD-3-Clause\n\nlong text\nName: not-this\n",
+        );
+        image.file(
+            &format!("{site}/flask-3.0.3.dist-info/RECORD"),
+            b"flask/__init__.py,sha256=x,10\nflask/app.py,sha256=y,20\nflask/__pycache__/app.cpython-311.pyc,,\nflask-3.0.3.dist-info/METADATA,,\n../../../bin/flask,,\n",
+        );
+        image.file(&format!("{site}/flask/__init__.py"), b"x");
+        image.file(&format!("{site}/flask/app.py"), b"x");
+        image.file("/app/venv/bin/flask", b"x");
+        image.file(
+            "/app/node_modules/ms/package.json",
+            br#"{"name":"ms","version":"2.1.3","license":"MIT"}"#,
+        );
+        image.file("/app/node_modules/ms/index.js", b"x");
+        image.file(
+            "/app/node_modules/@types/node/package.json",
+            br#"{"name":"@types/node","version":"20.0.0"}"#,
+        );
+        image.file("/app/node_modules/@types/node/index.d.ts", b"x");
+        image.file(
+            "/app/node_modules/ms/lib/package.json",
+            br#"{"name":"inner"}"#,
+        );
+        let index = crate::image::FsIndex {
+            entries: image.entries.clone(),
+        };
+        let kept =
+            |p: &str| p.ends_with("/flask/__init__.py") || p.starts_with("/app/node_modules/ms/");
+        let found = language_packages(&index, &image, kept);
+        let summary: Vec<(&str, &str, &str, Kept, usize, usize)> = found
+            .iter()
+            .map(|p| {
+                (
+                    p.ecosystem,
+                    p.name.as_str(),
+                    p.version.as_str(),
+                    p.kept,
+                    p.files_kept,
+                    p.files_total,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("npm", "@types/node", "20.0.0", Kept::Gone, 0, 2),
+                ("npm", "ms", "2.1.3", Kept::Whole, 3, 3),
+                ("pypi", "Flask", "3.0.3", Kept::Partly, 1, 3),
+            ]
+        );
+        assert_eq!(found[2].license.as_deref(), Some("BSD-3-Clause"));
+        assert_eq!(found[1].license.as_deref(), Some("MIT"));
     }
 
     #[test]

@@ -458,22 +458,24 @@ fn close_over(
             closure.dynamic_loads.len() - MAX_QUOTED_LOADS
         ));
     }
-    let packages = if has_dpkg {
+    let mut packages = if has_dpkg {
         let installed = packages::debian_packages(fs);
         let fates = packages::fates(&installed, |path| closure.kept.contains(path));
         let status = packages::rewritten_status(&installed, &fates);
-        let mut summary = packages::PackageSummary::new(fates);
-        (summary.os_id, summary.distro) = packages::os_release(fs);
-        if let Some(line) = summary.line() {
-            eprintln!("minify: {line}");
-        }
         Packages {
             replaced: BTreeMap::from([(packages::DPKG_STATUS.to_string(), status.into_bytes())]),
-            summary,
+            summary: packages::PackageSummary::new(fates),
         }
     } else {
         Packages::default()
     };
+    let summary = &mut packages.summary;
+    (summary.os_id, summary.distro) = packages::os_release(fs);
+    summary.language =
+        packages::language_packages(&fs.index, fs, |path| closure.kept.contains(path));
+    if let Some(line) = summary.line() {
+        eprintln!("minify: {line}");
+    }
     Ok((closure, excluded, packages))
 }
 

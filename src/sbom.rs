@@ -43,6 +43,54 @@ pub fn deb_purl(os_id: &str, name: &str, version: &str, arch: &str, distro: &str
     purl
 }
 
+/// The purl of a Python distribution (name normalised as PEP 503 says) or an npm package
+/// (`@scope/name` is namespace and name).
+pub fn language_purl(ecosystem: &str, name: &str, version: &str) -> String {
+    match ecosystem {
+        "pypi" => {
+            let normalised: String = name
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c == '_' || c == '.' { '-' } else { c })
+                .collect();
+            format!(
+                "pkg:pypi/{}@{}",
+                purl_escape(&normalised),
+                purl_escape(version)
+            )
+        }
+        _ => match name.strip_prefix('@').and_then(|n| n.split_once('/')) {
+            Some((scope, bare)) => format!(
+                "pkg:npm/%40{}/{}@{}",
+                purl_escape(scope),
+                purl_escape(bare),
+                purl_escape(version)
+            ),
+            None => format!("pkg:npm/{}@{}", purl_escape(name), purl_escape(version)),
+        },
+    }
+}
+
+fn language_component(p: &crate::packages::LanguagePackage) -> Value {
+    let purl = language_purl(p.ecosystem, &p.name, &p.version);
+    let mut component = json!({
+        "type": "library",
+        "bom-ref": format!("{purl}#{}", p.location),
+        "name": p.name,
+        "version": p.version,
+        "purl": purl,
+        "properties": [
+            {"name": "minify:kept", "value": if p.kept == Kept::Whole { "whole" } else { "partly" }},
+            {"name": "minify:files_kept", "value": format!("{} of {}", p.files_kept, p.files_total)},
+            {"name": "minify:location", "value": p.location},
+        ],
+    });
+    if let Some(license) = &p.license {
+        component["licenses"] = json!([{"license": {"name": license}}]);
+    }
+    component
+}
+
 /// The CycloneDX 1.5 document for image `name` (`id` its image id), at `timestamp` (RFC 3339).
 pub fn cyclonedx(name: &str, id: &str, packages: &PackageSummary, timestamp: &str) -> Value {
     let os_id = if packages.os_id.is_empty() {
@@ -70,6 +118,14 @@ pub fn cyclonedx(name: &str, id: &str, packages: &PackageSummary, timestamp: &st
             })
         })
         .collect();
+    let mut components = components;
+    components.extend(
+        packages
+            .language
+            .iter()
+            .filter(|p| p.kept != Kept::Gone)
+            .map(language_component),
+    );
     let (repo, version) = match name.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => (repo, tag),
         _ => (name, "latest"),
@@ -142,6 +198,19 @@ mod tests {
             deb_purl("debian", "tzdata", "1:2024a~x", "", ""),
             "pkg:deb/debian/tzdata@1%3A2024a%7Ex"
         );
+    }
+
+    #[test]
+    fn language_purls_follow_the_purl_spec() {
+        assert_eq!(
+            language_purl("pypi", "Flask_SQLAlchemy", "3.1"),
+            "pkg:pypi/flask-sqlalchemy@3.1"
+        );
+        assert_eq!(
+            language_purl("npm", "@types/node", "20.0.0"),
+            "pkg:npm/%40types/node@20.0.0"
+        );
+        assert_eq!(language_purl("npm", "ms", "2.1.3"), "pkg:npm/ms@2.1.3");
     }
 
     #[test]
