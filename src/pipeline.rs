@@ -49,6 +49,17 @@ pub struct BuildOptions {
     pub app_closure: AppClosure,
     /// Read the image from the local daemon's layer store when it can be (else `docker save`).
     pub layer_store: bool,
+    /// docker-slim's probing flags, merged into `probes` once the exposed ports are known.
+    pub slim_probes: Option<crate::probe::slim::SlimProbes>,
+    /// A failing probe of the probe file fails the build (docker-slim's
+    /// `--http-probe-exit-on-failure`, default true); false: a warning.
+    pub probe_exit_on_failure: bool,
+    /// How the target runs (env, mounts, network...), for the traced and the verify run.
+    pub run: run::RunOptions,
+    /// Changes to the slim image's config (`--new-*`, `--remove-*`, `--image-overrides`).
+    pub config_edits: crate::image::config::ConfigEdits,
+    /// More names for the slim image (`--tag` given more than once).
+    pub extra_tags: Vec<String>,
 }
 
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
@@ -66,7 +77,8 @@ pub async fn build<D: DockerApi>(
     let mut warnings = Vec::new();
 
     phase("inspecting image");
-    let source = docker.inspect_image(&options.image).await?;
+    let mut source = docker.inspect_image(&options.image).await?;
+    options.run.apply_to_image(&mut source);
     if source.repo_tags.iter().any(|t| t == &options.tag) {
         return Err(Error::Usage(format!(
             "--tag {} names the source image itself; minify never retags or changes the source image",
@@ -118,8 +130,13 @@ pub async fn build<D: DockerApi>(
         format!("{}: {}", sensor.name(), chosen.reason),
     )]);
     let hooks = sensor.container_hooks();
-    let mut plan = Plan::new(
+    let probe_file = crate::probe::slim::resolve(
         options.probes.as_ref(),
+        options.slim_probes.as_ref(),
+        &verify::tcp_ports(&source.exposed_ports),
+    )?;
+    let mut plan = Plan::new(
+        probe_file.as_ref(),
         &verify::tcp_ports(&source.exposed_ports),
         options.default_probes,
         &options.crawl,
@@ -129,10 +146,12 @@ pub async fn build<D: DockerApi>(
     publish.extend(plan.ports().iter().map(|p| format!("{p}/tcp")));
     publish.sort();
     publish.dedup();
-    let mut spec = run::container_spec(&run_name, &source.id, &publish);
+    let mut spec = run::container_spec_with(&run_name, &source.id, &publish, &options.run);
     spec.cgroup_parent = hooks.cgroup_parent.clone();
-    spec.entrypoint = hooks.entrypoint.clone();
-    spec.cmd = hooks.cmd.clone();
+    if hooks.entrypoint.is_some() || hooks.cmd.is_some() {
+        spec.entrypoint = hooks.entrypoint.clone();
+        spec.cmd = hooks.cmd.clone();
+    }
 
     let observed = run::interruptible(async {
         let probes = observe(
@@ -268,18 +287,22 @@ pub async fn build<D: DockerApi>(
     tokio::task::block_in_place(|| -> Result<()> {
         let layer_path = work_dir.path().join("layer.tar");
         let layer = sink::write_layer_file(&fs, &entries, &layer_path)?;
-        let config = slim_config(
+        let mut config = slim_config(
             &fs.config,
             &layer.diff_id,
             &format!("minify build {}", options.image),
         );
+        crate::image::config::apply_edits(&mut config, &options.config_edits);
         let out = std::fs::File::create(&archive_path)
             .map_err(Error::io("creating the image archive"))?;
-        sink::write_docker_archive(
+        let tags: Vec<String> = std::iter::once(options.tag.clone())
+            .chain(options.extra_tags.iter().cloned())
+            .collect();
+        sink::write_docker_archive_tagged(
             &layer_path,
             &layer,
             &config,
-            &options.tag,
+            &tags,
             std::io::BufWriter::new(out),
         )?;
         Ok(())
@@ -320,6 +343,7 @@ pub async fn build<D: DockerApi>(
             &plan.ports(),
             &steps,
             options.stop_timeout_secs,
+            &options.run,
         )
         .await;
         if matches!(slim_results, Err(Error::Interrupted)) {
@@ -509,6 +533,7 @@ struct Observation<'a> {
 /// it. Returns the concrete steps that ran (for `--verify`) and their results. A probe of the
 /// probe file failing on the original is an error: the slim image could not be judged by it.
 /// `plan` comes back as it ran: a port found not to speak HTTP is probed as TCP.
+#[allow(clippy::too_many_arguments)]
 async fn observe<D: DockerApi>(
     docker: &D,
     observation: &Observation<'_>,
@@ -596,7 +621,9 @@ async fn observe<D: DockerApi>(
                     .map(|e| format!("{} [{}]: {e}", r.request, r.target))
             })
             .collect();
-        if !failures.is_empty() {
+        if !failures.is_empty() && !options.probe_exit_on_failure {
+            warnings.extend(failures.iter().map(|f| format!("probe failed: {f}")));
+        } else if !failures.is_empty() {
             return Err(Error::Probe {
                 message: format!(
                     "{} of the probe file's probes failed on the original image:\n  {}",

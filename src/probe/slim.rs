@@ -420,6 +420,21 @@ pub fn to_probe_file(
     Ok(file)
 }
 
+/// The probe file a build runs with: `file` (`--probes`) with docker-slim's probing merged in
+/// for an image probed on `exposed_tcp`, bodies read. `None` when neither says anything.
+pub fn resolve(
+    file: Option<&ProbeFile>,
+    slim: Option<&SlimProbes>,
+    exposed_tcp: &[u16],
+) -> Result<Option<ProbeFile>> {
+    let Some(slim) = slim.filter(|s| !s.is_default()) else {
+        return Ok(file.cloned());
+    };
+    let mut merged = to_probe_file(slim, file, exposed_tcp).map_err(Error::Usage)?;
+    read_bodies(&mut merged).map_err(Error::Usage)?;
+    Ok(Some(merged))
+}
+
 /// Reads every `body_file` of `file` into `body` (for a run).
 pub fn read_bodies(file: &mut ProbeFile) -> std::result::Result<(), String> {
     for probe in &mut file.http {
