@@ -192,31 +192,39 @@ pub struct BuildArgs {
     /// The image to minify (name[:tag] or id; or --target IMAGE). It is never modified.
     pub image: Option<String>,
     /// Name of the slim image [default: REPO.slim:TAG]; repeatable: every name tags it.
-    #[arg(long, value_name = "NAME[:TAG]")]
+    #[arg(
+        long,
+        help_heading = "The result image (docker-slim)",
+        value_name = "NAME[:TAG]"
+    )]
     pub tag: Vec<String>,
     /// Where to write the JSON report.
     #[arg(long, value_name = "FILE", default_value = "minify-report.json")]
     pub report: PathBuf,
     /// After probing: `probe` (stop at once, the default), SECONDS more, or `signal` (wait for
     /// SIGUSR1 or Enter while you drive the app). With nothing to probe the default is 10 s.
-    #[arg(long, value_name = "probe|SECONDS|signal|enter|exec|timeout")]
+    #[arg(
+        long,
+        help_heading = "Other probes and when to stop (docker-slim)",
+        value_name = "probe|SECONDS|signal|enter|exec|timeout"
+    )]
     pub continue_after: Option<ContinueAfter>,
     #[command(flatten)]
     pub probe: ProbeArgs,
     /// Keep this file or whole directory tree (repeatable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, help_heading = "What to keep (docker-slim)", value_name = "PATH")]
     pub include_path: Vec<String>,
     /// Keep this binary and the libraries it loads (repeatable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, help_heading = "What to keep (docker-slim)", value_name = "PATH")]
     pub include_bin: Vec<String>,
     /// Keep a shell and basic tools (ls, cat, ps, ...) for debugging the slim image.
-    #[arg(long)]
+    #[arg(long, help_heading = "What to keep (docker-slim)")]
     pub include_shell: bool,
     /// Drop kept paths matching this glob (repeatable); what the dynamic loader needs stays.
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, help_heading = "What to keep (docker-slim)", value_name = "GLOB")]
     pub exclude: Vec<String>,
     /// Keep this path with its original content, whatever the trace says (repeatable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, help_heading = "What to keep (docker-slim)", value_name = "PATH")]
     pub preserve_path: Vec<String>,
     /// Replay the probes against the slim image and fail (exit 5) on any different answer.
     #[arg(long)]
