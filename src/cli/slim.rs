@@ -897,6 +897,12 @@ pub fn rewrite_args(args: Vec<OsString>) -> Result<Vec<OsString>> {
     // Global flags: everything before the first word that is not a flag (the command).
     while i < rest.len() {
         let Some(arg) = rest[i].to_str() else { break };
+        // minify's own short flags (-v, -h, -V) pass through.
+        if arg.starts_with('-') && !arg.starts_with("--") && arg.len() > 1 {
+            out.push(rest[i].clone());
+            i += 1;
+            continue;
+        }
         let Some(flag) = arg.strip_prefix("--") else {
             break;
         };
@@ -1095,6 +1101,11 @@ mod tests {
         assert!(err.to_string().contains("stderr"), "{err}");
         assert!(rewrite_args(argv(&["minify", "--log-format", "json", "build"])).is_err());
         assert!(rewrite_args(argv(&["minify", "--bogus", "build"])).is_err());
+        let out = rewrite_args(argv(&["minify", "-v", "build", "x", "--pull"]));
+        assert!(
+            out.is_err(),
+            "a short flag before the command does not hide it"
+        );
         // Other commands are left alone.
         let out = rewrite_args(argv(&["minify", "xray", "--pull"])).unwrap();
         assert_eq!(out, argv(&["minify", "xray", "--pull"]));
