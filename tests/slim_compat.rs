@@ -461,3 +461,50 @@ fn refused_docker_slim_flags_fail_before_any_work_and_name_the_closest_feature()
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn cmd_and_entrypoint_overrides_reach_the_run_under_both_sensors() {
+    let _serial = serial();
+    let mut cleanup = Cleanup::default();
+    // The image's own command fails: only the override starts the app.
+    let Some(image) = derived(
+        &mut cleanup,
+        "COPY api.py /app/api.py\nEXPOSE 8080\nCMD [\"sh\", \"-c\", \"echo wrong command; exit 7\"]",
+        &[("api.py", API)],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("r.json");
+    for (sensor, flag, value) in [
+        ("ptrace", "--cmd", "python3 /app/api.py"),
+        ("ebpf", "--entrypoint", r#"["python3", "/app/api.py"]"#),
+    ] {
+        let tag = format!("minify-test/slim-compat.slim:{}", unique(sensor));
+        cleanup.image(&tag);
+        let (code, _, stderr) = minify(&[
+            "build",
+            &image,
+            "--tag",
+            &tag,
+            "--report",
+            report_path.to_str().unwrap(),
+            "--sensor",
+            sensor,
+            flag,
+            value,
+            "--http-probe-ports",
+            "8080",
+            "--http-probe-cmd",
+            "/ping",
+        ]);
+        assert_eq!(code, 0, "{sensor} {flag}: {stderr}");
+        let report = report(&report_path);
+        assert_eq!(report["probes"][0]["status"], 200, "{sensor}: {report}");
+        // Without --image-overrides the result keeps the image's own command.
+        assert_eq!(
+            inspect(&tag, ".Config.Cmd"),
+            serde_json::json!(["sh", "-c", "echo wrong command; exit 7"])
+        );
+    }
+}
