@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub publish_exposed: bool,
     pub shm_size: Option<i64>,
     pub sysctls: BTreeMap<String, String>,
+    /// Labels on the container (docker-slim's runtime `--label`); minify's own stay.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl RunOptions {
@@ -98,14 +100,14 @@ pub fn container_spec_with(
                 .or_insert((String::new(), number));
         }
     }
+    let mut labels = options.labels.clone();
+    labels.insert(OWNER_LABEL.to_string(), run_name.to_string());
+    labels.insert(OWNER_PROCESS_LABEL.to_string(), owner_token());
     ContainerSpec {
         name: run_name.to_string(),
         image: image.to_string(),
         publish,
-        labels: BTreeMap::from([
-            (OWNER_LABEL.to_string(), run_name.to_string()),
-            (OWNER_PROCESS_LABEL.to_string(), owner_token()),
-        ]),
+        labels,
         entrypoint: options.entrypoint.clone(),
         cmd: options.cmd.clone(),
         env: options.env.clone(),
@@ -531,6 +533,10 @@ mod tests {
             publish_exposed: true,
             shm_size: Some(64 << 20),
             sysctls: BTreeMap::from([("net.core.somaxconn".into(), "1024".into())]),
+            labels: BTreeMap::from([
+                ("team".into(), "web".into()),
+                (OWNER_LABEL.into(), "spoofed".into()),
+            ]),
             ..RunOptions::default()
         };
         let spec = container_spec_with("minify-5-x", "app:1", &["80/tcp".into()], &options);

@@ -138,6 +138,10 @@ pub struct SlimArgs {
     /// A namespaced kernel parameter `KEY=VALUE` (repeatable).
     #[arg(long, value_name = "KEY=VALUE", help_heading = RUNNING)]
     pub cro_sysctl: Vec<String>,
+    /// Put label `KEY=VALUE` on the target container (repeatable); `--image-overrides label`
+    /// persists it in the result.
+    #[arg(long, value_name = "KEY=VALUE", help_heading = RUNNING)]
+    pub label: Vec<String>,
     /// docker-slim runs the target as the image's USER (minify always does); `=false` is refused.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", help_heading = RUNNING)]
@@ -369,6 +373,18 @@ impl SlimArgs {
             run.port_bindings.insert(port, binding);
         }
         run.publish_exposed = self.publish_exposed_ports;
+        for kv in &self.label {
+            let (k, v) = kv
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| usage(format!("--label {kv:?}: expected KEY=VALUE")))?;
+            if k.starts_with("dev.minify.") {
+                return Err(usage(format!(
+                    "--label {k}: the dev.minify.* labels are minify's own"
+                )));
+            }
+            run.labels.insert(k.to_string(), v.to_string());
+        }
         run.shm_size = self.cro_shm_size.as_deref().map(parse_size).transpose()?;
         for kv in &self.cro_sysctl {
             let (k, v) = kv
@@ -400,6 +416,9 @@ impl SlimArgs {
         }
         if wants("volume") {
             edits.volumes = out.run.volumes.clone();
+        }
+        if wants("label") {
+            edits.labels = out.run.labels.clone();
         }
         if let Some(workdir) = &self.new_workdir {
             edits.workdir = Some(workdir.clone());
@@ -736,13 +755,6 @@ fn parse_image_overrides(value: Option<&str>) -> Result<Vec<String>> {
         .split(',')
         .map(|part| {
             let part = part.trim().to_ascii_lowercase();
-            if part == "label" {
-                // docker-slim's runtime --label is not supported, so there is nothing to persist.
-                return Err(usage(
-                    "--image-overrides label: minify has no runtime --label; set labels on the \
-                     result with --new-label KEY=VALUE",
-                ));
-            }
             if IMAGE_OVERRIDES.contains(&part.as_str()) {
                 Ok(part)
             } else {
@@ -821,7 +833,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("cro-host-config-file", "not supported; use the --env, --mount, --network, --cro-* flags"),
     ("container-dns", "not supported; map names with --etc-hosts-map HOST:IP"),
     ("container-dns-search", "not supported; map names with --etc-hosts-map HOST:IP"),
-    ("label", "runtime labels are not supported (minify labels its containers itself); --new-label sets labels on the result"),
     ("include-new", "minify keeps files of the image only; what the app writes at runtime is not kept (--preserve-path keeps an image path as it was)"),
     ("include-dir-bins", "use --include-path DIR (the loader's needs of kept binaries are kept by themselves)"),
     ("include-app-image-all", "use --app-closure packages, or --include-path for the app's tree"),
