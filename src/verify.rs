@@ -209,8 +209,10 @@ pub async fn verify_images<D: DockerApi>(
     slim: &str,
     plan_for: impl Fn(&[u16]) -> Plan,
     stop_timeout_secs: i64,
+    run_options: &run::RunOptions,
 ) -> Result<(Vec<ProbeResult>, Verification)> {
-    let source = docker.inspect_image(original).await?;
+    let mut source = docker.inspect_image(original).await?;
+    run_options.apply_to_image(&mut source);
     docker.inspect_image(slim).await?;
     let plan = plan_for(&tcp_ports(&source.exposed_ports));
     let ports = plan.ports();
@@ -221,7 +223,7 @@ pub async fn verify_images<D: DockerApi>(
         &plan.readiness,
         Drive::Plan(plan.clone()),
         stop_timeout_secs,
-        &run::RunOptions::default(),
+        run_options,
     )
     .await?;
     let failed: Vec<String> = original_results
@@ -243,7 +245,7 @@ pub async fn verify_images<D: DockerApi>(
         &ports,
         &steps,
         stop_timeout_secs,
-        &run::RunOptions::default(),
+        run_options,
     )
     .await?;
     let differences = compare(&original_results, &slim_results);

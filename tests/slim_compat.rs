@@ -312,6 +312,30 @@ fn a_service_that_needs_an_env_var_and_volumes_runs_with_them_traced_and_verifie
     assert!(host.path().join("app.conf").exists());
     let labels = docker(&["volume", "inspect", &volume, "--format", "{{json .Labels}}"]);
     assert!(labels.contains("dev.minify.run"), "{labels}");
+    // `minify verify` takes the same run flags.
+    let probes = host.path().join("probes.yaml");
+    std::fs::write(
+        &probes,
+        "http:\n  - {port: 8081, path: /status, expect_status: 200}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = minify(&[
+        "verify",
+        &image,
+        &tag,
+        "--probes",
+        probes.to_str().unwrap(),
+        "--no-default-probes",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "--mount",
+        &mount,
+        "--mount",
+        &cache,
+        "--user",
+        "root",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
     // Runtime options are not persisted without --image-overrides.
     let env = inspect(&tag, ".Config.Env").to_string();
     assert!(!env.contains("APP_TOKEN"), "{env}");

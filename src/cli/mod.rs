@@ -185,6 +185,9 @@ pub struct VerifyArgs {
     /// Where to write the JSON result.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// How both images run (docker-slim's run flags, as for `minify build`).
+    #[command(flatten)]
+    pub run: slim::RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -474,6 +477,7 @@ pub async fn run_gc() -> Result<i32> {
 
 pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let file = args.probe.load()?;
+    let run_options = args.run.options()?;
     let docker = crate::docker::Bollard::connect().await?;
     if let Ok(removed) = crate::run::sweep_orphans(&docker).await {
         for name in removed {
@@ -486,6 +490,7 @@ pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
         &args.slim,
         |ports| args.probe.plan(file.as_ref(), ports),
         args.probe.stop_timeout as i64,
+        &run_options,
     )
     .await?;
     if let Some(path) = &args.report {

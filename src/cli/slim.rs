@@ -87,61 +87,8 @@ pub struct SlimArgs {
     #[arg(long, value_name = "FILE", help_heading = OTHER_PROBES)]
     pub host_exec_file: Option<PathBuf>,
 
-    /// Add or override an environment variable `KEY=value` (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", help_heading = RUNNING)]
-    pub env: Vec<String>,
-    /// A file of `KEY=value` lines (read before --env).
-    #[arg(long, value_name = "FILE", help_heading = RUNNING)]
-    pub env_file: Option<PathBuf>,
-    /// Mount `SOURCE:DEST[:ro|rw]`: an absolute SOURCE is a host path, else a named volume.
-    /// Never removed by minify.
-    #[arg(long, value_name = "SOURCE:DEST[:OPTS]", help_heading = RUNNING)]
-    pub mount: Vec<String>,
-    /// An anonymous volume at this container path (docker-slim's VOLUME at runtime).
-    #[arg(long, value_name = "PATH", help_heading = RUNNING)]
-    pub volume: Vec<String>,
-    /// Join this network instead of the default bridge.
-    #[arg(long, value_name = "NAME", help_heading = RUNNING)]
-    pub network: Option<String>,
-    /// Link to another container `NAME[:ALIAS]` (repeatable).
-    #[arg(long, value_name = "NAME[:ALIAS]", help_heading = RUNNING)]
-    pub link: Vec<String>,
-    /// Add `HOST:IP` to /etc/hosts (repeatable).
-    #[arg(long, value_name = "HOST:IP", help_heading = RUNNING)]
-    pub etc_hosts_map: Vec<String>,
-    #[arg(long, value_name = "NAME", help_heading = RUNNING)]
-    pub hostname: Option<String>,
-    /// Run as this user instead of the image's USER.
-    #[arg(long, value_name = "USER", help_heading = RUNNING)]
-    pub user: Option<String>,
-    /// Run this entrypoint (shell words or a JSON array); the image's CMD is then not used.
-    #[arg(long, value_name = "CMD", help_heading = RUNNING)]
-    pub entrypoint: Option<String>,
-    /// Run this CMD (shell words or a JSON array).
-    #[arg(long, value_name = "CMD", help_heading = RUNNING)]
-    pub cmd: Option<String>,
-    #[arg(long, value_name = "DIR", help_heading = RUNNING)]
-    pub workdir: Option<String>,
-    /// Expose and probe another port `PORT[/PROTO]` or range (repeatable).
-    #[arg(long, value_name = "PORT[/PROTO]", help_heading = RUNNING)]
-    pub expose: Vec<String>,
-    /// Publish `PORT | HOSTPORT:PORT | IP:HOSTPORT:PORT | IP::PORT` (an IP-less binding goes on
-    /// loopback for a local daemon).
-    #[arg(long, value_name = "BINDING", help_heading = RUNNING)]
-    pub publish_port: Vec<String>,
-    /// Publish every exposed port on the same host port.
-    #[arg(long, help_heading = RUNNING)]
-    pub publish_exposed_ports: bool,
-    /// /dev/shm size in bytes (or with a k, m, g suffix).
-    #[arg(long, value_name = "BYTES", help_heading = RUNNING)]
-    pub cro_shm_size: Option<String>,
-    /// A namespaced kernel parameter `KEY=VALUE` (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", help_heading = RUNNING)]
-    pub cro_sysctl: Vec<String>,
-    /// Put label `KEY=VALUE` on the target container (repeatable); `--image-overrides label`
-    /// persists it in the result.
-    #[arg(long, value_name = "KEY=VALUE", help_heading = RUNNING)]
-    pub label: Vec<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// docker-slim runs the target as the image's USER (minify always does); `=false` is refused.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", help_heading = RUNNING)]
@@ -231,87 +178,71 @@ pub struct SlimArgs {
     pub keep_perms: Option<bool>,
 }
 
-/// What the docker-slim flags add to a build.
-#[derive(Debug, Clone, Default)]
-pub struct SlimOptions {
-    pub probes: SlimProbes,
-    pub exit_on_failure: bool,
-    pub crawl_depth: Option<usize>,
-    pub crawl_max_pages: Option<usize>,
-    /// retry count × retry wait, when either is given.
-    pub ready_timeout_s: Option<u64>,
-    pub run: RunOptions,
-    pub edits: ConfigEdits,
-    pub include_paths: Vec<String>,
-    pub include_bins: Vec<String>,
-    pub preserve_paths: Vec<String>,
-    pub exclude: Vec<String>,
-    /// Named path sets (`zoneinfo`, `cert-all`, ...) kept when present.
-    pub include_sets: Vec<&'static str>,
-    pub include_exes: Vec<String>,
-    pub include_node_packages: Vec<String>,
+/// How the target runs (docker-slim's run flags): for `minify build` and `minify verify`.
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// Add or override an environment variable `KEY=value` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", help_heading = RUNNING)]
+    pub env: Vec<String>,
+    /// A file of `KEY=value` lines (read before --env).
+    #[arg(long, value_name = "FILE", help_heading = RUNNING)]
+    pub env_file: Option<PathBuf>,
+    /// Mount `SOURCE:DEST[:ro|rw]`: an absolute SOURCE is a host path, else a named volume.
+    /// Never removed by minify.
+    #[arg(long, value_name = "SOURCE:DEST[:OPTS]", help_heading = RUNNING)]
+    pub mount: Vec<String>,
+    /// An anonymous volume at this container path (docker-slim's VOLUME at runtime).
+    #[arg(long, value_name = "PATH", help_heading = RUNNING)]
+    pub volume: Vec<String>,
+    /// Join this network instead of the default bridge.
+    #[arg(long, value_name = "NAME", help_heading = RUNNING)]
+    pub network: Option<String>,
+    /// Link to another container `NAME[:ALIAS]` (repeatable).
+    #[arg(long, value_name = "NAME[:ALIAS]", help_heading = RUNNING)]
+    pub link: Vec<String>,
+    /// Add `HOST:IP` to /etc/hosts (repeatable).
+    #[arg(long, value_name = "HOST:IP", help_heading = RUNNING)]
+    pub etc_hosts_map: Vec<String>,
+    #[arg(long, value_name = "NAME", help_heading = RUNNING)]
+    pub hostname: Option<String>,
+    /// Run as this user instead of the image's USER.
+    #[arg(long, value_name = "USER", help_heading = RUNNING)]
+    pub user: Option<String>,
+    /// Run this entrypoint (shell words or a JSON array); the image's CMD is then not used.
+    #[arg(long, value_name = "CMD", help_heading = RUNNING)]
+    pub entrypoint: Option<String>,
+    /// Run this CMD (shell words or a JSON array).
+    #[arg(long, value_name = "CMD", help_heading = RUNNING)]
+    pub cmd: Option<String>,
+    #[arg(long, value_name = "DIR", help_heading = RUNNING)]
+    pub workdir: Option<String>,
+    /// Expose and probe another port `PORT[/PROTO]` or range (repeatable).
+    #[arg(long, value_name = "PORT[/PROTO]", help_heading = RUNNING)]
+    pub expose: Vec<String>,
+    /// Publish `PORT | HOSTPORT:PORT | IP:HOSTPORT:PORT | IP::PORT` (an IP-less binding goes on
+    /// loopback for a local daemon).
+    #[arg(long, value_name = "BINDING", help_heading = RUNNING)]
+    pub publish_port: Vec<String>,
+    /// Publish every exposed port on the same host port.
+    #[arg(long, help_heading = RUNNING)]
+    pub publish_exposed_ports: bool,
+    /// /dev/shm size in bytes (or with a k, m, g suffix).
+    #[arg(long, value_name = "BYTES", help_heading = RUNNING)]
+    pub cro_shm_size: Option<String>,
+    /// A namespaced kernel parameter `KEY=VALUE` (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", help_heading = RUNNING)]
+    pub cro_sysctl: Vec<String>,
+    /// Put label `KEY=VALUE` on the target container (repeatable); `--image-overrides label`
+    /// persists it in the result.
+    #[arg(long, value_name = "KEY=VALUE", help_heading = RUNNING)]
+    pub label: Vec<String>,
 }
 
-fn usage(message: impl Into<String>) -> Error {
-    Error::Usage(message.into())
-}
-
-impl SlimArgs {
-    /// Checks and converts every docker-slim flag; reads the files they name.
-    pub fn validate(&self, cwd: &Path) -> Result<SlimOptions> {
-        let mut out = SlimOptions {
-            exit_on_failure: self.http_probe_exit_on_failure.unwrap_or(true),
-            ..SlimOptions::default()
-        };
-        // Probing.
-        let mut commands = Vec::new();
-        for raw in &self.http_probe_cmd {
-            commands.push(slim::parse_cmd(raw).map_err(usage)?);
-        }
-        if let Some(file) = &self.http_probe_cmd_file {
-            commands.extend(slim::load_cmd_file(file, cwd)?);
-        }
-        let mut exec = self.exec.clone();
-        if let Some(file) = &self.exec_file {
-            exec.extend(slim::read_lines("--exec-file", file)?);
-        }
-        let mut host_exec = self.host_exec.clone();
-        if let Some(file) = &self.host_exec_file {
-            host_exec.extend(slim::read_lines("--host-exec-file", file)?);
-        }
-        out.probes = SlimProbes {
-            commands,
-            ports: match &self.http_probe_ports {
-                Some(list) => slim::parse_ports(list).map_err(usage)?,
-                None => Vec::new(),
-            },
-            default_probe: self.http_probe.unwrap_or(true) && !self.http_probe_off,
-            default_crawl: self.http_probe_crawl.unwrap_or(true),
-            start_wait_s: self.http_probe_start_wait.unwrap_or(0),
-            exec,
-            host_exec,
-        };
-        out.crawl_depth = self.http_crawl_max_depth;
-        out.crawl_max_pages = self.http_crawl_max_page_count;
-        if self.http_probe_retry_count.is_some() || self.http_probe_retry_wait.is_some() {
-            let count = self.http_probe_retry_count.unwrap_or(5).max(1);
-            let wait = self.http_probe_retry_wait.unwrap_or(8).max(1);
-            out.ready_timeout_s = Some(count * wait);
-        }
-        if self.run_target_as_user == Some(false) {
-            return Err(usage(
-                "--run-target-as-user=false: minify always runs the target as the image's USER; \
-                 use --user root to run it as root",
-            ));
-        }
-        if self.keep_perms == Some(false) {
-            return Err(usage(
-                "--keep-perms=false: minify always keeps each file's mode and owner as in the image",
-            ));
-        }
-
-        // Running the target.
-        let run = &mut out.run;
+impl RunArgs {
+    /// Checks and converts the run flags; reads --env-file.
+    pub fn options(&self) -> Result<RunOptions> {
+        let mut options = RunOptions::default();
+        let run = &mut options;
         if let Some(file) = &self.env_file {
             run.env.extend(parse_env_file(file)?);
         }
@@ -393,6 +324,91 @@ impl SlimArgs {
                 .ok_or_else(|| usage(format!("--cro-sysctl {kv:?}: expected KEY=VALUE")))?;
             run.sysctls.insert(k.to_string(), v.to_string());
         }
+
+        Ok(options)
+    }
+}
+
+/// What the docker-slim flags add to a build.
+#[derive(Debug, Clone, Default)]
+pub struct SlimOptions {
+    pub probes: SlimProbes,
+    pub exit_on_failure: bool,
+    pub crawl_depth: Option<usize>,
+    pub crawl_max_pages: Option<usize>,
+    /// retry count × retry wait, when either is given.
+    pub ready_timeout_s: Option<u64>,
+    pub run: RunOptions,
+    pub edits: ConfigEdits,
+    pub include_paths: Vec<String>,
+    pub include_bins: Vec<String>,
+    pub preserve_paths: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Named path sets (`zoneinfo`, `cert-all`, ...) kept when present.
+    pub include_sets: Vec<&'static str>,
+    pub include_exes: Vec<String>,
+    pub include_node_packages: Vec<String>,
+}
+
+fn usage(message: impl Into<String>) -> Error {
+    Error::Usage(message.into())
+}
+
+impl SlimArgs {
+    /// Checks and converts every docker-slim flag; reads the files they name.
+    pub fn validate(&self, cwd: &Path) -> Result<SlimOptions> {
+        let mut out = SlimOptions {
+            exit_on_failure: self.http_probe_exit_on_failure.unwrap_or(true),
+            ..SlimOptions::default()
+        };
+        // Probing.
+        let mut commands = Vec::new();
+        for raw in &self.http_probe_cmd {
+            commands.push(slim::parse_cmd(raw).map_err(usage)?);
+        }
+        if let Some(file) = &self.http_probe_cmd_file {
+            commands.extend(slim::load_cmd_file(file, cwd)?);
+        }
+        let mut exec = self.exec.clone();
+        if let Some(file) = &self.exec_file {
+            exec.extend(slim::read_lines("--exec-file", file)?);
+        }
+        let mut host_exec = self.host_exec.clone();
+        if let Some(file) = &self.host_exec_file {
+            host_exec.extend(slim::read_lines("--host-exec-file", file)?);
+        }
+        out.probes = SlimProbes {
+            commands,
+            ports: match &self.http_probe_ports {
+                Some(list) => slim::parse_ports(list).map_err(usage)?,
+                None => Vec::new(),
+            },
+            default_probe: self.http_probe.unwrap_or(true) && !self.http_probe_off,
+            default_crawl: self.http_probe_crawl.unwrap_or(true),
+            start_wait_s: self.http_probe_start_wait.unwrap_or(0),
+            exec,
+            host_exec,
+        };
+        out.crawl_depth = self.http_crawl_max_depth;
+        out.crawl_max_pages = self.http_crawl_max_page_count;
+        if self.http_probe_retry_count.is_some() || self.http_probe_retry_wait.is_some() {
+            let count = self.http_probe_retry_count.unwrap_or(5).max(1);
+            let wait = self.http_probe_retry_wait.unwrap_or(8).max(1);
+            out.ready_timeout_s = Some(count * wait);
+        }
+        if self.run_target_as_user == Some(false) {
+            return Err(usage(
+                "--run-target-as-user=false: minify always runs the target as the image's USER; \
+                 use --user root to run it as root",
+            ));
+        }
+        if self.keep_perms == Some(false) {
+            return Err(usage(
+                "--keep-perms=false: minify always keeps each file's mode and owner as in the image",
+            ));
+        }
+
+        out.run = self.run.options()?;
 
         // The result's config: the runtime options --image-overrides persists, then --new-*,
         // then --remove-* (docker-slim's order).
