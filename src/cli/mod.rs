@@ -53,7 +53,11 @@ pub fn exit_code(error: &Error) -> i32 {
 #[command(
     name = "minify",
     version,
-    about = "Make container images small and safe by watching what they really use"
+    about = "Make container images small and safe by watching what they really use",
+    after_help = "docker-slim's global flags before the command are accepted too (--report, --debug, \
+--verbose, --log-level, --log-format, --no-color, --state-path, --host, --tls, --tls-verify, \
+--tls-cert-path); `minify build --help` lists docker-slim's build flags under their headings, \
+and the README's \"Coming from docker-slim\" says what each one does here."
 )]
 pub struct Cli {
     /// More detail on stderr (per-phase timings, debug logs).
