@@ -115,11 +115,35 @@ pub fn run_convert(args: &ConvertArgs) -> Result<String> {
     };
     let file = crate::probe::slim::to_probe_file(&slim, None, &args.port)
         .map_err(|e| Error::Usage(format!("{}: {e} (or pass --port N)", args.file.display())))?;
-    let yaml = serde_yaml::to_string(&file).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut value = serde_yaml::to_value(&file).map_err(|e| Error::Usage(e.to_string()))?;
+    prune_defaults(&mut value);
+    let yaml = serde_yaml::to_string(&value).map_err(|e| Error::Usage(e.to_string()))?;
     Ok(format!(
         "# minify probe file converted from docker-slim's {}\n# (body_file paths are absolute: docker-slim resolved them against the current directory)\n{yaml}",
         args.file.display()
     ))
+}
+
+/// Drops what a probe file need not say (nulls, empty lists and sections, `false` switches
+/// other than `default_probes`), so that a converted file reads like a hand-written one.
+fn prune_defaults(value: &mut serde_yaml::Value) {
+    use serde_yaml::Value;
+    match value {
+        Value::Mapping(map) => {
+            for (_, child) in map.iter_mut() {
+                prune_defaults(child);
+            }
+            map.retain(|key, child| match child {
+                Value::Null => false,
+                Value::Sequence(items) => !items.is_empty(),
+                Value::Mapping(entries) => !entries.is_empty(),
+                Value::Bool(false) => key.as_str() == Some("default_probes"),
+                _ => true,
+            });
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(prune_defaults),
+        _ => {}
+    }
 }
 
 /// Probe flags shared by `build` and `verify`.

@@ -378,8 +378,8 @@ pub fn to_probe_file(
         };
         if targets.is_empty() {
             return Err(format!(
-                "HTTP probe command {} ({} {}) has no port: the image exposes no TCP port; \
-                 give the command a port, or --http-probe-ports",
+                "HTTP probe command {} ({} {}) has no port and there is no exposed TCP port to \
+                 probe: give the command a port, or --http-probe-ports",
                 i + 1,
                 cmd.method,
                 cmd.resource
