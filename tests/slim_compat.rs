@@ -532,3 +532,49 @@ fn cmd_and_entrypoint_overrides_reach_the_run_under_both_sensors() {
         );
     }
 }
+
+#[test]
+fn http_probe_exit_on_failure_false_turns_a_failing_probe_into_a_warning() {
+    let _serial = serial();
+    let mut cleanup = Cleanup::default();
+    let Some(image) = derived(
+        &mut cleanup,
+        "COPY api.py /app/api.py\nEXPOSE 8080\nCMD [\"python3\", \"/app/api.py\"]",
+        &[("api.py", API)],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A body the handler chokes on: it drops the connection without an answer.
+    std::fs::write(
+        dir.path().join("probes.json"),
+        r#"{"commands": [{"method": "POST", "resource": "/items", "port": 8080,
+            "headers": ["Content-Type: application/json", "X-Token: t0k"], "body": "not json"}]}"#,
+    )
+    .unwrap();
+    let cmd_file = dir.path().join("probes.json");
+    let report_path = dir.path().join("r.json");
+    let tag = format!("minify-test/slim-compat.slim:{}", unique("f"));
+    cleanup.image(&tag);
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            &image,
+            "--tag",
+            &tag,
+            "--report",
+            report_path.to_str().unwrap(),
+            "--http-probe-cmd-file",
+            cmd_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        minify(&args)
+    };
+    let (code, _, stderr) = build(&[]);
+    assert_eq!(code, 4, "docker-slim's default is to fail: {stderr}");
+    let (code, _, stderr) = build(&["--http-probe-exit-on-failure=false"]);
+    assert_eq!(code, 0, "{stderr}");
+    let warnings = report(&report_path)["warnings"].to_string();
+    assert!(warnings.contains("probe failed"), "{warnings}");
+    assert!(image_exists(&tag));
+}
