@@ -401,6 +401,8 @@ fn new_and_remove_flags_show_in_the_result_config_and_it_answers_like_the_origin
         // The traced run did not use env: keep it, or the result would not start.
         "--include-exe",
         "env",
+        "--include-zoneinfo",
+        "--include-licenses",
         "--verify",
     ]);
     assert_eq!(code, 0, "{stderr}");
@@ -443,6 +445,23 @@ fn new_and_remove_flags_show_in_the_result_config_and_it_answers_like_the_origin
     );
     // --verify ran the result with its new config: it answered like the original.
     let report = report(&report_path);
+    let kept: Vec<&str> = report["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["path"].as_str())
+        .collect();
+    for path in [
+        "/usr/bin/env",
+        "/usr/share/zoneinfo/Europe/Paris",
+        "/usr/share/doc/libc6/copyright",
+        "/usr/share/common-licenses/GPL-3",
+    ] {
+        assert!(
+            kept.contains(&path),
+            "{path} kept by a docker-slim --include-* rule"
+        );
+    }
     assert!(report["verification"]["differences"]
         .as_array()
         .unwrap()
