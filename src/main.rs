@@ -9,7 +9,15 @@ use minify::cli::{exit, exit_code, Cli, Command};
 use minify::docker::Bollard;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // docker-slim's global flags and refused flags are handled before clap sees the line.
+    let argv = match minify::cli::slim::rewrite_args(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(error) => {
+            eprintln!("minify: error: {error}");
+            return ExitCode::from(exit_code(&error) as u8);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let filter = if cli.verbose {
         "minify=debug,info"
     } else {
@@ -48,6 +56,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             minify::cli::run_verify(&args).await
         })?),
         Command::Gc => Ok(runtime.block_on(minify::cli::run_gc())?),
+        Command::Probes(minify::cli::ProbesCommand::Convert(args)) => {
+            print!("{}", minify::cli::run_convert(&args)?);
+            Ok(exit::OK)
+        }
         Command::Build(args) => {
             // Flags are checked before any daemon or kernel work starts.
             let options = args.validate()?;

@@ -53,6 +53,17 @@ pub struct BuildOptions {
     pub layer_store: bool,
     /// `--sbom`: where the slim image's CycloneDX 1.5 SBOM goes.
     pub sbom_path: Option<PathBuf>,
+    /// docker-slim's probing flags, merged into `probes` once the exposed ports are known.
+    pub slim_probes: Option<crate::probe::slim::SlimProbes>,
+    /// A failing probe of the probe file fails the build (docker-slim's
+    /// `--http-probe-exit-on-failure`, default true); false: a warning.
+    pub probe_exit_on_failure: bool,
+    /// How the target runs (env, mounts, network...), for the traced and the verify run.
+    pub run: run::RunOptions,
+    /// Changes to the slim image's config (`--new-*`, `--remove-*`, `--image-overrides`).
+    pub config_edits: crate::image::config::ConfigEdits,
+    /// More names for the slim image (`--tag` given more than once).
+    pub extra_tags: Vec<String>,
 }
 
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
@@ -205,7 +216,8 @@ pub async fn build<D: DockerApi>(
 
 /// The source image, refusing a `--tag` that names it (minify never retags the source).
 async fn inspect_source<D: DockerApi>(docker: &D, options: &BuildOptions) -> Result<ImageSummary> {
-    let source = docker.inspect_image(&options.image).await?;
+    let mut source = docker.inspect_image(&options.image).await?;
+    options.run.apply_to_image(&mut source);
     if source.repo_tags.iter().any(|t| t == &options.tag) {
         return Err(Error::Usage(format!(
             "--tag {} names the source image itself; minify never retags or changes the source image",
@@ -280,8 +292,20 @@ async fn traced_run<D: DockerApi>(
         format!("{}: {}", sensor.name(), chosen.reason),
     );
     let hooks = sensor.container_hooks();
-    let mut plan = Plan::new(
+    let probe_file = crate::probe::slim::resolve(
         options.probes.as_ref(),
+        options.slim_probes.as_ref(),
+        &verify::tcp_ports(&source.exposed_ports),
+    );
+    let probe_file = match probe_file {
+        Ok(file) => file,
+        Err(e) => {
+            // The sensor is running: it must be finished on this path out too.
+            return Error::after_cleanup(Err(e), sensor.finish().err().into_iter().collect());
+        }
+    };
+    let mut plan = Plan::new(
+        probe_file.as_ref(),
         &verify::tcp_ports(&source.exposed_ports),
         options.default_probes,
         &options.crawl,
@@ -291,10 +315,12 @@ async fn traced_run<D: DockerApi>(
     publish.extend(plan.ports().iter().map(|p| format!("{p}/tcp")));
     publish.sort();
     publish.dedup();
-    let mut spec = run::container_spec(&run_name, &source.id, &publish);
+    let mut spec = run::container_spec_with(&run_name, &source.id, &publish, &options.run);
     spec.cgroup_parent = hooks.cgroup_parent.clone();
-    spec.entrypoint = hooks.entrypoint.clone();
-    spec.cmd = hooks.cmd.clone();
+    if hooks.entrypoint.is_some() || hooks.cmd.is_some() {
+        spec.entrypoint = hooks.entrypoint.clone();
+        spec.cmd = hooks.cmd.clone();
+    }
 
     let observed = run::interruptible(async {
         let ran = observe(
@@ -501,18 +527,22 @@ fn write_slim(
     tokio::task::block_in_place(|| -> Result<()> {
         let layer_path = work_dir.join("layer.tar");
         let layer = sink::write_layer_file(fs, entries, replaced, &layer_path)?;
-        let config = slim_config(
+        let mut config = slim_config(
             &fs.config,
             &layer.diff_id,
             &format!("minify build {}", options.image),
         );
+        crate::image::config::apply_edits(&mut config, &options.config_edits);
         let out = std::fs::File::create(&archive_path)
             .map_err(Error::io("creating the image archive"))?;
-        sink::write_docker_archive(
+        let tags: Vec<String> = std::iter::once(options.tag.clone())
+            .chain(options.extra_tags.iter().cloned())
+            .collect();
+        sink::write_docker_archive_tagged(
             &layer_path,
             &layer,
             &config,
-            &options.tag,
+            &tags,
             std::io::BufWriter::new(out),
         )?;
         // The layer is inside the archive now; its own copy is not needed for the load.
@@ -569,6 +599,7 @@ async fn verify_slim<D: DockerApi>(
         &run.plan.ports(),
         &run.steps,
         options.stop_timeout_secs,
+        &options.run,
     )
     .await?;
     progress.timings.record("verify", verify_started);
@@ -675,11 +706,10 @@ async fn discard_if_interrupted<D: DockerApi>(
         return Ok(());
     }
     if loaded.previous_id.as_deref() != Some(loaded.result.id.as_str()) {
-        if let Err(e) = docker.remove_image(&options.tag).await {
-            tracing::warn!(
-                "interrupted: the slim image {} could not be removed: {e}",
-                options.tag
-            );
+        for tag in std::iter::once(&options.tag).chain(&options.extra_tags) {
+            if let Err(e) = docker.remove_image(tag).await {
+                tracing::warn!("interrupted: the slim image {tag} could not be removed: {e}");
+            }
         }
     }
     Err(Error::Interrupted)
@@ -842,7 +872,11 @@ async fn observe<D: DockerApi>(
                     .map(|e| format!("{} [{}]: {e}", r.request, r.target))
             })
             .collect();
-        if !failures.is_empty() {
+        if !failures.is_empty() && !options.probe_exit_on_failure {
+            progress
+                .warnings
+                .extend(failures.iter().map(|f| format!("probe failed: {f}")));
+        } else if !failures.is_empty() {
             return Err(Error::Probe {
                 message: format!(
                     "{} of the probe file's probes failed on the original image:\n  {}",
@@ -1017,6 +1051,11 @@ mod tests {
             app_closure: AppClosure::Imports,
             layer_store: false,
             sbom_path: None,
+            slim_probes: None,
+            probe_exit_on_failure: true,
+            run: run::RunOptions::default(),
+            config_edits: Default::default(),
+            extra_tags: Vec::new(),
         }
     }
 

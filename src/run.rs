@@ -25,18 +25,103 @@ pub fn unique_run_name(prefix: &str) -> String {
 
 /// The spec for running `image` under the run name `run_name`, publishing its TCP ports.
 pub fn container_spec(run_name: &str, image: &str, exposed_ports: &[String]) -> ContainerSpec {
+    container_spec_with(run_name, image, exposed_ports, &RunOptions::default())
+}
+
+/// How the user wants the target run (docker-slim's `--env`, `--mount`, `--network`, ...):
+/// applied to the traced run and to the `--verify` run of the slim image alike.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOptions {
+    /// `KEY=value`, `--env-file` lines first, then `--env`.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// Replaces the image's entrypoint (then the image's cmd is not used, as with the Docker API).
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub hostname: Option<String>,
+    pub network: Option<String>,
+    pub links: Vec<String>,
+    pub extra_hosts: Vec<String>,
+    pub mounts: Vec<crate::docker::MountSpec>,
+    /// Anonymous volumes (docker-slim's `--volume PATH`).
+    pub volumes: Vec<String>,
+    /// Extra exposed ports (`8080/tcp`), published and probed like the image's own.
+    pub expose: Vec<String>,
+    /// `--publish-port`: container port → (host IP, host port).
+    pub port_bindings: BTreeMap<String, (String, String)>,
+    /// `--publish-exposed-ports`: every exposed port on the same host port.
+    pub publish_exposed: bool,
+    pub shm_size: Option<i64>,
+    pub sysctls: BTreeMap<String, String>,
+    /// Labels on the container (docker-slim's runtime `--label`); minify's own stay.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl RunOptions {
+    /// The image as it runs with these options: entrypoint, cmd and exposed ports overridden
+    /// (what an in-container sensor wraps, what is published and probed).
+    pub fn apply_to_image(&self, image: &mut crate::docker::ImageSummary) {
+        if let Some(entrypoint) = &self.entrypoint {
+            image.entrypoint = entrypoint.clone();
+            image.cmd = self.cmd.clone().unwrap_or_default();
+        } else if let Some(cmd) = &self.cmd {
+            image.cmd = cmd.clone();
+        }
+        for port in self.expose.iter().chain(self.port_bindings.keys()) {
+            if !image.exposed_ports.contains(port) {
+                image.exposed_ports.push(port.clone());
+            }
+        }
+    }
+}
+
+/// [`container_spec`] with the user's run options.
+pub fn container_spec_with(
+    run_name: &str,
+    image: &str,
+    exposed_ports: &[String],
+    options: &RunOptions,
+) -> ContainerSpec {
+    let mut publish: Vec<String> = exposed_ports
+        .iter()
+        .chain(&options.expose)
+        .filter(|p| p.ends_with("/tcp") || !p.contains('/'))
+        .cloned()
+        .collect();
+    publish.sort();
+    publish.dedup();
+    let mut port_bindings = options.port_bindings.clone();
+    if options.publish_exposed {
+        for port in &publish {
+            let number = port.split('/').next().unwrap_or_default().to_string();
+            port_bindings
+                .entry(port.clone())
+                .or_insert((String::new(), number));
+        }
+    }
+    let mut labels = options.labels.clone();
+    labels.insert(OWNER_LABEL.to_string(), run_name.to_string());
+    labels.insert(OWNER_PROCESS_LABEL.to_string(), owner_token());
     ContainerSpec {
         name: run_name.to_string(),
         image: image.to_string(),
-        publish: exposed_ports
-            .iter()
-            .filter(|p| p.ends_with("/tcp") || !p.contains('/'))
-            .cloned()
-            .collect(),
-        labels: BTreeMap::from([
-            (OWNER_LABEL.to_string(), run_name.to_string()),
-            (OWNER_PROCESS_LABEL.to_string(), owner_token()),
-        ]),
+        publish,
+        labels,
+        entrypoint: options.entrypoint.clone(),
+        cmd: options.cmd.clone(),
+        env: options.env.clone(),
+        user: options.user.clone(),
+        workdir: options.workdir.clone(),
+        hostname: options.hostname.clone(),
+        network: options.network.clone(),
+        links: options.links.clone(),
+        extra_hosts: options.extra_hosts.clone(),
+        mounts: options.mounts.clone(),
+        volumes: options.volumes.clone(),
+        port_bindings,
+        shm_size: options.shm_size,
+        sysctls: options.sysctls.clone(),
         ..ContainerSpec::default()
     }
 }
@@ -413,6 +498,118 @@ mod tests {
             .unwrap()
             .iter()
             .any(|c| c == "stop_container minify-4-x"));
+    }
+
+    #[tokio::test]
+    async fn run_options_reach_the_create_request() {
+        use crate::docker::MountSpec;
+        let options = RunOptions {
+            env: vec!["A=1".into()],
+            user: Some("1000".into()),
+            workdir: Some("/srv".into()),
+            entrypoint: Some(vec!["/bin/app".into()]),
+            hostname: Some("svc".into()),
+            network: Some("appnet".into()),
+            links: vec!["db:db".into()],
+            extra_hosts: vec!["api.local:10.0.0.1".into()],
+            mounts: vec![
+                MountSpec {
+                    source: "/host/data".into(),
+                    target: "/data".into(),
+                    read_only: true,
+                },
+                MountSpec {
+                    source: "cache".into(),
+                    target: "/cache".into(),
+                    read_only: false,
+                },
+            ],
+            volumes: vec!["/scratch".into()],
+            expose: vec!["9000/tcp".into(), "53/udp".into()],
+            port_bindings: BTreeMap::from([(
+                "8080/tcp".to_string(),
+                (String::new(), "18080".to_string()),
+            )]),
+            publish_exposed: true,
+            shm_size: Some(64 << 20),
+            sysctls: BTreeMap::from([("net.core.somaxconn".into(), "1024".into())]),
+            labels: BTreeMap::from([
+                ("team".into(), "web".into()),
+                (OWNER_LABEL.into(), "spoofed".into()),
+            ]),
+            ..RunOptions::default()
+        };
+        let spec = container_spec_with("minify-5-x", "app:1", &["80/tcp".into()], &options);
+        assert_eq!(spec.publish, ["80/tcp", "9000/tcp"], "udp is not published");
+        assert_eq!(
+            spec.port_bindings["80/tcp"].1, "80",
+            "--publish-exposed-ports"
+        );
+        let docker = FakeDocker::default();
+        create_and_start(&docker, &spec, &[]).await.unwrap();
+        assert_eq!(docker.specs.lock().unwrap()[0].env, ["A=1"]);
+
+        let body = crate::docker::create_body(&spec, "127.0.0.1");
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["Env"][0], "A=1");
+        assert_eq!(json["User"], "1000");
+        assert_eq!(json["WorkingDir"], "/srv");
+        assert_eq!(json["Entrypoint"][0], "/bin/app");
+        assert_eq!(json["Hostname"], "svc");
+        let host = &json["HostConfig"];
+        assert_eq!(host["NetworkMode"], "appnet");
+        assert_eq!(host["Links"][0], "db:db");
+        assert_eq!(host["ExtraHosts"][0], "api.local:10.0.0.1");
+        assert_eq!(host["ShmSize"], 64 << 20);
+        assert_eq!(host["Sysctls"]["net.core.somaxconn"], "1024");
+        assert!(host.get("Privileged").is_none_or(|p| p == false));
+        assert_eq!(host["Mounts"][0]["Type"], "bind");
+        assert_eq!(host["Mounts"][0]["ReadOnly"], true);
+        assert_eq!(host["Mounts"][1]["Type"], "volume");
+        assert_eq!(
+            host["Mounts"][1]["VolumeOptions"]["Labels"][OWNER_LABEL], "minify-5-x",
+            "a volume Docker creates for the run is labelled as minify's"
+        );
+        assert!(host["Mounts"][0].get("VolumeOptions").is_none());
+        assert_eq!(host["PortBindings"]["8080/tcp"][0]["HostPort"], "18080");
+        assert_eq!(host["PortBindings"]["8080/tcp"][0]["HostIp"], "127.0.0.1");
+        assert_eq!(host["PortBindings"]["9000/tcp"][0]["HostPort"], "9000");
+        assert!(
+            json["Volumes"].get("/scratch").is_some(),
+            "{}",
+            json["Volumes"]
+        );
+    }
+
+    #[test]
+    fn run_options_override_what_the_sensor_wraps_and_what_is_probed() {
+        let mut image = crate::docker::ImageSummary {
+            id: "sha256:x".into(),
+            size: 0,
+            repo_tags: vec![],
+            exposed_ports: vec!["80/tcp".into()],
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["serve".into()],
+        };
+        let options = RunOptions {
+            cmd: Some(vec!["serve".into(), "--debug".into()]),
+            expose: vec!["9000/tcp".into()],
+            ..RunOptions::default()
+        };
+        options.apply_to_image(&mut image);
+        assert_eq!(image.entrypoint, ["/entry"]);
+        assert_eq!(image.cmd, ["serve", "--debug"]);
+        assert_eq!(image.exposed_ports, ["80/tcp", "9000/tcp"]);
+        let options = RunOptions {
+            entrypoint: Some(vec!["/other".into()]),
+            ..RunOptions::default()
+        };
+        options.apply_to_image(&mut image);
+        assert_eq!(image.entrypoint, ["/other"]);
+        assert!(
+            image.cmd.is_empty(),
+            "a new entrypoint drops the image's cmd"
+        );
     }
 
     #[test]

@@ -125,10 +125,11 @@ async fn probe_image<D: DockerApi>(
     readiness: &BTreeMap<u16, (WaitStrategy, Duration)>,
     drive: Drive<'_>,
     stop_timeout_secs: i64,
+    run_options: &run::RunOptions,
 ) -> Result<Probed> {
     let name = run::unique_run_name("minify-verify");
     let publish: Vec<String> = ports.iter().map(|p| format!("{p}/tcp")).collect();
-    let spec = run::container_spec(&name, image, &publish);
+    let spec = run::container_spec_with(&name, image, &publish, run_options);
     let outcome = run::interruptible(async {
         let id = run::create_and_start(docker, &spec, &[]).await?;
         let state = run::require_running(docker, &id).await?;
@@ -175,7 +176,8 @@ async fn probe_image<D: DockerApi>(
     Ok(ran)
 }
 
-/// Runs `image` (no sensor), waits for `readiness`, replays `steps`, stops and removes it.
+/// Runs `image` (no sensor, with the user's run options), waits for `readiness`, replays
+/// `steps`, stops and removes it.
 pub async fn replay_on<D: DockerApi>(
     docker: &D,
     image: &str,
@@ -183,10 +185,19 @@ pub async fn replay_on<D: DockerApi>(
     ports: &[u16],
     steps: &[Step],
     stop_timeout_secs: i64,
+    run_options: &run::RunOptions,
 ) -> Result<Vec<ProbeResult>> {
     let drive = Drive::Replay(steps);
-    let (_, results, _) =
-        probe_image(docker, image, ports, readiness, drive, stop_timeout_secs).await?;
+    let (_, results, _) = probe_image(
+        docker,
+        image,
+        ports,
+        readiness,
+        drive,
+        stop_timeout_secs,
+        run_options,
+    )
+    .await?;
     Ok(results)
 }
 
@@ -198,8 +209,10 @@ pub async fn verify_images<D: DockerApi>(
     slim: &str,
     plan_for: impl Fn(&[u16]) -> Plan,
     stop_timeout_secs: i64,
+    run_options: &run::RunOptions,
 ) -> Result<(Vec<ProbeResult>, Verification)> {
-    let source = docker.inspect_image(original).await?;
+    let mut source = docker.inspect_image(original).await?;
+    run_options.apply_to_image(&mut source);
     docker.inspect_image(slim).await?;
     let plan = plan_for(&tcp_ports(&source.exposed_ports));
     let ports = plan.ports();
@@ -210,6 +223,7 @@ pub async fn verify_images<D: DockerApi>(
         &plan.readiness,
         Drive::Plan(plan.clone()),
         stop_timeout_secs,
+        run_options,
     )
     .await?;
     let failed: Vec<String> = original_results
@@ -224,8 +238,16 @@ pub async fn verify_images<D: DockerApi>(
             ),
         });
     }
-    let slim_results =
-        replay_on(docker, slim, &readiness, &ports, &steps, stop_timeout_secs).await?;
+    let slim_results = replay_on(
+        docker,
+        slim,
+        &readiness,
+        &ports,
+        &steps,
+        stop_timeout_secs,
+        run_options,
+    )
+    .await?;
     let differences = compare(&original_results, &slim_results);
     Ok((
         original_results,

@@ -14,6 +14,7 @@ use crate::sense::ptrace::SensorChoice;
 use crate::{Error, Result};
 
 pub mod lint;
+pub mod slim;
 pub mod xray;
 
 /// Exit codes, stable for CI scripts.
@@ -52,7 +53,11 @@ pub fn exit_code(error: &Error) -> i32 {
 #[command(
     name = "minify",
     version,
-    about = "Make container images small and safe by watching what they really use"
+    about = "Make container images small and safe by watching what they really use",
+    after_help = "docker-slim's global flags before the command are accepted too (--report, --debug, \
+--verbose, --log-level, --log-format, --no-color, --state-path, --host, --tls, --tls-verify, \
+--tls-cert-path); `minify build --help` lists docker-slim's build flags under their headings, \
+and the README's \"Coming from docker-slim\" says what each one does here."
 )]
 pub struct Cli {
     /// More detail on stderr (per-phase timings, debug logs).
@@ -62,6 +67,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the build flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run IMAGE, probe it, trace the files it uses, and build its slim twin.
@@ -74,9 +81,69 @@ pub enum Command {
     Xray(xray::XrayArgs),
     /// Render a build report (minify build --report) as a self-contained HTML page.
     Report(xray::ReportArgs),
+    /// Probe files: `minify probes convert FILE` turns a docker-slim command file into one.
+    #[command(subcommand)]
+    Probes(ProbesCommand),
     /// Remove what minify runs that are gone (killed, crashed, rebooted) left behind: their
     /// containers and cgroups. Never touches a live run's objects.
     Gc,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProbesCommand {
+    /// Print the minify probe file (YAML) for a docker-slim `--http-probe-cmd-file` FILE.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// docker-slim's JSON command file (`{"commands":[…]}`).
+    pub file: PathBuf,
+    /// The ports commands without a `port` are probed on (docker-slim probes every exposed
+    /// port; a file has no image to ask), repeatable.
+    #[arg(long, value_name = "PORT")]
+    pub port: Vec<u16>,
+}
+
+/// `minify probes convert FILE`: the YAML on stdout.
+pub fn run_convert(args: &ConvertArgs) -> Result<String> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let commands = crate::probe::slim::load_cmd_file(&args.file, &cwd)?;
+    let slim = crate::probe::slim::SlimProbes {
+        commands,
+        ..Default::default()
+    };
+    let file = crate::probe::slim::to_probe_file(&slim, None, &args.port)
+        .map_err(|e| Error::Usage(format!("{}: {e} (or pass --port N)", args.file.display())))?;
+    let mut value = serde_yaml::to_value(&file).map_err(|e| Error::Usage(e.to_string()))?;
+    prune_defaults(&mut value);
+    let yaml = serde_yaml::to_string(&value).map_err(|e| Error::Usage(e.to_string()))?;
+    Ok(format!(
+        "# minify probe file converted from docker-slim's {}\n# (body_file paths are absolute: docker-slim resolved them against the current directory)\n{yaml}",
+        args.file.display()
+    ))
+}
+
+/// Drops what a probe file need not say (nulls, empty lists and sections, `false` switches
+/// other than `default_probes`), so that a converted file reads like a hand-written one.
+fn prune_defaults(value: &mut serde_yaml::Value) {
+    use serde_yaml::Value;
+    match value {
+        Value::Mapping(map) => {
+            for (_, child) in map.iter_mut() {
+                prune_defaults(child);
+            }
+            map.retain(|key, child| match child {
+                Value::Null => false,
+                Value::Sequence(items) => !items.is_empty(),
+                Value::Mapping(entries) => !entries.is_empty(),
+                Value::Bool(false) => key.as_str() == Some("default_probes"),
+                _ => true,
+            });
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(prune_defaults),
+        _ => {}
+    }
 }
 
 /// Probe flags shared by `build` and `verify`.
@@ -146,38 +213,49 @@ pub struct VerifyArgs {
     /// Where to write the JSON result.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// How both images run (docker-slim's run flags, as for `minify build`).
+    #[command(flatten)]
+    pub run: slim::RunArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The image to minify (name[:tag] or id). It is never modified.
-    pub image: String,
-    /// Name of the slim image [default: REPO.slim:TAG].
-    #[arg(long, value_name = "NAME[:TAG]")]
-    pub tag: Option<String>,
+    /// The image to minify (name[:tag] or id; or --target IMAGE). It is never modified.
+    pub image: Option<String>,
+    /// Name of the slim image [default: REPO.slim:TAG]; repeatable: every name tags it.
+    #[arg(
+        long,
+        help_heading = "The result image (docker-slim)",
+        value_name = "NAME[:TAG]"
+    )]
+    pub tag: Vec<String>,
     /// Where to write the JSON report.
     #[arg(long, value_name = "FILE", default_value = "minify-report.json")]
     pub report: PathBuf,
     /// After probing: `probe` (stop at once, the default), SECONDS more, or `signal` (wait for
     /// SIGUSR1 or Enter while you drive the app). With nothing to probe the default is 10 s.
-    #[arg(long, value_name = "probe|SECONDS|signal")]
+    #[arg(
+        long,
+        help_heading = "Other probes and when to stop (docker-slim)",
+        value_name = "probe|SECONDS|signal|enter|exec|timeout"
+    )]
     pub continue_after: Option<ContinueAfter>,
     #[command(flatten)]
     pub probe: ProbeArgs,
     /// Keep this file or whole directory tree (repeatable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, help_heading = "What to keep (docker-slim)", value_name = "PATH")]
     pub include_path: Vec<String>,
     /// Keep this binary and the libraries it loads (repeatable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, help_heading = "What to keep (docker-slim)", value_name = "PATH")]
     pub include_bin: Vec<String>,
     /// Keep a shell and basic tools (ls, cat, ps, ...) for debugging the slim image.
-    #[arg(long)]
+    #[arg(long, help_heading = "What to keep (docker-slim)")]
     pub include_shell: bool,
     /// Drop kept paths matching this glob (repeatable); what the dynamic loader needs stays.
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, help_heading = "What to keep (docker-slim)", value_name = "GLOB")]
     pub exclude: Vec<String>,
     /// Keep this path with its original content, whatever the trace says (repeatable).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, help_heading = "What to keep (docker-slim)", value_name = "PATH")]
     pub preserve_path: Vec<String>,
     /// Replay the probes against the slim image and fail (exit 5) on any different answer.
     #[arg(long)]
@@ -220,25 +298,61 @@ pub struct BuildArgs {
     /// With --ci: fail when the slim image still holds a package manager.
     #[arg(long, requires = "ci")]
     pub no_package_manager: bool,
+    /// docker-slim's build flags, same names and meaning.
+    #[command(flatten)]
+    pub slim: slim::SlimArgs,
 }
 
 impl BuildArgs {
     /// Checks every flag and turns them into library options; no daemon or kernel access.
     pub fn validate(&self) -> Result<BuildOptions> {
-        if self.image.trim().is_empty() {
+        let image = match (&self.image, &self.slim.target) {
+            (Some(image), Some(target)) if image != target => {
+                return Err(Error::Usage(format!(
+                    "two images given: {image} and --target {target}"
+                )))
+            }
+            (Some(image), _) | (None, Some(image)) => image.clone(),
+            (None, None) => {
+                return Err(Error::Usage(
+                    "no image given: minify build IMAGE (or --target IMAGE)".into(),
+                ))
+            }
+        };
+        if image.trim().is_empty() {
             return Err(Error::Usage("the image name is empty".into()));
         }
-        if let Some(tag) = &self.tag {
+        for tag in &self.tag {
             validate_reference(tag)?;
+        }
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let slim = self.slim.validate(&cwd)?;
+        if self.slim.include_workdir && self.app_closure == crate::closure::lang::AppClosure::Off {
+            return Err(Error::Usage(
+                "--include-workdir keeps the WORKDIR tree through the app closure: drop \
+                 --app-closure off"
+                    .into(),
+            ));
         }
         let probes = self.probe.load()?;
         let mut keep = probes.as_ref().map(|p| p.keep.clone()).unwrap_or_default();
         keep.include_paths.extend(self.include_path.iter().cloned());
+        keep.include_paths
+            .extend(slim.include_paths.iter().cloned());
         keep.include_bins.extend(self.include_bin.iter().cloned());
+        keep.include_bins.extend(slim.include_bins.iter().cloned());
         keep.include_shell |= self.include_shell;
         keep.exclude.extend(self.exclude.iter().cloned());
+        keep.exclude.extend(slim.exclude.iter().cloned());
         keep.preserve_paths
             .extend(self.preserve_path.iter().cloned());
+        keep.preserve_paths
+            .extend(slim.preserve_paths.iter().cloned());
+        keep.include_exes.extend(slim.include_exes.iter().cloned());
+        keep.include_node_packages
+            .extend(slim.include_node_packages.iter().cloned());
+        keep.include_sets
+            .extend(slim.include_sets.iter().map(|s| s.to_string()));
         for path in keep
             .include_paths
             .iter()
@@ -276,22 +390,45 @@ impl BuildArgs {
                 )));
             }
         }
+        let mut crawl = self.probe.crawl_limits();
+        if let Some(depth) = slim.crawl_depth {
+            crawl.max_depth = depth;
+        }
+        if let Some(pages) = slim.crawl_max_pages {
+            if pages == 0 {
+                return Err(Error::Usage(
+                    "--http-crawl-max-page-count must be at least 1".into(),
+                ));
+            }
+            crawl.max_pages = pages;
+        }
+        let mut tags = self.tag.clone();
+        if tags.is_empty() {
+            tags.push(default_slim_tag(&image));
+        }
+        let tag = tags.remove(0);
+        tags.retain(|t| t != &tag);
+        tags.dedup();
         Ok(BuildOptions {
             sensor: self.sensor,
             seccomp_path,
-            image: self.image.clone(),
-            tag: self
-                .tag
-                .clone()
-                .unwrap_or_else(|| default_slim_tag(&self.image)),
+            tag,
+            extra_tags: tags,
+            image,
             report_path: self.report.clone(),
             continue_after: self
                 .continue_after
                 .clone()
                 .or_else(|| probes.as_ref().and_then(|p| p.continue_after.clone())),
-            ready_timeout: Duration::from_secs(self.probe.ready_timeout),
+            ready_timeout: Duration::from_secs(
+                slim.ready_timeout_s.unwrap_or(self.probe.ready_timeout),
+            ),
             stop_timeout_secs: self.probe.stop_timeout as i64,
-            crawl: self.probe.crawl_limits(),
+            crawl,
+            slim_probes: (!slim.probes.is_default()).then(|| slim.probes.clone()),
+            probe_exit_on_failure: slim.exit_on_failure,
+            run: slim.run.clone(),
+            config_edits: slim.edits.clone(),
             default_probes: !self.probe.no_default_probes,
             probes,
             keep,
@@ -433,6 +570,7 @@ pub async fn run_gc() -> Result<i32> {
 
 pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let file = args.probe.load()?;
+    let run_options = args.run.options()?;
     let docker = crate::docker::Bollard::connect().await?;
     if let Ok(removed) = crate::run::sweep_orphans(&docker).await {
         for name in removed {
@@ -445,6 +583,7 @@ pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
         &args.slim,
         |ports| args.probe.plan(file.as_ref(), ports),
         args.probe.stop_timeout as i64,
+        &run_options,
     )
     .await?;
     if let Some(path) = &args.report {
@@ -487,6 +626,228 @@ mod tests {
             default_slim_tag("sha256:0123456789abcdef0123"),
             "minify-slim:0123456789ab"
         );
+    }
+
+    fn build_args(extra: &[&str]) -> Result<BuildOptions> {
+        let mut argv = vec!["minify", "build"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)
+            .map_err(|e| Error::Usage(e.to_string()))?
+            .command
+        {
+            Command::Build(args) => args.validate(),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn docker_slim_build_flags_map_onto_build_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join("app.env");
+        std::fs::write(&env_file, "A=1\n").unwrap();
+        let cmds = dir.path().join("cmds.json");
+        std::fs::write(
+            &cmds,
+            r#"{"commands":[{"method":"POST","resource":"/x","body":"b"}]}"#,
+        )
+        .unwrap();
+        let options = build_args(&[
+            "--target",
+            "app:1",
+            "--tag",
+            "app:slim",
+            "--tag",
+            "registry.local/app:slim",
+            "--http-probe-cmd",
+            "crawl:/docs",
+            "--http-probe-cmd-file",
+            cmds.to_str().unwrap(),
+            "--http-probe-ports",
+            "8080",
+            "--http-probe-exit-on-failure=false",
+            "--http-probe-retry-count",
+            "3",
+            "--http-probe-retry-wait",
+            "2",
+            "--http-crawl-max-depth",
+            "1",
+            "--http-crawl-max-page-count",
+            "7",
+            "--continue-after",
+            "enter",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "--env",
+            "B=2",
+            "--mount",
+            "data:/data",
+            "--volume",
+            "/scratch",
+            "--network",
+            "appnet",
+            "--link",
+            "db",
+            "--etc-hosts-map",
+            "api:10.0.0.1",
+            "--hostname",
+            "svc",
+            "--user",
+            "app",
+            "--workdir",
+            "/srv",
+            "--cmd",
+            "serve --fast",
+            "--expose",
+            "9000",
+            "--publish-port",
+            "18080:8080",
+            "--publish-exposed-ports",
+            "--cro-shm-size",
+            "64m",
+            "--cro-sysctl",
+            "net.core.somaxconn=1024",
+            "--new-cmd",
+            r#"["serve"]"#,
+            "--new-env",
+            "MODE=prod",
+            "--new-label",
+            "team=web",
+            "--new-expose",
+            "8443",
+            "--new-volume",
+            "/cache",
+            "--new-workdir",
+            "/app",
+            "--remove-env",
+            "DEBUG",
+            "--remove-expose",
+            "9000",
+            "--remove-label",
+            "old",
+            "--remove-volume",
+            "/tmp",
+            "--image-overrides",
+            "env",
+            "--include-exe",
+            "curl",
+            "--include-zoneinfo",
+            "--include-cert-bundles-only",
+            "--include-node-package",
+            "express",
+            "--exclude-pattern",
+            "/usr/share/doc/**",
+            "--keep-perms",
+            "--http-probe-full",
+        ])
+        .unwrap();
+        assert_eq!(options.image, "app:1");
+        assert_eq!(options.tag, "app:slim");
+        assert_eq!(options.extra_tags, ["registry.local/app:slim"]);
+        assert_eq!(options.continue_after, Some(ContinueAfter::Signal));
+        assert_eq!(options.ready_timeout, Duration::from_secs(6));
+        assert_eq!((options.crawl.max_depth, options.crawl.max_pages), (1, 7));
+        assert!(!options.probe_exit_on_failure);
+        let probes = options.slim_probes.as_ref().unwrap();
+        assert_eq!(probes.commands.len(), 2);
+        assert_eq!(probes.ports, [8080]);
+        let run = &options.run;
+        assert_eq!(run.env, ["A=1", "B=2"]);
+        assert_eq!(run.mounts[0].source, "data");
+        assert_eq!(run.volumes, ["/scratch"]);
+        assert_eq!(run.network.as_deref(), Some("appnet"));
+        assert_eq!(
+            run.cmd.as_deref(),
+            Some(&["serve".to_string(), "--fast".to_string()][..])
+        );
+        assert_eq!(run.expose, ["9000/tcp"]);
+        assert_eq!(run.port_bindings["8080/tcp"].1, "18080");
+        assert!(run.publish_exposed);
+        assert_eq!(run.shm_size, Some(64 << 20));
+        let edits = &options.config_edits;
+        assert_eq!(edits.cmd.as_deref(), Some(&["serve".to_string()][..]));
+        assert_eq!(
+            edits.env,
+            ["A=1", "B=2", "MODE=prod"],
+            "--image-overrides env"
+        );
+        assert_eq!(edits.expose, ["8443/tcp"]);
+        assert_eq!(edits.remove_expose, ["9000/tcp"]);
+        assert_eq!(edits.labels["team"], "web");
+        assert_eq!(options.keep.include_exes, ["curl"]);
+        assert_eq!(options.keep.include_sets, ["zoneinfo", "cert-bundles"]);
+        assert_eq!(options.keep.exclude, ["/usr/share/doc/**"]);
+
+        // Errors name the flag; nothing is silently dropped.
+        for (bad, expected) in [
+            (vec!["app:1", "--target", "other:1"], "two images"),
+            (vec![], "no image"),
+            (
+                vec!["app:1", "--http-probe-cmd", "nope"],
+                "--http-probe-cmd",
+            ),
+            (vec!["app:1", "--env", "NOVALUE"], "--env"),
+            (vec!["app:1", "--mount", "./rel:/x"], "absolute"),
+            (vec!["app:1", "--network", "host"], "bridge network"),
+            (vec!["app:1", "--keep-perms=false"], "mode and owner"),
+            (
+                vec!["app:1", "--continue-after", "app-exit"],
+                "not supported",
+            ),
+            (
+                vec!["app:1", "--image-overrides", "bogus"],
+                "--image-overrides",
+            ),
+            (
+                vec!["app:1", "--include-workdir", "--app-closure", "off"],
+                "--include-workdir",
+            ),
+        ] {
+            let err = build_args(&bad).unwrap_err();
+            assert!(err.to_string().contains(expected), "{bad:?}: {err}");
+        }
+        // `--http-probe=false` is the default probe off; a bare `--http-probe` leaves it on.
+        let off = build_args(&["app:1", "--http-probe=false"]).unwrap();
+        assert!(!off.slim_probes.unwrap().default_probe);
+        let on = build_args(&["--http-probe", "app:1"]).unwrap();
+        assert!(on.slim_probes.is_none());
+        assert_eq!(on.image, "app:1");
+    }
+
+    #[test]
+    fn a_docker_slim_command_file_converts_to_a_loadable_probe_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = dir.path().join("body.json");
+        std::fs::write(&body, "{}").unwrap();
+        let cmds = dir.path().join("cmds.json");
+        std::fs::write(
+            &cmds,
+            format!(
+                r#"{{"commands":[{{"method":"POST","resource":"/x","body_file":"{}","port":8000}},{{"resource":"/"}}]}}"#,
+                body.display()
+            ),
+        )
+        .unwrap();
+        let args = |ports: Vec<u16>| ConvertArgs {
+            file: cmds.clone(),
+            port: ports,
+        };
+        assert!(run_convert(&args(vec![]))
+            .unwrap_err()
+            .to_string()
+            .contains("--port"));
+        let yaml = run_convert(&args(vec![80])).unwrap();
+        let out = dir.path().join("out.yaml");
+        std::fs::write(&out, &yaml).unwrap();
+        let file = ProbeFile::load(&out).unwrap();
+        assert_eq!(file.http.len(), 2);
+        assert_eq!(file.http[0].body.as_deref(), Some("{}"));
+        assert_eq!(file.default_probes, Some(false));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod elf;
 pub(crate) mod fake;
 pub mod lang;
 pub mod ldcache;
+pub mod named;
 pub mod resolve;
 pub mod rules;
 pub mod script;

@@ -66,6 +66,30 @@ pub fn include_paths(rules: &KeepRules, index: &FsIndex) -> Vec<(String, Reason)
     for path in &rules.preserve_paths {
         tree(path, "--preserve-path");
     }
+    for path in &rules.include_sets {
+        for set_path in super::named::path_set(path) {
+            if index.get(set_path).is_some() {
+                tree(set_path, &format!("--include-{path}"));
+            }
+        }
+    }
+    if !rules.include_exes.is_empty()
+        || !rules.include_node_packages.is_empty()
+        || !rules.include_sets.is_empty()
+    {
+        let found = super::named::resolve_by_name(
+            &rules.include_exes,
+            &rules.include_node_packages,
+            &rules.include_sets,
+            index.entries.keys().cloned(),
+        );
+        for path in found {
+            tree(
+                &path,
+                "docker-slim --include-exe/--include-node-package/--include-*",
+            );
+        }
+    }
     for path in &rules.include_bins {
         // The closure adds an ELF file's interpreter and libraries by itself.
         out.push((

@@ -38,6 +38,8 @@ pub struct FakeDocker {
     /// How long `create_container` takes; the container exists only once it returns, as in the
     /// daemon (which finishes a create even when the client went away).
     pub create_delay: Duration,
+    /// Every spec `create_container` was given, in order.
+    pub specs: Mutex<Vec<ContainerSpec>>,
 }
 
 impl FakeDocker {
@@ -192,6 +194,7 @@ impl DockerApi for FakeDocker {
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         self.call("create_container", &spec.name)?;
+        self.specs.lock().unwrap().push(spec.clone());
         // The daemon's side of the create: it completes whether or not the caller still waits.
         let id = format!("id-{}", spec.name);
         let record = FakeContainer {

@@ -41,8 +41,49 @@ pub struct ContainerSpec {
     pub cmd: Option<Vec<String>>,
     /// Extra `--security-opt` values (e.g. `seccomp=...`).
     pub security_opt: Vec<String>,
-    /// Labels marking the container as minify's (so leftovers can be found).
+    /// Labels marking the container as minify's (so leftovers can be found). Named volumes
+    /// Docker creates for [`ContainerSpec::mounts`] carry them too.
     pub labels: BTreeMap<String, String>,
+    /// `KEY=value` added to (or overriding) the image's environment.
+    pub env: Vec<String>,
+    /// Overrides the image's USER.
+    pub user: Option<String>,
+    /// Overrides the image's WORKDIR.
+    pub workdir: Option<String>,
+    pub hostname: Option<String>,
+    /// `HostConfig.NetworkMode`: a network to join instead of the default bridge.
+    pub network: Option<String>,
+    /// `container[:alias]` links (legacy `--link`).
+    pub links: Vec<String>,
+    /// `host:ip` lines added to /etc/hosts.
+    pub extra_hosts: Vec<String>,
+    /// Bind mounts and named volumes; never removed by minify (they are the user's).
+    pub mounts: Vec<MountSpec>,
+    /// Anonymous volumes at these container paths (removed with the container).
+    pub volumes: Vec<String>,
+    /// Explicit host bindings of published ports: container port (`80/tcp`) → (host IP, host
+    /// port). An empty IP means the [`publish_address`] default (loopback for a local daemon),
+    /// an empty port a random one.
+    pub port_bindings: BTreeMap<String, (String, String)>,
+    /// `/dev/shm` size in bytes.
+    pub shm_size: Option<i64>,
+    /// Namespaced kernel parameters.
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// A bind mount (`source` is an absolute host path) or a named volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl MountSpec {
+    /// Whether `source` names a host path (else a named volume).
+    pub fn is_bind(&self) -> bool {
+        self.source.starts_with('/')
+    }
 }
 
 /// A container's state as far as the pipeline cares.
@@ -233,6 +274,83 @@ pub fn parse_remote(endpoint: &str) -> Option<RemoteEndpoint> {
     })
 }
 
+/// The create request for `spec`; ports without an explicit binding go on `bind_ip` at a
+/// random port.
+pub fn create_body(spec: &ContainerSpec, bind_ip: &str) -> bollard::models::ContainerCreateBody {
+    use bollard::models::{
+        ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, PortBinding,
+    };
+    let mut publish = spec.publish.clone();
+    for port in spec.port_bindings.keys() {
+        if !publish.contains(port) {
+            publish.push(port.clone());
+        }
+    }
+    let port_bindings = publish
+        .iter()
+        .map(|port| {
+            let (ip, host_port) = spec.port_bindings.get(port).cloned().unwrap_or_default();
+            let binding = PortBinding {
+                host_ip: Some(if ip.is_empty() {
+                    bind_ip.to_string()
+                } else {
+                    ip
+                }),
+                host_port: Some(host_port),
+            };
+            (port.clone(), Some(vec![binding]))
+        })
+        .collect();
+    let labels: std::collections::HashMap<String, String> =
+        spec.labels.clone().into_iter().collect();
+    let mounts: Vec<Mount> = spec
+        .mounts
+        .iter()
+        .map(|m| Mount {
+            target: Some(m.target.clone()),
+            source: Some(m.source.clone()),
+            typ: Some(if m.is_bind() {
+                MountType::BIND
+            } else {
+                MountType::VOLUME
+            }),
+            read_only: Some(m.read_only),
+            // Applied only if Docker creates the volume: one that exists keeps its labels.
+            volume_options: (!m.is_bind()).then(|| MountVolumeOptions {
+                labels: Some(labels.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        cmd: spec.cmd.clone(),
+        env: some_vec(&spec.env),
+        user: spec.user.clone(),
+        working_dir: spec.workdir.clone(),
+        hostname: spec.hostname.clone(),
+        exposed_ports: Some(publish.clone()),
+        volumes: some_vec(&spec.volumes),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            port_bindings: Some(port_bindings),
+            cgroup_parent: spec.cgroup_parent.clone(),
+            security_opt: some_vec(&spec.security_opt),
+            network_mode: spec.network.clone(),
+            links: some_vec(&spec.links),
+            extra_hosts: some_vec(&spec.extra_hosts),
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            shm_size: spec.shm_size,
+            sysctls: (!spec.sysctls.is_empty()).then(|| spec.sysctls.clone().into_iter().collect()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 fn api_error(call: &'static str) -> impl Fn(bollard::errors::Error) -> Error {
     move |e| Error::Docker {
         call,
@@ -324,32 +442,7 @@ impl DockerApi for Bollard {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
-        use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-        let port_bindings = spec
-            .publish
-            .iter()
-            .map(|port| {
-                let binding = PortBinding {
-                    host_ip: Some(publish_address(&self.endpoint).bind_ip),
-                    host_port: Some(String::new()),
-                };
-                (port.clone(), Some(vec![binding]))
-            })
-            .collect();
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            entrypoint: spec.entrypoint.clone(),
-            cmd: spec.cmd.clone(),
-            exposed_ports: Some(spec.publish.clone()),
-            labels: Some(spec.labels.clone().into_iter().collect()),
-            host_config: Some(HostConfig {
-                port_bindings: Some(port_bindings),
-                cgroup_parent: spec.cgroup_parent.clone(),
-                security_opt: (!spec.security_opt.is_empty()).then(|| spec.security_opt.clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = create_body(spec, &publish_address(&self.endpoint).bind_ip);
         let options = bollard::query_parameters::CreateContainerOptions {
             name: Some(spec.name.clone()),
             ..Default::default()

@@ -62,6 +62,145 @@ pub fn slim_config(source: &Value, diff_id: &str, note: &str) -> Value {
     Value::Object(slim)
 }
 
+/// Changes to the slim image's run configuration (docker-slim's `--new-*`, `--remove-*` and
+/// the runtime options `--image-overrides` persists). Applied after the source's config is
+/// carried over, in docker-slim's order: additions and replacements, then removals.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigEdits {
+    /// `Some(vec![])` clears it (docker-slim's single-space value).
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    /// `KEY=value`: replaces the variable if the image sets it, else adds it.
+    pub env: Vec<String>,
+    /// `8080/tcp`.
+    pub expose: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub volumes: Vec<String>,
+    pub remove_env: Vec<String>,
+    pub remove_expose: Vec<String>,
+    pub remove_labels: Vec<String>,
+    pub remove_volumes: Vec<String>,
+}
+
+impl ConfigEdits {
+    pub fn is_empty(&self) -> bool {
+        self == &ConfigEdits::default()
+    }
+}
+
+/// Applies `edits` to the `config` object of a full image config.
+pub fn apply_edits(image_config: &mut Value, edits: &ConfigEdits) {
+    if edits.is_empty() {
+        return;
+    }
+    let Some(root) = image_config.as_object_mut() else {
+        return;
+    };
+    let config = root
+        .entry("config")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !config.is_object() {
+        *config = Value::Object(Map::new());
+    }
+    let Some(config) = config.as_object_mut() else {
+        return;
+    };
+    let strings =
+        |items: &[String]| Value::Array(items.iter().cloned().map(Value::String).collect());
+    if let Some(entrypoint) = &edits.entrypoint {
+        config.insert(
+            "Entrypoint".into(),
+            if entrypoint.is_empty() {
+                Value::Null
+            } else {
+                strings(entrypoint)
+            },
+        );
+    }
+    if let Some(cmd) = &edits.cmd {
+        config.insert(
+            "Cmd".into(),
+            if cmd.is_empty() {
+                Value::Null
+            } else {
+                strings(cmd)
+            },
+        );
+    }
+    if let Some(workdir) = &edits.workdir {
+        config.insert("WorkingDir".into(), Value::String(workdir.clone()));
+    }
+    let mut env: Vec<String> = config
+        .get("Env")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let key = |kv: &str| kv.split('=').next().unwrap_or_default().to_string();
+    for kv in &edits.env {
+        match env.iter_mut().find(|existing| key(existing) == key(kv)) {
+            Some(existing) => *existing = kv.clone(),
+            None => env.push(kv.clone()),
+        }
+    }
+    env.retain(|kv| !edits.remove_env.contains(&key(kv)));
+    if !edits.env.is_empty() || !edits.remove_env.is_empty() {
+        config.insert("Env".into(), strings(&env));
+    }
+    let mut set = |field: &str, add: &[String], remove: &[String]| {
+        if add.is_empty() && remove.is_empty() {
+            return;
+        }
+        let mut map = config
+            .get(field)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for item in add {
+            map.insert(item.clone(), Value::Object(Map::new()));
+        }
+        for item in remove {
+            map.remove(item);
+        }
+        config.insert(
+            field.into(),
+            if map.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(map)
+            },
+        );
+    };
+    set("ExposedPorts", &edits.expose, &edits.remove_expose);
+    set("Volumes", &edits.volumes, &edits.remove_volumes);
+    if !edits.labels.is_empty() || !edits.remove_labels.is_empty() {
+        let mut labels = config
+            .get("Labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in &edits.labels {
+            labels.insert(k.clone(), Value::String(v.clone()));
+        }
+        for k in &edits.remove_labels {
+            labels.remove(k);
+        }
+        config.insert(
+            "Labels".into(),
+            if labels.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(labels)
+            },
+        );
+    }
+}
+
 /// The run configuration of an image (docker's `config` object), typed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunConfig {
@@ -288,6 +427,42 @@ mod tests {
             &json!({"config": {"ExposedPorts": {"http/tcp": {}}}})
         )
         .is_err());
+    }
+
+    #[test]
+    fn edits_add_replace_and_remove_like_docker_slim() {
+        let mut slim = slim_config(&source(), "sha256:cc", "");
+        let edits = ConfigEdits {
+            entrypoint: Some(vec![]),
+            cmd: Some(vec!["serve".into(), "--port=80".into()]),
+            workdir: Some("/app".into()),
+            env: vec!["LANG=C".into(), "MODE=prod".into()],
+            expose: vec!["8080/tcp".into()],
+            labels: BTreeMap::from([("team".into(), "web".into())]),
+            volumes: vec!["/cache".into()],
+            remove_env: vec!["PATH".into()],
+            remove_expose: vec!["53/udp".into()],
+            remove_labels: vec!["a".into()],
+            remove_volumes: vec!["/data".into()],
+        };
+        apply_edits(&mut slim, &edits);
+        let run = RunConfig::from_image_config(&slim).unwrap();
+        assert!(run.entrypoint.is_empty());
+        assert_eq!(run.cmd, ["serve", "--port=80"]);
+        assert_eq!(run.working_dir.as_deref(), Some("/app"));
+        assert_eq!(run.env, ["LANG=C", "MODE=prod"]);
+        let mut ports = run.exposed_ports.clone();
+        ports.sort();
+        assert_eq!(ports, [(80, "tcp".to_string()), (8080, "tcp".to_string())]);
+        assert_eq!(run.labels, BTreeMap::from([("team".into(), "web".into())]));
+        assert_eq!(run.volumes, ["/cache"]);
+        // What was not edited is carried over verbatim.
+        assert_eq!(slim["config"]["StopSignal"], "SIGQUIT");
+        assert_eq!(slim["config"]["OnBuild"][0], "RUN true");
+        let untouched = slim_config(&source(), "sha256:cc", "");
+        let mut same = untouched.clone();
+        apply_edits(&mut same, &ConfigEdits::default());
+        assert_eq!(same, untouched);
     }
 
     #[test]

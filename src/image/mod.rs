@@ -25,5 +25,7 @@ pub use flatten::{flatten, flatten_with_warnings, FlattenWarning};
 pub use fs::ImageFs;
 pub use index::{ContentRef, Entry, EntryKind, FsIndex};
 pub use retain::retain;
-pub use sink::{write_docker_archive, write_layer, write_layer_file, LayerInfo};
+pub use sink::{
+    write_docker_archive, write_docker_archive_tagged, write_layer, write_layer_file, LayerInfo,
+};
 pub use view::ImageView;

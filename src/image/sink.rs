@@ -244,6 +244,22 @@ pub fn write_docker_archive(
     repo_tag: &str,
     out: impl Write,
 ) -> Result<String> {
+    let tags: Vec<String> = (!repo_tag.is_empty())
+        .then(|| repo_tag.to_string())
+        .into_iter()
+        .collect();
+    write_docker_archive_tagged(layer_tar, layer, config, &tags, out)
+}
+
+/// [`write_docker_archive`] naming the image by every tag in `repo_tags` (docker-slim's
+/// repeatable `--tag`).
+pub fn write_docker_archive_tagged(
+    layer_tar: &Path,
+    layer: &LayerInfo,
+    config: &Value,
+    repo_tags: &[String],
+    out: impl Write,
+) -> Result<String> {
     let diff_ids = config
         .pointer("/rootfs/diff_ids")
         .and_then(Value::as_array)
@@ -274,10 +290,10 @@ pub fn write_docker_archive(
     let image_id = sha256_prefixed(&config_bytes);
     let config_name = format!("{}.json", image_id.trim_start_matches("sha256:"));
     let layer_name = format!("{layer_hex}/layer.tar");
-    let repo_tags: Value = if repo_tag.is_empty() {
+    let repo_tags: Value = if repo_tags.is_empty() {
         Value::Null
     } else {
-        Value::Array(vec![Value::String(repo_tag.to_string())])
+        Value::Array(repo_tags.iter().cloned().map(Value::String).collect())
     };
     let manifest = serde_json::to_vec(&serde_json::json!([{
         "Config": config_name,

@@ -233,6 +233,16 @@ pub struct KeepRules {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub preserve_paths: Vec<String>,
+    /// docker-slim's `--include-exe NAME`: found on the image's PATH directories.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_exes: Vec<String>,
+    /// docker-slim's `--include-node-package NAME`: every `node_modules/NAME` tree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_node_packages: Vec<String>,
+    /// docker-slim's path sets, kept where present: `zoneinfo`, `cert-all`, `cert-bundles`,
+    /// `cert-dirs`, `oslibs-net`, `ssh-client`, `licenses`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_sets: Vec<String>,
 }
 
 /// What happens after the probes ran.
@@ -251,13 +261,23 @@ impl std::str::FromStr for ContinueAfter {
 
     fn from_str(value: &str) -> std::result::Result<Self, String> {
         match value.trim() {
-            "probe" => Ok(ContinueAfter::Probe),
-            "signal" => Ok(ContinueAfter::Signal),
+            // docker-slim's exec and host-exec modes: minify runs those probes with the others.
+            "probe" | "exec" | "host-exec" => Ok(ContinueAfter::Probe),
+            // minify's signal mode waits for SIGUSR1 or Enter: docker-slim's enter and signal.
+            "signal" | "enter" => Ok(ContinueAfter::Signal),
+            // docker-slim's timeout mode without a number: 60 seconds.
+            "timeout" => Ok(ContinueAfter::Duration(Duration::from_secs(60))),
+            mode @ ("app-exit" | "container.probe") => Err(format!(
+                "continue-after {mode:?} (docker-slim) is not supported: give a number of seconds, or signal"
+            )),
+            combined if combined.contains('&') => Err(format!(
+                "continue-after {combined:?}: combined docker-slim modes are not supported; minify runs every probe, then stops (probe), waits (SECONDS) or waits for you (signal)"
+            )),
             seconds => seconds
                 .parse::<u64>()
                 .map(|s| ContinueAfter::Duration(Duration::from_secs(s)))
                 .map_err(|_| {
-                    format!("expected probe, signal or a number of seconds, got {value:?}")
+                    format!("expected probe, signal or a number of seconds (or docker-slim's enter, exec, timeout), got {value:?}")
                 }),
         }
     }
