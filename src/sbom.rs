@@ -71,6 +71,14 @@ pub fn language_purl(ecosystem: &str, name: &str, version: &str) -> String {
     }
 }
 
+fn kept_property(kept: Kept) -> Value {
+    json!({"name": "minify:kept", "value": if kept == Kept::Whole { "whole" } else { "partly" }})
+}
+
+fn files_kept_property(kept: usize, total: usize) -> Value {
+    json!({"name": "minify:files_kept", "value": format!("{kept} of {total}")})
+}
+
 fn language_component(p: &crate::packages::LanguagePackage) -> Value {
     let purl = language_purl(p.ecosystem, &p.name, &p.version);
     let mut component = json!({
@@ -80,8 +88,8 @@ fn language_component(p: &crate::packages::LanguagePackage) -> Value {
         "version": p.version,
         "purl": purl,
         "properties": [
-            {"name": "minify:kept", "value": if p.kept == Kept::Whole { "whole" } else { "partly" }},
-            {"name": "minify:files_kept", "value": format!("{} of {}", p.files_kept, p.files_total)},
+            kept_property(p.kept),
+            files_kept_property(p.files_kept, p.files_total),
             {"name": "minify:location", "value": p.location},
         ],
     });
@@ -111,8 +119,8 @@ pub fn cyclonedx(name: &str, id: &str, packages: &PackageSummary, timestamp: &st
                 "version": p.version,
                 "purl": purl,
                 "properties": [
-                    {"name": "minify:kept", "value": if p.kept == Kept::Whole { "whole" } else { "partly" }},
-                    {"name": "minify:files_kept", "value": format!("{} of {}", p.files_kept, p.files_total)},
+                    kept_property(p.kept),
+                    files_kept_property(p.files_kept, p.files_total),
                     {"name": "minify:bytes_kept", "value": format!("{} of {}", p.bytes_kept, p.bytes_total)},
                 ],
             })
@@ -158,29 +166,9 @@ pub fn cyclonedx(name: &str, id: &str, packages: &PackageSummary, timestamp: &st
     })
 }
 
-/// Now as RFC 3339 UTC (`2026-12-02T04:30:00Z`), without a date crate.
+/// Now as RFC 3339 UTC (`2026-12-02T04:30:00Z`).
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    crate::image::config::rfc3339_utc(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

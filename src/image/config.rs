@@ -328,7 +328,7 @@ fn exposed_ports(config: &Value) -> Result<Vec<(u16, String)>> {
 }
 
 /// `time` as `YYYY-MM-DDTHH:MM:SSZ`, without pulling in a date crate for one timestamp.
-fn rfc3339_utc(time: SystemTime) -> String {
+pub fn rfc3339_utc(time: SystemTime) -> String {
     let seconds = time
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
