@@ -392,6 +392,16 @@ impl PackageSummary {
     }
 }
 
+/// The whole inventory of an image as it is (every package kept whole), for `minify xray
+/// --sbom`: its dpkg packages, os-release, Python and npm packages.
+pub fn inventory(fs: &crate::image::ImageFs) -> PackageSummary {
+    let installed = debian_packages(fs);
+    let mut summary = PackageSummary::new(fates(&installed, |_| true));
+    (summary.os_id, summary.distro) = os_release(fs);
+    summary.language = language_packages(&fs.index, fs, |_| true);
+    summary
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

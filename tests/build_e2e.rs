@@ -764,36 +764,6 @@ fn the_slim_images_package_database_lists_only_what_it_holds() {
     assert_eq!(components, kept);
 }
 
-/// Validation errors of `bom` against the official CycloneDX 1.5 JSON schema and the two it
-/// references (vendored from the cyclonedx-python-lib 7.6.2 wheel, cyclonedx/schema/_res/).
-fn cyclonedx_errors(bom: &serde_json::Value) -> Vec<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom");
-    let load = |name: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
-    };
-    let registry = jsonschema::Registry::new()
-        .add(
-            "http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json",
-            load("spdx.SNAPSHOT.schema.json"),
-        )
-        .unwrap()
-        .add(
-            "http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json",
-            load("jsf-0.82.SNAPSHOT.schema.json"),
-        )
-        .unwrap()
-        .prepare()
-        .unwrap();
-    let validator = jsonschema::options()
-        .with_registry(&registry)
-        .build(&load("bom-1.5.SNAPSHOT.schema.json"))
-        .expect("the CycloneDX schema compiles");
-    validator
-        .iter_errors(bom)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
-}
-
 /// `--ci` gates on what the slim image still holds: nginx's keeps no shell, package manager or
 /// setuid file and a handful of packages, so a limit of 1 package fails (exit 6) and the rest pass.
 #[test]

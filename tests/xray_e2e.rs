@@ -451,3 +451,92 @@ fn corrupt_and_hostile_archives_fail_cleanly() {
     let (code, _, err) = minify(&["xray", "--archive", "/nonexistent.tar"]);
     assert_eq!(code, 1, "{err}");
 }
+
+/// `minify xray --sbom` inventories an image as it is: its Debian components are exactly what
+/// `dpkg-query` says is installed inside it, its venv's Python components what `pip list`
+/// says, and the document is valid CycloneDX 1.5.
+#[test]
+fn xray_sbom_lists_what_dpkg_and_pip_see_inside_the_image() {
+    let image = "minify-fixture/flask:1";
+    if !require_fixture(image) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sbom = dir.path().join("sbom.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_minify"))
+        .args(["xray", image, "--json", "--sbom"])
+        .arg(&sbom)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bom: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+    let errors = cyclonedx_errors(&bom);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let names = |prefix: &str, location: Option<&str>| -> std::collections::BTreeSet<String> {
+        bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["purl"].as_str().unwrap().starts_with(prefix))
+            .filter(|c| {
+                location.is_none_or(|l| {
+                    c["properties"].as_array().unwrap().iter().any(|p| {
+                        p["name"] == "minify:location"
+                            && p["value"].as_str().unwrap().starts_with(l)
+                    })
+                })
+            })
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["name"].as_str().unwrap(),
+                    c["version"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let dpkg: std::collections::BTreeSet<String> = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "dpkg-query",
+        image,
+        "-W",
+        "-f",
+        "${db:Status-Status} ${Package} ${Version}\\n",
+    ])
+    .lines()
+    .filter_map(|l| l.strip_prefix("installed "))
+    .map(String::from)
+    .collect();
+    assert_eq!(names("pkg:deb/", None), dpkg);
+    let pip: Value = serde_json::from_str(&docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/app/venv/bin/python",
+        image,
+        "-m",
+        "pip",
+        "list",
+        "--format=json",
+    ]))
+    .unwrap();
+    let pip: std::collections::BTreeSet<String> = pip
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap(),
+                p["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names("pkg:pypi/", Some("/app/venv/")), pip);
+}

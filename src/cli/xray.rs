@@ -8,7 +8,8 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::cli::exit;
-use crate::docker::Bollard;
+use crate::docker::{Bollard, DockerApi};
+use crate::image::ImageFs;
 use crate::xray::gate::{self, Gates};
 use crate::xray::scan::HashPolicy;
 use crate::xray::{self, Xray, DUPLICATE_MIN_BYTES};
@@ -93,6 +94,9 @@ pub struct XrayArgs {
     /// Always read the image through `docker save`, never the daemon's layer store.
     #[arg(long)]
     pub no_layer_store: bool,
+    /// Write a CycloneDX 1.5 JSON SBOM of the image (OS, Python and npm packages with purls).
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
     #[command(flatten)]
     pub gates: GateArgs,
 }
@@ -140,6 +144,68 @@ pub fn xray_daemon_image(image: &str, use_layer_store: bool) -> Result<Xray> {
     Ok(xray::analyze(image, raw, started))
 }
 
+/// The flattened image from the daemon (its layer store first, else `docker save`) or a tarball.
+fn image_fs(
+    image: Option<&str>,
+    archive: Option<&Path>,
+    use_layer_store: bool,
+) -> Result<(ImageFs, String)> {
+    if let Some(path) = archive {
+        let spooled = crate::image::source::from_tarball(path)?;
+        let id = spooled.config_digest.clone();
+        return Ok((ImageFs::new(spooled)?.0, id));
+    }
+    let image = image.ok_or_else(|| Error::Usage("give an IMAGE or --archive FILE".into()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::io("starting the async runtime"))?;
+    runtime.block_on(async {
+        let docker = Bollard::connect().await?;
+        let summary = docker.inspect_image(image).await?;
+        if use_layer_store && crate::docker::endpoint_is_local(docker.endpoint()) {
+            let root = crate::image::layerstore::docker_root();
+            if let Some(stored) = crate::image::layerstore::locate(&root, &summary.id) {
+                if let Some((fs, _)) = ImageFs::from_store(stored, summary.repo_tags.clone())? {
+                    return Ok((fs, summary.id));
+                }
+            }
+        }
+        let spooled = crate::image::source::from_daemon(&docker, &summary.id, None).await?;
+        Ok((ImageFs::new(spooled)?.0, summary.id))
+    })
+}
+
+/// `minify xray --sbom`: the image's inventory as CycloneDX 1.5.
+fn write_sbom(args: &XrayArgs, path: &Path) -> Result<()> {
+    let (fs, id) = image_fs(
+        args.image.as_deref(),
+        args.archive.as_deref(),
+        !args.no_layer_store,
+    )?;
+    let inventory = crate::packages::inventory(&fs);
+    let name = args.image.clone().unwrap_or_else(|| {
+        fs.repo_tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "image".into())
+    });
+    let bom = crate::sbom::cyclonedx(&name, &id, &inventory, &crate::sbom::now_rfc3339());
+    let text = serde_json::to_string_pretty(&bom).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write(path, &text)?;
+    eprintln!(
+        "sbom: {} ({} Debian, {} Python/npm packages)",
+        path.display(),
+        inventory.total,
+        inventory.language.len()
+    );
+    Ok(())
+}
+
 /// `minify xray`: returns the exit code.
 pub fn run(args: XrayArgs) -> Result<i32> {
     let gates = if args.gates.ci {
@@ -149,6 +215,10 @@ pub fn run(args: XrayArgs) -> Result<i32> {
     };
     if let Some(html) = &args.html {
         check_output(html, "--html")?;
+    }
+    if let Some(sbom) = &args.sbom {
+        check_output(sbom, "--sbom")?;
+        write_sbom(&args, sbom)?;
     }
     let x = match (&args.archive, &args.image) {
         (Some(path), _) => {

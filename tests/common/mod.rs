@@ -285,3 +285,33 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Validation errors of `bom` against the official CycloneDX 1.5 JSON schema and the two it
+/// references (vendored from the cyclonedx-python-lib 7.6.2 wheel, cyclonedx/schema/_res/).
+pub fn cyclonedx_errors(bom: &serde_json::Value) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom");
+    let load = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    };
+    let registry = jsonschema::Registry::new()
+        .add(
+            "http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json",
+            load("spdx.SNAPSHOT.schema.json"),
+        )
+        .unwrap()
+        .add(
+            "http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json",
+            load("jsf-0.82.SNAPSHOT.schema.json"),
+        )
+        .unwrap()
+        .prepare()
+        .unwrap();
+    let validator = jsonschema::options()
+        .with_registry(&registry)
+        .build(&load("bom-1.5.SNAPSHOT.schema.json"))
+        .expect("the CycloneDX schema compiles");
+    validator
+        .iter_errors(bom)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
