@@ -392,14 +392,28 @@ impl PackageSummary {
     }
 }
 
-/// The whole inventory of an image as it is (every package kept whole), for `minify xray
-/// --sbom`: its dpkg packages, os-release, Python and npm packages.
-pub fn inventory(fs: &crate::image::ImageFs) -> PackageSummary {
+/// The inventory of `fs` given which paths the slim image keeps (dpkg packages, os-release,
+/// Python and npm packages), and the slim image's dpkg status (`None` without a dpkg database).
+pub fn take_inventory(
+    fs: &crate::image::ImageFs,
+    kept: impl Fn(&str) -> bool,
+) -> (PackageSummary, Option<String>) {
     let installed = debian_packages(fs);
-    let mut summary = PackageSummary::new(fates(&installed, |_| true));
+    let fates = fates(&installed, &kept);
+    let status = fs
+        .index
+        .get(DPKG_STATUS)
+        .map(|_| rewritten_status(&installed, &fates));
+    let mut summary = PackageSummary::new(fates);
     (summary.os_id, summary.distro) = os_release(fs);
-    summary.language = language_packages(&fs.index, fs, |_| true);
-    summary
+    summary.language = language_packages(&fs.index, fs, &kept);
+    (summary, status)
+}
+
+/// The whole inventory of an image as it is (every package kept whole), for `minify xray
+/// --sbom`.
+pub fn inventory(fs: &crate::image::ImageFs) -> PackageSummary {
+    take_inventory(fs, |_| true).0
 }
 
 #[cfg(test)]

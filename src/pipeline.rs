@@ -136,13 +136,8 @@ pub async fn build<D: DockerApi>(
     let fs = wait_for_image(reading, &mut progress).await?;
 
     phase("computing closure");
-    let (closure, excluded, packages) = close_over(&fs, &run.trace, options, &mut progress)?;
-
-    let surface = crate::surface::SurfaceChange {
-        before: crate::surface::surface(&fs.index, |_| true),
-        after: crate::surface::surface(&fs.index, |path| closure.kept.contains(path)),
-    };
-    eprintln!("minify: {}", surface.line());
+    let (closure, excluded) = close_over(&fs, &run.trace, options, &mut progress)?;
+    let (packages, surface) = inventory(&fs, &closure);
 
     run::check_interrupted()?;
     phase("writing slim image");
@@ -281,6 +276,20 @@ async fn traced_run<D: DockerApi>(
     phase: &dyn Fn(&str),
 ) -> Result<TracedRun> {
     run::check_interrupted()?;
+    // The probe plan first: it needs nothing running, so a bad probe flag starts nothing.
+    let tcp_ports = verify::tcp_ports(&source.exposed_ports);
+    let probe_file = crate::probe::slim::resolve(
+        options.probes.as_ref(),
+        options.slim_probes.as_ref(),
+        &tcp_ports,
+    )?;
+    let mut plan = Plan::new(
+        probe_file.as_ref(),
+        &tcp_ports,
+        options.default_probes,
+        &options.crawl,
+        options.ready_timeout,
+    );
     let run_name = run::unique_run_name("minify");
     let sensor_started = Instant::now();
     let chosen = sensors.start(options.sensor, docker.endpoint(), &run_name, source)?;
@@ -292,25 +301,6 @@ async fn traced_run<D: DockerApi>(
         format!("{}: {}", sensor.name(), chosen.reason),
     );
     let hooks = sensor.container_hooks();
-    let probe_file = crate::probe::slim::resolve(
-        options.probes.as_ref(),
-        options.slim_probes.as_ref(),
-        &verify::tcp_ports(&source.exposed_ports),
-    );
-    let probe_file = match probe_file {
-        Ok(file) => file,
-        Err(e) => {
-            // The sensor is running: it must be finished on this path out too.
-            return Error::after_cleanup(Err(e), sensor.finish().err().into_iter().collect());
-        }
-    };
-    let mut plan = Plan::new(
-        probe_file.as_ref(),
-        &verify::tcp_ports(&source.exposed_ports),
-        options.default_probes,
-        &options.crawl,
-        options.ready_timeout,
-    );
     let mut publish = source.exposed_ports.clone();
     publish.extend(plan.ports().iter().map(|p| format!("{p}/tcp")));
     publish.sort();
@@ -399,7 +389,7 @@ fn close_over(
     trace: &Trace,
     options: &BuildOptions,
     progress: &mut Progress,
-) -> Result<(closure::Closure, rules::ExcludeOutcome, Packages)> {
+) -> Result<(closure::Closure, rules::ExcludeOutcome)> {
     let closure_started = Instant::now();
     let run_config = RunConfig::from_image_config(&fs.config)?;
     let workdir = run_config.working_dir.clone().unwrap_or_else(|| "/".into());
@@ -484,29 +474,34 @@ fn close_over(
             closure.dynamic_loads.len() - MAX_QUOTED_LOADS
         ));
     }
-    let mut packages = if has_dpkg {
-        let installed = packages::debian_packages(fs);
-        let fates = packages::fates(&installed, |path| closure.kept.contains(path));
-        let status = packages::rewritten_status(&installed, &fates);
-        Packages {
-            replaced: BTreeMap::from([(packages::DPKG_STATUS.to_string(), status.into_bytes())]),
-            summary: packages::PackageSummary::new(fates),
-        }
-    } else {
-        Packages::default()
-    };
-    let summary = &mut packages.summary;
-    (summary.os_id, summary.distro) = packages::os_release(fs);
-    summary.language =
-        packages::language_packages(&fs.index, fs, |path| closure.kept.contains(path));
+    Ok((closure, excluded))
+}
+
+/// What the slim image holds, for the report, the SBOM and the scanners: its packages (and the
+/// dpkg status rewritten to list them) and its attack surface against the source's.
+fn inventory(
+    fs: &ImageFs,
+    closure: &closure::Closure,
+) -> (Packages, crate::surface::SurfaceChange) {
+    let kept = |path: &str| closure.kept.contains(path);
+    let (summary, status) = packages::take_inventory(fs, kept);
     if let Some(line) = summary.line() {
         eprintln!("minify: {line}");
     }
-    Ok((closure, excluded, packages))
+    let surface = crate::surface::SurfaceChange {
+        before: crate::surface::surface(&fs.index, |_| true),
+        after: crate::surface::surface(&fs.index, kept),
+    };
+    eprintln!("minify: {}", surface.line());
+    let replaced = status
+        .map(|status| (packages::DPKG_STATUS.to_string(), status.into_bytes()))
+        .into_iter()
+        .collect();
+    (Packages { replaced, summary }, surface)
 }
 
 /// The slim image's package inventory and the database contents rewritten for it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Packages {
     /// Files whose content the slim image gets from here (the rewritten dpkg status).
     replaced: BTreeMap<String, Vec<u8>>,
@@ -729,40 +724,7 @@ async fn read_image(
     spool_dir: PathBuf,
 ) -> Result<(ImageFs, u64, Vec<String>)> {
     let started = Instant::now();
-    let from_store = match store {
-        Some(root) => {
-            let read =
-                tokio::task::spawn_blocking(move || {
-                    match crate::image::layerstore::locate(&root, &id) {
-                        Some(stored) => ImageFs::from_store(stored, repo_tags),
-                        None => Ok(None),
-                    }
-                })
-                .await
-                .map_err(|e| Error::Archive {
-                    context: "reading the layer store".into(),
-                    message: e.to_string(),
-                })?;
-            // Whatever is odd about the store, `docker save` still gives the true image.
-            read.unwrap_or_else(|e| {
-                tracing::warn!("the layer store could not be read ({e}); reading `docker save`");
-                None
-            })
-        }
-        None => None,
-    };
-    let (fs, warnings) = match from_store {
-        Some(found) => found,
-        None => {
-            let image = source::from_stream(save, Some(spool_dir)).await?;
-            tokio::task::spawn_blocking(move || ImageFs::new(image))
-                .await
-                .map_err(|e| Error::Archive {
-                    context: "flattening the image".into(),
-                    message: e.to_string(),
-                })??
-        }
-    };
+    let (fs, warnings) = source::read_flattened(store, id, repo_tags, save, spool_dir).await?;
     let mut quoted: Vec<String> = warnings
         .iter()
         .take(MAX_QUOTED_WARNINGS)

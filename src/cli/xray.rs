@@ -144,16 +144,17 @@ pub fn xray_daemon_image(image: &str, use_layer_store: bool) -> Result<Xray> {
     Ok(xray::analyze(image, raw, started))
 }
 
-/// The flattened image from the daemon (its layer store first, else `docker save`) or a tarball.
+/// The flattened image from the daemon (its layer store first, else `docker save`) or a tarball,
+/// with the temp dir a `docker save` spool lives in (dropped after `fs`).
 fn image_fs(
     image: Option<&str>,
     archive: Option<&Path>,
     use_layer_store: bool,
-) -> Result<(ImageFs, String)> {
+) -> Result<(ImageFs, String, Option<tempfile::TempDir>)> {
     if let Some(path) = archive {
         let spooled = crate::image::source::from_tarball(path)?;
         let id = spooled.config_digest.clone();
-        return Ok((ImageFs::new(spooled)?.0, id));
+        return Ok((ImageFs::new(spooled)?.0, id, None));
     }
     let image = image.ok_or_else(|| Error::Usage("give an IMAGE or --archive FILE".into()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -164,22 +165,28 @@ fn image_fs(
     runtime.block_on(async {
         let docker = Bollard::connect().await?;
         let summary = docker.inspect_image(image).await?;
-        if use_layer_store && crate::docker::endpoint_is_local(docker.endpoint()) {
-            let root = crate::image::layerstore::docker_root();
-            if let Some(stored) = crate::image::layerstore::locate(&root, &summary.id) {
-                if let Some((fs, _)) = ImageFs::from_store(stored, summary.repo_tags.clone())? {
-                    return Ok((fs, summary.id));
-                }
-            }
-        }
-        let spooled = crate::image::source::from_daemon(&docker, &summary.id, None).await?;
-        Ok((ImageFs::new(spooled)?.0, summary.id))
+        let store = (use_layer_store && crate::docker::endpoint_is_local(docker.endpoint()))
+            .then(crate::image::layerstore::docker_root);
+        let spool = tempfile::Builder::new()
+            .prefix("minify-image-")
+            .tempdir()
+            .map_err(Error::io("creating a temp dir for the image"))?;
+        let (fs, _) = crate::image::source::read_flattened(
+            store,
+            summary.id.clone(),
+            summary.repo_tags.clone(),
+            docker.save_image(&summary.id),
+            spool.path().to_path_buf(),
+        )
+        .await?;
+        // The spool (if any) is inside `spool`'s dir and read later: keep it alive with `fs`.
+        Ok((fs, summary.id, Some(spool)))
     })
 }
 
 /// `minify xray --sbom`: the image's inventory as CycloneDX 1.5.
 fn write_sbom(args: &XrayArgs, path: &Path) -> Result<()> {
-    let (fs, id) = image_fs(
+    let (fs, id, _spool) = image_fs(
         args.image.as_deref(),
         args.archive.as_deref(),
         !args.no_layer_store,

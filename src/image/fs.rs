@@ -57,7 +57,9 @@ impl ImageFs {
             .layers
             .into_iter()
             .map(|l| {
-                l.files.map(|files| Layer::Stored {
+                // Canonical once here, so that each file's own check is one realpath.
+                let files = std::fs::canonicalize(l.files?).ok()?;
+                Some(Layer::Stored {
                     tar_split: l.tar_split,
                     files,
                 })
@@ -127,15 +129,14 @@ impl ImageFs {
     }
 }
 
-/// Opens `path` (absolute, normalised) under a layer's files dir, refusing anything that is not
+/// Opens `path` (absolute, normalised) under a layer's files dir (canonical), refusing anything that is not
 /// that very regular file of `size` bytes: no symlink along the way may lead out of the layer
 /// (an absolute link would read the HOST's files into the slim image), and a size other than
 /// the tar-split's says the store is not what the index was built from.
 fn open_stored(files: &Path, path: &str, size: u64) -> io::Result<File> {
     let wanted: PathBuf = files.join(path.trim_start_matches('/'));
     let real = std::fs::canonicalize(&wanted)?;
-    let base = std::fs::canonicalize(files)?;
-    if real != base.join(path.trim_start_matches('/')) {
+    if real != wanted {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
