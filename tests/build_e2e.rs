@@ -387,6 +387,7 @@ fn interrupts_at_a_fixed_spread_of_moments_leave_nothing_behind() {
         (4000, nix::sys::signal::Signal::SIGINT),
     ];
     for (delay_ms, signal) in schedule {
+        let temp_before = minify_temp_dirs();
         let tag = format!("minify-test/intr.slim:{}", unique("i"));
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("r.json");
@@ -406,22 +407,42 @@ fn interrupts_at_a_fixed_spread_of_moments_leave_nothing_behind() {
             Some(130),
             "{signal} after {delay_ms} ms: {stderr}"
         );
-        // A create the daemon finishes late would show up now.
-        std::thread::sleep(Duration::from_secs(2));
-        assert_eq!(
-            containers_of(pid),
-            Vec::<String>::new(),
-            "{signal} after {delay_ms} ms left containers"
+        assert_nothing_left(
+            &format!("{signal} after {delay_ms} ms"),
+            pid,
+            &tag,
+            &source_id,
+            &temp_before,
         );
-        let left = leftover_cgroups();
-        assert!(
-            left.is_empty(),
-            "{signal} after {delay_ms} ms: cgroups {left:?}"
-        );
-        assert_no_bpf_programs_left(&format!("after {signal} at {delay_ms} ms"));
-        assert!(!image_exists(&tag));
-        assert_eq!(image_id("minify-fixture/nginx:1"), source_id);
     }
+}
+
+/// What an interrupted build (minify process `pid`, slim tag `tag`) must not leave: containers
+/// (looked for 2 s later, for a create the daemon finishes late), cgroups, BPF programs, the
+/// slim image, temp dirs beyond `temp_before`; and the source image must be unchanged.
+fn assert_nothing_left(
+    when: &str,
+    pid: u32,
+    tag: &str,
+    source_id: &str,
+    temp_before: &std::collections::BTreeSet<String>,
+) {
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        containers_of(pid),
+        Vec::<String>::new(),
+        "{when}: containers left"
+    );
+    let left = leftover_cgroups();
+    assert!(left.is_empty(), "{when}: cgroups {left:?}");
+    assert_no_bpf_programs_left(&format!("after {when}"));
+    assert!(!image_exists(tag), "{when} left the slim image {tag}");
+    let new_temp: Vec<_> = minify_temp_dirs()
+        .difference(temp_before)
+        .cloned()
+        .collect();
+    assert!(new_temp.is_empty(), "{when} left temp dirs {new_temp:?}");
+    assert_eq!(image_id("minify-fixture/nginx:1"), source_id);
 }
 
 /// minify's temp dirs (spooled images, slim archives) now in the system temp dir.
@@ -487,28 +508,13 @@ fn interrupts_in_each_phase_after_the_run_leave_no_image_or_container() {
         let status = child.wait().unwrap();
         assert!(sent, "the build never logged phase {phase:?}:\n{log}");
         assert_eq!(status.code(), Some(130), "{signal} at {phase:?}:\n{log}");
-        std::thread::sleep(Duration::from_secs(2));
-        assert_eq!(
-            containers_of(pid),
-            Vec::<String>::new(),
-            "{signal} at {phase:?} left containers"
+        assert_nothing_left(
+            &format!("{signal} at {phase:?}"),
+            pid,
+            &tag,
+            &source_id,
+            &temp_before,
         );
-        let left = leftover_cgroups();
-        assert!(left.is_empty(), "{signal} at {phase:?}: cgroups {left:?}");
-        assert_no_bpf_programs_left(&format!("after {signal} at {phase:?}"));
-        assert!(
-            !image_exists(&tag),
-            "{signal} at {phase:?} left the slim image {tag}"
-        );
-        let new_temp: Vec<_> = minify_temp_dirs()
-            .difference(&temp_before)
-            .cloned()
-            .collect();
-        assert!(
-            new_temp.is_empty(),
-            "{signal} at {phase:?} left temp dirs {new_temp:?}"
-        );
-        assert_eq!(image_id("minify-fixture/nginx:1"), source_id);
     }
 }
 
