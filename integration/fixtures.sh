@@ -188,18 +188,19 @@ make_git_dir() { # DIR
 # Flask from PyPI: the pinned wheels of requirements.txt are fetched here on the host (the base
 # image has no CA bundle for PyPI's https), then installed offline into the image's venv. The image is
 # up to date when the sources (requirements.txt included) are: the wheels follow from them.
-build_flask() {
-    local name=minify-fixture/flask:1 h ctx t0=$SECONDS
-    h="$(context_hash "$FIX/flask")"
+# flaskpkg is the same with the app packaged (built from its source by `pip install` offline).
+build_pip_fixture() { # FIXTURE
+    local fixture=$1 name="minify-fixture/$1:1" h ctx t0=$SECONDS
+    h="$(context_hash "$FIX/$fixture")"
     if up_to_date "$name" "$h"; then log "$name: present"; return; fi
     new_tmp ctx
-    cp -r "$FIX/flask/." "$ctx/"
+    cp -r "$FIX/$fixture/." "$ctx/"
     log "$name: pip download -r requirements.txt (wheels for CPython 3.11, manylinux2014_x86_64)"
     python3 -m pip download -q --disable-pip-version-check --no-cache-dir --only-binary=:all: \
         --python-version 3.11 --implementation cp --platform manylinux2014_x86_64 \
         -r "$ctx/requirements.txt" -d "$ctx/wheels" \
         || { log "pip download failed (needs python3 -m pip and PyPI)"; exit 1; }
-    make_git_dir "$ctx/app"
+    [[ -d "$ctx/app" ]] && make_git_dir "$ctx/app"
     docker_build "$name" "$ctx" "" "$h"
     SECONDS_TAKEN[$name]=$((SECONDS - t0))   # with the download
 }
@@ -225,11 +226,11 @@ wanted() { [[ -z "$ONLY" || "$ONLY" == *",$1,"* ]]; }
 
 build_base
 IMAGES=(minify-fixture/base:bookworm)
-for f in nginx python static redis cgi flask express php sinatra; do
+for f in nginx python static redis cgi flask flaskpkg express php sinatra; do
     wanted "$f" || continue
     case $f in
         static) build_static ;;
-        flask) build_flask ;;
+        flask | flaskpkg) build_pip_fixture "$f" ;;
         express) build_express ;;
         *) docker_build "minify-fixture/$f:1" "$FIX/$f" ;;
     esac

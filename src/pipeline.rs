@@ -447,6 +447,7 @@ fn close_over(
                         )
                     })
                     .collect(),
+                own_code: app_files.own_code.clone(),
                 app_closure: options.app_closure,
                 workdir: &workdir,
                 trace_lost_events: trace.lost_events > 0,

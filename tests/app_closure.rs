@@ -94,16 +94,25 @@ fn every_route_answers_like_the_original(fixture: &str) {
     if !require_fixture(&image) {
         return;
     }
-    let routes = request_list(fixture);
     let mut cleanup = Cleanup::default();
+    every_route_of_image_answers_like_the_original(&mut cleanup, fixture, &image);
+}
+
+/// [`every_route_answers_like_the_original`] for `image`, with the requests of `fixture`.
+fn every_route_of_image_answers_like_the_original(
+    cleanup: &mut Cleanup,
+    fixture: &str,
+    image: &str,
+) {
+    let routes = request_list(fixture);
     let slim = format!("minify-test/{fixture}.slim:{}", unique("closure"));
     let trace_only = format!("minify-test/{fixture}.slim:{}", unique("off"));
 
     // As a user would run it: no probe file, no flags.
-    let report = build(&mut cleanup, &image, &slim, &[]);
-    let trace_only_report = build(&mut cleanup, &image, &trace_only, &["--app-closure", "off"]);
+    let report = build(cleanup, image, &slim, &[]);
+    let trace_only_report = build(cleanup, image, &trace_only, &["--app-closure", "off"]);
 
-    let original = answers(&mut cleanup, &image, &routes);
+    let original = answers(cleanup, image, &routes);
     let broken: Vec<String> = routes
         .iter()
         .zip(&original)
@@ -115,7 +124,7 @@ fn every_route_answers_like_the_original(fixture: &str) {
         "{image} itself fails routes of its request list (fix the fixture): {broken:#?}"
     );
 
-    let slim_answers = answers(&mut cleanup, &slim, &routes);
+    let slim_answers = answers(cleanup, &slim, &routes);
     let differ = differences(&routes, &original, &slim_answers);
     assert!(
         differ.is_empty(),
@@ -127,7 +136,7 @@ fn every_route_answers_like_the_original(fixture: &str) {
     );
 
     // The fixture is meaningful: what the trace alone keeps breaks some route.
-    let trace_only_answers = answers(&mut cleanup, &trace_only, &routes);
+    let trace_only_answers = answers(cleanup, &trace_only, &routes);
     let missed = differences(&routes, &original, &trace_only_answers);
     assert!(
         !missed.is_empty(),
@@ -155,7 +164,6 @@ fn every_route_answers_like_the_original(fixture: &str) {
         size(&trace_only_report) / 1e6,
         size(&report) / 1e6
     );
-    drop(cleanup);
     assert_eq!(leftover_containers(), "", "minify left containers behind");
 }
 
@@ -175,6 +183,47 @@ fn probed(report: &serde_json::Value) -> Vec<String> {
 #[test]
 fn flask_slim_answers_unlinked_routes_like_the_original() {
     every_route_answers_like_the_original("flask");
+}
+
+/// The app is a distribution `pip install`ed from a source directory the Dockerfile then
+/// removed: only its `direct_url.json` says it is the app (its lazy imports were taken for a
+/// library's and not followed).
+#[test]
+fn packaged_flask_app_installed_from_a_local_directory_answers_unlinked_routes() {
+    every_route_answers_like_the_original("flaskpkg");
+}
+
+/// The flask fixture flattened (`docker export | docker import`): no history and no WORKDIR
+/// say which files are the app's, only that they are outside the system trees.
+#[test]
+fn flattened_flask_image_without_history_answers_unlinked_routes() {
+    let _serial = serial();
+    let fixture = "minify-fixture/flask:1";
+    if !require_fixture(fixture) {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let flat = format!("minify-test/flask-flat:{}", unique("flat"));
+    cleanup.image(&flat);
+    let container = docker(&["create", fixture]);
+    cleanup.container(&container);
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker export {container} | docker import \
+               --change 'CMD [\"/app/venv/bin/python\", \"/app/wsgi.py\"]' \
+               --change 'EXPOSE 5000' \
+               --change 'ENV SHOP_NAME=\"minify flask fixture\" PYTHONUNBUFFERED=1' - {flat}"
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success(), "docker export | docker import failed");
+    let history = docker(&["history", "--format", "{{.CreatedBy}}", &flat]);
+    assert!(
+        !history.contains("COPY"),
+        "the flattened image still names its steps: {history}"
+    );
+    every_route_of_image_answers_like_the_original(&mut cleanup, "flask", &flat);
 }
 
 #[test]

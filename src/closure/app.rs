@@ -204,6 +204,27 @@ pub struct SkippedRoot {
 pub struct AppFiles {
     pub files: Vec<AppFile>,
     pub skipped: Vec<SkippedRoot>,
+    /// Files a COPY/ADD step put in a system tree (`COPY app.py /usr/local/bin/`): not kept
+    /// whole (a system tree is never), but the app's own code wherever it ends up, so when kept
+    /// they are scanned like the app's files (lazy loads included), not like a library.
+    pub own_code: Vec<String>,
+}
+
+/// Whether every layer comes from a step the history does not name as the app's (an imported
+/// or squashed root filesystem, `docker commit`): then nothing tells the app from the OS but
+/// the tree a file is in.
+fn flat(steps: &[LayerStep]) -> bool {
+    steps.iter().all(|s| s.kind == LayerKind::Other)
+}
+
+/// A shell's dotfile in a home directory (`/root/.bashrc`, `/home/u/.profile`): every root
+/// filesystem has them, and no app needs them.
+fn home_dotfile(path: &str) -> bool {
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    match components.as_slice() {
+        ["root", name] | ["home", _, name] => name.starts_with('.'),
+        _ => false,
+    }
 }
 
 /// The app's own files among `entries` (the flattened image), given each layer's step and the
@@ -226,6 +247,8 @@ pub fn app_files<'a>(
         .filter_map(|e| e.path.strip_suffix("/pyvenv.cfg"))
         .map(|dir| format!("{dir}/"))
         .collect();
+    let flat = flat(steps);
+    let mut own_code = Vec::new();
     let mut by_root: BTreeMap<String, Vec<AppFile>> = BTreeMap::new();
     for entry in entries {
         let path = entry.path.as_str();
@@ -244,8 +267,16 @@ pub fn app_files<'a>(
             continue;
         }
         let step = steps.get(entry.layer);
-        let made_by_app_step = step.is_some_and(|s| s.kind != LayerKind::Other);
-        let picked = in_workdir(path) || (made_by_app_step && !in_system_tree(path));
+        // In a flat image (no history) what is outside the system trees is the app: the
+        // imported root filesystem holds it with the OS, in one layer.
+        let made_by_app_step =
+            step.is_some_and(|s| s.kind != LayerKind::Other) || (flat && !home_dotfile(path));
+        let copied = step.is_some_and(|s| matches!(s.kind, LayerKind::Copy | LayerKind::Add));
+        let system = in_system_tree(path);
+        if copied && system && entry.kind == EntryKind::File {
+            own_code.push(path.to_string());
+        }
+        let picked = in_workdir(path) || (made_by_app_step && !system);
         if !picked {
             continue;
         }
@@ -261,7 +292,10 @@ pub fn app_files<'a>(
             size: entry.size,
         });
     }
-    let mut out = AppFiles::default();
+    let mut out = AppFiles {
+        own_code,
+        ..AppFiles::default()
+    };
     for (root, files) in by_root {
         let bytes: u64 = files.iter().map(|f| f.size).sum();
         let count = files.iter().filter(|f| f.size > 0).count();
@@ -385,7 +419,8 @@ mod tests {
 
     #[test]
     fn the_workdir_tree_counts_whatever_layer_made_it_unless_it_is_a_system_tree() {
-        let steps = steps(&[""]);
+        // Layer 0 is the base image's root filesystem, layer 1 the app's own RUN step.
+        let steps = steps(&["", "/bin/sh -c useradd app"]);
         let entries = vec![
             file("/srv/site/index.html", 0),
             entry("/srv/site/uploads", EntryKind::Dir, 0, 0),
@@ -396,6 +431,56 @@ mod tests {
         assert_eq!(paths, vec!["/srv/site/index.html", "/srv/site/uploads"]);
         assert!(app_files(&entries, &steps, "/usr/share").files.is_empty());
         assert!(app_files(&entries, &steps, "/").files.is_empty());
+    }
+
+    #[test]
+    fn a_flat_image_keeps_what_is_outside_the_system_trees_but_home_dotfiles() {
+        // `docker export | docker import`: one layer, no history naming a step.
+        let steps = steps(&[""]);
+        let entries = vec![
+            file("/srv/shop/app.py", 0),
+            file("/srv/shop/templates/report.html", 0),
+            file("/opt/venv/lib/python3.11/site-packages/flask/app.py", 0),
+            file("/opt/venv/pyvenv.cfg", 0),
+            file("/usr/lib/python3.11/csv.py", 0),
+            file("/root/.bashrc", 0),
+            file("/home/app/.profile", 0),
+            file("/home/app/notes/todo.txt", 0),
+        ];
+        let got = app_files(&entries, &steps, "/");
+        let paths: Vec<&str> = got.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "/home/app/notes/todo.txt",
+                "/srv/shop/app.py",
+                "/srv/shop/templates/report.html"
+            ]
+        );
+        assert!(got.own_code.is_empty());
+    }
+
+    #[test]
+    fn files_copied_into_a_system_tree_are_own_code_but_not_kept_whole() {
+        let steps = steps(&[
+            "",
+            "/bin/sh -c apt-get install -y python3",
+            "/bin/sh -c #(nop) COPY file:1 in /usr/local/bin/shop.py ",
+            "/bin/sh -c #(nop) COPY dir:2 in /usr/local/lib/shop ",
+        ]);
+        let entries = vec![
+            file("/usr/lib/python3.11/csv.py", 1),
+            file("/usr/local/bin/shop.py", 2),
+            entry("/usr/local/lib/shop", EntryKind::Dir, 3, 0),
+            file("/usr/local/lib/shop/reports.py", 3),
+            file("/usr/local/lib/shop/node_modules/x/index.js", 3),
+        ];
+        let got = app_files(&entries, &steps, "/");
+        assert!(got.files.is_empty(), "{:?}", got.files);
+        assert_eq!(
+            got.own_code,
+            vec!["/usr/local/bin/shop.py", "/usr/local/lib/shop/reports.py"]
+        );
     }
 
     #[test]

@@ -178,6 +178,9 @@ pub struct ClosureInput<'a> {
     pub extra_paths: Vec<(String, Reason)>,
     /// The app's own files ([`app::app_files`]), kept as they are (a symlink is not followed).
     pub app_files: Vec<(String, Reason)>,
+    /// Files a COPY/ADD step put in a system tree ([`app::AppFiles::own_code`]): scanned as the
+    /// app's own code when kept.
+    pub own_code: Vec<String>,
     /// How far to go beyond the trace (`--app-closure`).
     pub app_closure: lang::AppClosure,
     /// The image's WORKDIR (`/` when unset): the runtimes' current directory.
@@ -292,9 +295,11 @@ pub fn compute<V: ImageView + ?Sized>(view: &V, input: &ClosureInput) -> Closure
         }
     }
     if input.app_closure != lang::AppClosure::Off {
+        builder.own_code = input.own_code.iter().cloned().collect();
         for (path, reason) in &input.app_files {
             builder.keep_path(path, false, reason.clone());
         }
+        builder.keep_local_packages();
     }
     builder.run_to_fixed_point();
     builder.follow_lazy_library_loads();
@@ -332,6 +337,8 @@ struct Builder<'v, V: ?Sized> {
     trace_complete: bool,
     /// Lazy loads of traced library files, decided once the rest is kept: (file, load).
     lazy_library_loads: Vec<(String, lang::Dependency)>,
+    /// [`ClosureInput::own_code`].
+    own_code: std::collections::HashSet<String>,
 }
 
 impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
@@ -381,6 +388,7 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
             lazy_loads_not_followed: Default::default(),
             depths: Default::default(),
             lazy_library_loads: Vec::new(),
+            own_code: Default::default(),
             trace_complete: true,
         }
     }
@@ -612,7 +620,7 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
                     | Reason::SymlinkHop { .. }
             )
         });
-        if !only_trace_or_loads {
+        if !only_trace_or_loads || self.own_code.contains(path) {
             return ScanRole::Reached(ScanDepth::Full);
         }
         if reasons.iter().any(|r| matches!(r, Reason::Traced { .. })) {
@@ -679,6 +687,42 @@ impl<'v, V: ImageView + ?Sized> Builder<'v, V> {
                 if let Some(real) = self.keep_path(&dependency.path, true, reason) {
                     self.deepen(&real, depth);
                 }
+            }
+        }
+    }
+
+    /// Keeps the packages installed from the app's own source ([`lang::LocalPackage`]) as
+    /// app files: whole (their templates and data are the app's), scanned fully. One over the
+    /// app-root bound is left to the trace and the imports, with a warning.
+    fn keep_local_packages(&mut self) {
+        for local in self.runtimes().local_packages() {
+            let bytes: u64 = local
+                .package
+                .files
+                .iter()
+                .filter_map(|f| self.view.entry(f))
+                .map(|e| e.size)
+                .sum();
+            if bytes > app::MAX_ROOT_BYTES || local.package.files.len() > app::MAX_ROOT_FILES {
+                let message = format!(
+                    "installed from the local directory {}, but {} files, {bytes} bytes are \
+                     over the bound for keeping it whole: kept only what the trace and the \
+                     imports reach",
+                    local.source,
+                    local.package.files.len()
+                );
+                self.warn(&local.package.name, message);
+                continue;
+            }
+            for file in &local.package.files {
+                let reason = Reason::AppFile {
+                    layer: self.view.entry(file).map_or(0, |e| e.layer),
+                    instruction: format!(
+                        "{} installed from the local directory {}",
+                        local.package.name, local.source
+                    ),
+                };
+                self.keep_path(file, false, reason);
             }
         }
     }

@@ -1050,3 +1050,92 @@ fn the_apps_lazy_imports_are_followed_all_the_way_even_into_a_library() {
     }
     assert!(closure.lazy_loads_not_followed.is_empty());
 }
+
+/// `tinyweb` of [`lazy_library_image`] installed with `pip install /src` (PEP 610
+/// `direct_url.json` with `dir_info`), its source directory removed after: the app, packaged.
+fn local_dist_image(direct_url: &str) -> FakeImage {
+    let mut image = lazy_library_image();
+    let site = "/app/venv/lib/python3.11/site-packages";
+    let info = format!("{site}/tinyweb-1.0.dist-info");
+    image.file(
+        &format!("{site}/tinyweb/templates/report.html"),
+        b"<p>{{ x }}</p>",
+    );
+    image.file(
+        &format!("{info}/METADATA"),
+        b"Name: tinyweb\nVersion: 1.0\n",
+    );
+    image.file(
+        &format!("{info}/RECORD"),
+        b"tinyweb/__init__.py,,\ntinyweb/escape.py,,\ntinyweb/routing.py,,\n\
+          tinyweb/debug/__init__.py,,\ntinyweb/templates/report.html,,\n\
+          tinyweb-1.0.dist-info/METADATA,,\ntinyweb-1.0.dist-info/RECORD,,\n",
+    );
+    image.file(&format!("{info}/direct_url.json"), direct_url.as_bytes());
+    image
+}
+
+#[test]
+fn a_distribution_pip_installed_from_a_local_directory_is_the_apps_own() {
+    let image = local_dist_image(r#"{"url": "file:///src", "dir_info": {}}"#);
+    let closure = run_library(&image, b"import tinyweb\n");
+    let site = "/app/venv/lib/python3.11/site-packages";
+    // Kept whole (its template), and scanned like the app: the debugger its handler imports
+    // lazily is followed with what it imports in turn.
+    for path in [
+        format!("{site}/tinyweb/templates/report.html"),
+        format!("{site}/tinyweb/debug/__init__.py"),
+        "/usr/lib/python3.11/uuid.py".to_string(),
+        "/usr/lib/python3.11/csv.py".to_string(),
+    ] {
+        assert!(closure.kept.contains(&path), "{path} not kept");
+    }
+    assert!(reasons(&closure, &format!("{site}/tinyweb/escape.py"))
+        .iter()
+        .any(|r| matches!(r, Reason::AppFile { instruction, .. }
+            if instruction == "tinyweb==1.0 installed from the local directory /src")));
+    assert!(closure.lazy_loads_not_followed.is_empty());
+}
+
+#[test]
+fn editable_and_archive_installs_are_not_taken_for_the_app() {
+    for direct_url in [
+        r#"{"url": "file:///src", "dir_info": {"editable": true}}"#,
+        r#"{"url": "file:///wheels/tinyweb-1.0-py3-none-any.whl", "archive_info": {}}"#,
+        r#"{"url": "https://example.invalid/x.tar.gz", "archive_info": {}}"#,
+    ] {
+        let closure = run_library(&local_dist_image(direct_url), b"import tinyweb\n");
+        // A library the app ran: its debugger's lazy import is not followed.
+        assert!(
+            !closure.kept.contains("/usr/lib/python3.11/uuid.py"),
+            "{direct_url}"
+        );
+        assert!(!closure.lazy_loads_not_followed.is_empty());
+    }
+}
+
+#[test]
+fn code_copied_into_a_system_tree_is_scanned_like_the_apps() {
+    // `COPY shop.py /usr/local/bin/`: traced, and its handler's lazy import brings new code.
+    let mut image = lazy_library_image();
+    image.executable(
+        "/usr/local/bin/shop.py",
+        b"#!/usr/bin/python3\nimport tinyweb\n\ndef debug():\n    import code\n",
+    );
+    let traced = [access("/usr/local/bin/shop.py", AccessKind::Exec)];
+    let input = |own_code: Vec<String>| ClosureInput {
+        traced: &traced,
+        env: &[],
+        own_code,
+        app_closure: lang::AppClosure::Imports,
+        ..Default::default()
+    };
+    let closure = compute(&image, &input(vec!["/usr/local/bin/shop.py".into()]));
+    assert!(closure.kept.contains("/usr/lib/python3.11/code.py"));
+    assert!(closure.kept.contains("/usr/lib/python3.11/codeop.py"));
+    // Without knowing it is the app's, it is a traced library file: the lazy import is not
+    // followed, and the report says so.
+    let closure = compute(&image, &input(Vec::new()));
+    assert!(!closure.kept.contains("/usr/lib/python3.11/code.py"));
+    assert!(!closure.lazy_loads_not_followed.is_empty());
+}

@@ -362,6 +362,7 @@ const APP_FIXTURES: &[&str] = &[
     "minify-fixture/cgi:1",
     "minify-fixture/redis:1",
     "minify-fixture/flask:1",
+    "minify-fixture/flaskpkg:1",
     "minify-fixture/express:1",
     "minify-fixture/php:1",
     "minify-fixture/sinatra:1",

@@ -138,6 +138,15 @@ pub struct Package {
     pub files: Vec<String>,
 }
 
+/// A language package installed from the app's own source tree rather than from a registry
+/// (`pip install .`): the app itself, packaged, so the closure treats its files as the app's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPackage {
+    pub package: Package,
+    /// Where the package manager recorded it came from (a directory of the build).
+    pub source: String,
+}
+
 /// The languages scanned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -246,6 +255,13 @@ impl Runtimes {
     ) -> Option<Found> {
         is_scanned_extension(file)
             .then(|| ruby::extension_dependencies(view, &self.ruby, file, binary))
+    }
+
+    /// The packages installed from the app's own source ([`LocalPackage`]). Python only: npm
+    /// links a local directory (`npm install ./pkg`) into `node_modules` as a symlink, so its
+    /// files are the app's tree already, and RubyGems records no source for a local gem.
+    pub fn local_packages(&self) -> Vec<LocalPackage> {
+        python::local_distributions(&self.python)
     }
 
     /// The language package `file` belongs to, if any (`--app-closure packages`).

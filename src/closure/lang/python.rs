@@ -35,7 +35,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::closure::lang::{env_value, line_at, Found, Package, When};
+use crate::closure::lang::{env_value, line_at, Found, LocalPackage, Package, When};
 use crate::closure::resolve::{join, normalize_lexically, parent_of, resolve};
 use crate::closure::ImageView;
 use crate::image::EntryKind;
@@ -275,6 +275,10 @@ struct Dist {
     site: String,
     /// Its top-level import names.
     top_level: Vec<String>,
+    /// Where `direct_url.json` (PEP 610) says it was installed from, when that is a local
+    /// source directory (`pip install .`, `pip install /src`) and not in editable mode: the
+    /// app itself, packaged ([`Paths::local_distributions`]).
+    local_source: Option<String>,
 }
 
 /// Python's search paths and installed distributions in the image.
@@ -864,6 +868,20 @@ fn split_dist_name(stem: &str) -> (String, Option<String>) {
     }
 }
 
+/// The source directory of a `direct_url.json` (PEP 610) that records an install from a local
+/// directory (`{"url": "file:///src", "dir_info": {}}`); `None` for an editable install (the
+/// code stays in that directory, which is the app's already), an archive (a wheel in a local
+/// wheelhouse is as likely a dependency as the app) or a VCS checkout.
+fn local_source_dir(direct_url: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(direct_url).ok()?;
+    let dir_info = value.get("dir_info")?;
+    if dir_info.get("editable").and_then(|e| e.as_bool()) == Some(true) {
+        return None;
+    }
+    let url = value.get("url")?.as_str()?;
+    url.strip_prefix("file://").map(str::to_string)
+}
+
 /// The first field of a RECORD (CSV) line.
 fn csv_first_field(line: &str) -> Option<String> {
     let Some(rest) = line.strip_prefix('"') else {
@@ -979,7 +997,15 @@ fn read_dists<V: ImageView + ?Sized>(view: &V, site: &str, dists: &mut Vec<Dist>
         files.retain(|file| view.entry(file).is_some());
         files.sort();
         files.dedup();
+        let local_source = if dist_info && kind != Kind::File {
+            existing("direct_url.json")
+                .and_then(|d| read_text(view, &d, SMALL_READ_LIMIT))
+                .and_then(|text| local_source_dir(&text))
+        } else {
+            None
+        };
         dists.push(Dist {
+            local_source,
             name: match version {
                 Some(version) => format!("{dist_name}=={version}"),
                 None => dist_name,
@@ -2125,6 +2151,25 @@ fn walk_all<V: ImageView + ?Sized>(view: &V, dir: &str, files: &mut Vec<String>)
             }
         }
     }
+}
+
+/// The distributions installed from a local source directory ([`Dist::local_source`]): the
+/// app, when its Dockerfile does `pip install .` (and perhaps removes the source). Each with
+/// the directory it came from and its files (what RECORD lists and the image has).
+pub fn local_distributions(paths: &Paths) -> Vec<LocalPackage> {
+    paths
+        .dists
+        .iter()
+        .filter_map(|dist| {
+            Some(LocalPackage {
+                source: dist.local_source.clone()?,
+                package: Package {
+                    name: dist.name.clone(),
+                    files: dist.files.clone(),
+                },
+            })
+        })
+        .collect()
 }
 
 /// The distribution `file` (a real path) belongs to, with all its files: what its
