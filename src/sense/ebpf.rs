@@ -56,7 +56,6 @@ pub use syscall_names::syscall_name;
 use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -82,7 +81,7 @@ const SYSCALLS_MAP: &str = "minify_syscalls";
 /// The BPF side does not wake the reader per event (that cost a context switch per traced
 /// syscall) but only when 1 MiB is waiting: the reader drains, pauses `READER_PAUSE_MS` so that
 /// a busy app's events are taken in batches, then waits up to `READER_POLL_MS` for data or a
-/// stop request.
+/// stop request ([`sys::StopSignal`] wakes it at once).
 const READER_PAUSE_MS: u64 = 10;
 const READER_POLL_MS: i32 = 100;
 
@@ -114,7 +113,7 @@ pub struct EbpfSensor {
     counters: Option<PerCpuArray<MapData, u64>>,
     syscalls: Option<Array<MapData, u8>>,
     reader: Option<JoinHandle<ReaderOutput>>,
-    stop_reader: Arc<AtomicBool>,
+    stop_reader: Arc<sys::StopSignal>,
 }
 
 impl std::fmt::Debug for EbpfSensor {
@@ -152,7 +151,10 @@ impl EbpfSensor {
             counters: None,
             syscalls: None,
             reader: None,
-            stop_reader: Arc::new(AtomicBool::new(false)),
+            stop_reader: Arc::new(
+                sys::StopSignal::new()
+                    .map_err(Error::io("creating the eBPF reader's stop signal"))?,
+            ),
         };
 
         let mut bpf = EbpfLoader::new()
@@ -234,7 +236,7 @@ impl EbpfSensor {
     fn stop(&mut self) -> Result<Trace> {
         // Detach and unload first so nothing new arrives, then let the reader drain the rest.
         drop(self.programs.take());
-        self.stop_reader.store(true, Ordering::Release);
+        self.stop_reader.raise();
         let output = match self.reader.take() {
             Some(handle) => handle.join().map_err(|_| Error::Sensor {
                 message: "the eBPF reader thread panicked".into(),
@@ -361,7 +363,7 @@ fn sensor_error<E: std::fmt::Display>(context: impl Into<String>) -> impl FnOnce
 }
 
 /// Drains the ring buffer until `stop` is set, then once more.
-fn read_events(mut events: RingBuf<MapData>, stop: &AtomicBool) -> ReaderOutput {
+fn read_events(mut events: RingBuf<MapData>, stop: &sys::StopSignal) -> ReaderOutput {
     let mut output = ReaderOutput::default();
     let mut seen: HashSet<Access> = HashSet::new();
     // Exact repeats carry no information and can be millions in a busy run (nginx opens its
@@ -370,7 +372,7 @@ fn read_events(mut events: RingBuf<MapData>, stop: &AtomicBool) -> ReaderOutput 
     let mut seen_raw: HashSet<Box<[u8]>> = HashSet::new();
     let mut key = Vec::new();
     loop {
-        let stopping = stop.load(Ordering::Acquire);
+        let stopping = stop.is_raised();
         while let Some(item) = events.next() {
             let keyed = significant_bytes(&item, &mut key).is_some();
             if keyed && seen_raw.contains(key.as_slice()) {
@@ -393,7 +395,7 @@ fn read_events(mut events: RingBuf<MapData>, stop: &AtomicBool) -> ReaderOutput 
             return output;
         }
         std::thread::sleep(std::time::Duration::from_millis(READER_PAUSE_MS));
-        if let Err(e) = sys::wait_readable(events.as_fd(), READER_POLL_MS) {
+        if let Err(e) = stop.wait_readable(events.as_fd(), READER_POLL_MS) {
             tracing::warn!("waiting on the eBPF ring buffer: {e}");
             std::thread::sleep(std::time::Duration::from_millis(READER_POLL_MS as u64));
         }
