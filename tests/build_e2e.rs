@@ -815,3 +815,131 @@ fn ci_gates_on_packages_and_attack_surface() {
         "--no-shell without --ci is a usage error: {stderr}"
     );
 }
+
+/// One member of a layer tar, everything a filesystem would see of it.
+#[derive(Debug, PartialEq, Eq)]
+struct Member {
+    kind: u8,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    link: Option<String>,
+    xattrs: Vec<(String, Vec<u8>)>,
+    content: Vec<u8>,
+}
+
+/// The members of the one layer of `image`, read from its `docker save` archive, by path.
+fn slim_layer_members(image: &str) -> std::collections::BTreeMap<String, Member> {
+    use std::io::Read;
+    let out = std::process::Command::new("docker")
+        .args(["save", image])
+        .output()
+        .expect("docker save runs");
+    assert!(out.status.success(), "docker save {image} failed");
+    let mut files: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for entry in tar::Archive::new(out.stdout.as_slice()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        files.insert(name, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{image}: a slim image has one layer");
+    let layer = &files[layers[0].as_str().unwrap()];
+    let mut members = std::collections::BTreeMap::new();
+    for entry in tar::Archive::new(layer.as_slice()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let header = entry.header().clone();
+        let mut xattrs = Vec::new();
+        if let Ok(Some(extensions)) = entry.pax_extensions() {
+            for ext in extensions.flatten() {
+                if let Ok(key) = ext.key() {
+                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
+                    }
+                }
+            }
+        }
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        let member = Member {
+            kind: header.entry_type().as_byte(),
+            mode: header.mode().unwrap(),
+            uid: header.uid().unwrap(),
+            gid: header.gid().unwrap(),
+            mtime: header.mtime().unwrap(),
+            link: entry
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned()),
+            xattrs,
+            content,
+        };
+        assert!(
+            members.insert(path.clone(), member).is_none(),
+            "{image}: {path} twice in the layer"
+        );
+    }
+    members
+}
+
+/// Issue #11's "must hold": the slim image written from the daemon's layer store and the one
+/// written from `docker save` are the same layer, member by member (paths, types, modes,
+/// owners, mtimes, link targets, xattrs, contents).
+#[test]
+fn slim_layer_is_identical_through_the_layer_store_and_through_docker_save() {
+    let _serial = serial();
+    let image = "minify-fixture/nginx:1";
+    if !require_fixture(image) {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let mut layers = Vec::new();
+    for (label, extra) in [("store", None), ("save", Some("--no-layer-store"))] {
+        let tag = format!("minify-test/nginx.slim:{}", unique(label));
+        cleanup.image(&tag);
+        let report = tempfile::NamedTempFile::new().unwrap();
+        let mut args = vec![
+            "build",
+            image,
+            "--tag",
+            &tag,
+            "--report",
+            report.path().to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let (code, _, stderr) = minify(&args);
+        assert_eq!(code, 0, "minify {args:?}:\n{stderr}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(report.path()).unwrap()).unwrap();
+        let source = report["notes"]["image_source"].as_str().unwrap_or_default();
+        assert_eq!(
+            source.starts_with("daemon layer store"),
+            extra.is_none(),
+            "{label}: read from {source:?}"
+        );
+        layers.push(slim_layer_members(&tag));
+    }
+    let (store, save) = (&layers[0], &layers[1]);
+    let only = |a: &std::collections::BTreeMap<String, Member>,
+                b: &std::collections::BTreeMap<String, Member>| {
+        a.keys().filter(|k| !b.contains_key(*k)).cloned().collect::<Vec<_>>()
+    };
+    assert!(
+        only(store, save).is_empty() && only(save, store).is_empty(),
+        "only through the layer store: {:?}; only through docker save: {:?}",
+        only(store, save),
+        only(save, store)
+    );
+    let differ: Vec<&String> = store
+        .iter()
+        .filter(|(path, member)| save[*path] != **member)
+        .map(|(path, _)| path)
+        .collect();
+    assert!(differ.is_empty(), "members that differ: {differ:?}");
+    assert!(store.len() > 50, "the nginx slim layer has {} members", store.len());
+}
