@@ -927,7 +927,10 @@ fn slim_layer_is_identical_through_the_layer_store_and_through_docker_save() {
     let (store, save) = (&layers[0], &layers[1]);
     let only = |a: &std::collections::BTreeMap<String, Member>,
                 b: &std::collections::BTreeMap<String, Member>| {
-        a.keys().filter(|k| !b.contains_key(*k)).cloned().collect::<Vec<_>>()
+        a.keys()
+            .filter(|k| !b.contains_key(*k))
+            .cloned()
+            .collect::<Vec<_>>()
     };
     assert!(
         only(store, save).is_empty() && only(save, store).is_empty(),
@@ -941,5 +944,9 @@ fn slim_layer_is_identical_through_the_layer_store_and_through_docker_save() {
         .map(|(path, _)| path)
         .collect();
     assert!(differ.is_empty(), "members that differ: {differ:?}");
-    assert!(store.len() > 50, "the nginx slim layer has {} members", store.len());
+    assert!(
+        store.len() > 50,
+        "the nginx slim layer has {} members",
+        store.len()
+    );
 }

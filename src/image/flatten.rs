@@ -12,12 +12,9 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
 
+use crate::image::layer::{decode, Decoded, Member, MemberKind};
 use crate::image::{ContentRef, Entry, EntryKind, FsIndex};
 use crate::{Error, Result};
-
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE_MARKER: &str = ".wh..wh..opq";
-const XATTR_PAX_PREFIX: &str = "SCHILY.xattr.";
 
 /// Something in a layer that was skipped or repaired instead of failing the whole image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,68 +181,24 @@ impl Flattener {
         layer_len: u64,
         member: &mut tar::Entry<'_, R>,
     ) -> Change {
-        let raw_path = String::from_utf8_lossy(&member.path_bytes()).into_owned();
-        let Ok(path_text) = std::str::from_utf8(&member.path_bytes()).map(str::to_string) else {
-            self.warn(layer, &raw_path, "path is not UTF-8; skipped");
-            return Change::Skip;
-        };
-        let Some(path) = normalize_path(&path_text) else {
-            self.warn(layer, &raw_path, "path climbs above the root; skipped");
-            return Change::Skip;
-        };
-        let header = member.header();
-        let entry_type = header.entry_type();
-        if entry_type.is_pax_global_extensions() {
-            return Change::Skip;
-        }
-
-        let name = path.rsplit('/').next().unwrap_or("");
-        if let Some(whited) = name.strip_prefix(WHITEOUT_PREFIX) {
-            let dir = parent_path(&path).unwrap_or("/");
-            if name == OPAQUE_MARKER {
-                return Change::Opaque(dir.to_string());
-            }
-            if whited.starts_with(".wh.") || whited.is_empty() {
-                // aufs bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not part of the filesystem.
+        let member = match decode(member, layer_len) {
+            Decoded::Member(member) => member,
+            Decoded::Skipped { raw_path, why } => {
+                self.warn(layer, &raw_path, why);
                 return Change::Skip;
             }
-            return Change::Whiteout(join(dir, whited));
-        }
-
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let uid = header.uid().unwrap_or(0);
-        let gid = header.gid().unwrap_or(0);
-        let mut mtime = header.mtime().unwrap_or(0);
-        let size = member.size();
-        let content_offset = member.raw_file_position();
-        let link_target = member
-            .link_name_bytes()
-            .map(|t| String::from_utf8_lossy(&t).into_owned());
-        let device = (
-            header.device_major().ok().flatten().unwrap_or(0),
-            header.device_minor().ok().flatten().unwrap_or(0),
-        );
-
-        let mut xattrs = Vec::new();
-        if let Ok(Some(extensions)) = member.pax_extensions() {
-            for extension in extensions.flatten() {
-                let Ok(key) = extension.key() else { continue };
-                if let Some(name) = key.strip_prefix(XATTR_PAX_PREFIX) {
-                    xattrs.push((name.to_string(), extension.value_bytes().to_vec()));
-                } else if key == "mtime" {
-                    // PAX mtimes are decimal seconds with an optional fraction.
-                    if let Some(seconds) = extension
-                        .value()
-                        .ok()
-                        .and_then(|v| v.split('.').next())
-                        .and_then(|v| v.parse().ok())
-                    {
-                        mtime = seconds;
-                    }
-                }
-            }
-        }
-
+            Decoded::Ignored => return Change::Skip,
+        };
+        let Member {
+            path,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs,
+            header_size: _,
+        } = member;
         let mut entry = Entry {
             path: path.clone(),
             kind: EntryKind::File,
@@ -258,72 +211,32 @@ impl Flattener {
             content: None,
             layer,
         };
-        use tar::EntryType as T;
-        entry.kind = match entry_type {
-            T::Regular | T::Continuous => {
-                if content_offset.saturating_add(size) > layer_len {
-                    self.warn(
-                        layer,
-                        &raw_path,
-                        format!("declares {size} bytes, past the end of the layer; skipped"),
-                    );
-                    return Change::Skip;
-                }
+        entry.kind = match kind {
+            MemberKind::Whiteout { target } => return Change::Whiteout(target),
+            MemberKind::Opaque { dir } => return Change::Opaque(dir),
+            MemberKind::AufsMeta => return Change::Skip,
+            MemberKind::File { size, offset } => {
                 entry.size = size;
-                entry.content = Some(ContentRef {
-                    layer,
-                    offset: content_offset,
-                });
+                entry.content = Some(ContentRef { layer, offset });
                 EntryKind::File
             }
-            T::Directory => EntryKind::Dir,
-            T::Symlink => match link_target {
-                // Stored as-is: resolving is the reader's business (and loops are legal).
-                Some(target) => EntryKind::Symlink { target },
-                None => {
-                    self.warn(layer, &raw_path, "symlink without a target; skipped");
-                    return Change::Skip;
-                }
-            },
-            T::Link => return self.hardlink(entry, link_target, &raw_path),
-            T::Char => EntryKind::CharDevice {
-                major: device.0,
-                minor: device.1,
-            },
-            T::Block => EntryKind::BlockDevice {
-                major: device.0,
-                minor: device.1,
-            },
-            T::Fifo => EntryKind::Fifo,
-            other => {
-                self.warn(
-                    layer,
-                    &raw_path,
-                    format!(
-                        "unsupported tar entry type {:?}; skipped",
-                        other.as_byte() as char
-                    ),
-                );
-                return Change::Skip;
-            }
+            MemberKind::Dir => EntryKind::Dir,
+            MemberKind::Symlink { target } => EntryKind::Symlink { target },
+            MemberKind::Hardlink { target } => return self.hardlink(entry, &target),
+            MemberKind::CharDevice { major, minor } => EntryKind::CharDevice { major, minor },
+            MemberKind::BlockDevice { major, minor } => EntryKind::BlockDevice { major, minor },
+            MemberKind::Fifo => EntryKind::Fifo,
         };
-        if path == "/" && entry.kind != EntryKind::Dir {
-            self.warn(layer, &raw_path, "non-directory at the root; skipped");
-            return Change::Skip;
-        }
         Change::Add(entry)
     }
 
     /// A hard link shares its target's inode: it takes the target's content and metadata, so that
     /// it stays readable even if the target is whited out by a later layer.
-    fn hardlink(
-        &mut self,
-        mut entry: Entry,
-        link_target: Option<String>,
-        raw_path: &str,
-    ) -> Change {
+    fn hardlink(&mut self, mut entry: Entry, link_target: &str) -> Change {
         let layer = entry.layer;
-        let Some(target) = link_target.as_deref().and_then(normalize_path) else {
+        let raw_path = entry.path.clone();
+        let raw_path = raw_path.as_str();
+        let Some(target) = normalize_path(link_target) else {
             self.warn(
                 layer,
                 raw_path,
@@ -478,14 +391,6 @@ fn default_dir(path: String, layer: usize) -> Entry {
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -582,7 +487,7 @@ pub(crate) mod tests {
         ) -> Self {
             let records: Vec<(String, &[u8])> = xattrs
                 .iter()
-                .map(|(k, v)| (format!("{XATTR_PAX_PREFIX}{k}"), *v))
+                .map(|(k, v)| (format!("{}{k}", crate::image::layer::XATTR_PAX_PREFIX), *v))
                 .collect();
             self.builder
                 .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))

@@ -1,6 +1,7 @@
 //! Image plumbing, layered like go-containerregistry:
 //! - sources ([`source`]): a daemon's `docker save` stream or a tarball on disk, read once and
 //!   spooled layer by layer to a temp dir ([`archive`]) so nothing holds the image in RAM;
+//! - one layer-tar member decoder ([`layer`]) for every reader of layers, build's and xray's;
 //! - pure transforms: [`flatten`] (layers → one filesystem [`index`], whiteouts applied),
 //!   [`retain`] (keep only chosen paths), [`config`] (carry the source config over);
 //! - sinks ([`sink`]): a single-layer docker-archive, streamed into the daemon's load endpoint;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod flatten;
 pub mod fs;
 pub mod index;
+pub mod layer;
 pub mod layerstore;
 pub mod manifest;
 pub mod retain;

@@ -1,10 +1,14 @@
-//! The tar/whiteout reader: turns ONE layer tar (as a byte stream) into a compact list of
-//! [`RawEntry`] records, never extracting anything and never holding file contents. This is the
+//! The per-layer scan: turns ONE layer tar (as a byte stream) into a compact list of
+//! [`RawEntry`] records, never extracting anything and never holding file contents. Members are
+//! decoded by the image core's one decoder ([`crate::image::layer::decode`], which `build`'s
+//! flattener uses too); what is xray's own is dive's accounting (raw `.wh.` names, header
+//! sizes) and content fingerprints. This is the
 //! code the fuzz target exercises: hostile names (`..`, absolute paths), truncated members and
 //! absurd header sizes end as [`Error::Archive`] or a warning, never a panic.
 
 use std::io::{self, Read};
 
+use crate::image::layer::{decode, Decoded, MemberKind};
 use crate::{Error, Result};
 
 /// What a layer entry is, with overlay whiteouts told apart from ordinary files.
@@ -111,47 +115,39 @@ pub fn scan_layer(
     let mut scan = LayerScan::default();
     for entry in entries {
         let mut entry = entry.map_err(|e| layer_error(layer, e))?;
-        let header = entry.header();
-        let entry_type = header.entry_type();
-        if matches!(
-            entry_type,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-        ) {
-            warnings.push(format!("layer {layer}: stray pax header entry ignored"));
-            continue;
-        }
-        let size = entry.size();
-        let mode = header.mode().unwrap_or(0);
-        let uid = header.uid().unwrap_or(0);
-        let gid = header.gid().unwrap_or(0);
-        let path = match normalize(&entry.path_bytes()) {
-            Ok(Some(path)) => path,
-            Ok(None) => continue,
-            Err(why) => {
-                warnings.push(format!("layer {layer}: entry skipped: {why}"));
+        let member = match decode(&mut entry, u64::MAX) {
+            Decoded::Member(member) => member,
+            Decoded::Skipped { raw_path, why } => {
+                warnings.push(format!("layer {layer}: entry {raw_path:?} skipped: {why}"));
+                continue;
+            }
+            Decoded::Ignored => {
+                warnings.push(format!("layer {layer}: stray pax header entry ignored"));
                 continue;
             }
         };
-        let name = path.rsplit('/').next().unwrap_or("");
-        let kind = if name == ".wh..wh..opq" {
-            Kind::Opaque
-        } else if name.starts_with(".wh.") {
-            Kind::Whiteout
-        } else {
-            match entry_type {
-                tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
-                tar::EntryType::Directory => Kind::Dir,
-                tar::EntryType::Symlink => Kind::Symlink,
-                tar::EntryType::Link => Kind::Hardlink,
-                _ => Kind::Other,
+        if member.path == "/" {
+            continue;
+        }
+        let (kind, link) = match member.kind {
+            MemberKind::File { .. } => (Kind::File, None),
+            MemberKind::Dir => (Kind::Dir, None),
+            MemberKind::Symlink { target } => (Kind::Symlink, Some(target.into_boxed_str())),
+            MemberKind::Hardlink { target } => (Kind::Hardlink, Some(target.into_boxed_str())),
+            MemberKind::CharDevice { .. } | MemberKind::BlockDevice { .. } | MemberKind::Fifo => {
+                (Kind::Other, None)
             }
+            MemberKind::Opaque { .. } => (Kind::Opaque, None),
+            // dive counts every `.wh.` name as a whiteout, aufs bookkeeping included.
+            MemberKind::Whiteout { .. } | MemberKind::AufsMeta => (Kind::Whiteout, None),
         };
-        let link = match kind {
-            Kind::Symlink | Kind::Hardlink => entry
-                .link_name_bytes()
-                .map(|l| String::from_utf8_lossy(&l).into_owned().into_boxed_str()),
-            _ => None,
-        };
+        let (path, size, mode, uid, gid) = (
+            member.path,
+            member.header_size,
+            member.mode,
+            member.uid,
+            member.gid,
+        );
         let hash = match policy {
             HashPolicy::AtLeast(min) if kind == Kind::File && size >= min => Some(
                 hash_exact(&mut entry, size)
