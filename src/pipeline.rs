@@ -824,8 +824,9 @@ async fn observe<D: DockerApi>(
                 });
             }
         }
-        ran = target.run_plan(plan, &client).await;
-        let configured = ran.1.len() - plan.steps.len();
+        let plan_run = target.run_plan(plan, &client).await;
+        let configured = plan_run.crawled;
+        ran = (plan_run.steps, plan_run.results);
         let failures: Vec<String> = ran.1[configured..]
             .iter()
             .filter_map(|r| {

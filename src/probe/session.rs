@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::{self, DynamicBody, ProbeFile, Scheme, StatusExpectation, WaitStrategy};
 use super::http::{self, CrawlLimits};
-use super::ProbeResult;
+use super::{apispec, Operation, ProbeResult};
 use crate::docker::DockerApi;
 
 /// One concrete, replayable probe.
@@ -28,6 +28,9 @@ pub enum Step {
         expect_status: Option<StatusExpectation>,
         body_contains: Option<String>,
         dynamic_body: Option<DynamicBody>,
+        /// The API spec operation this request was generated for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<Operation>,
     },
     Tcp {
         port: u16,
@@ -61,6 +64,57 @@ pub struct Plan {
     /// Ports crawled only because the image exposes them: that they speak HTTP is assumed, not
     /// stated, and [`Target::prepare`] checks it.
     pub assumed_http: std::collections::BTreeSet<u16>,
+    /// API specs fetched from the running app, whose operations then run after the steps.
+    pub api_specs: Vec<SpecFetch>,
+}
+
+/// An API spec the app serves: fetched once the port is ready, then one request per operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecFetch {
+    pub port: u16,
+    pub scheme: Scheme,
+    pub path: String,
+    /// Replaces the spec's base path.
+    pub prefix: Option<String>,
+}
+
+/// What [`Target::run_plan`] did: the concrete steps (replayable), their results (same order),
+/// and how many of the first ones were the crawl's.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRun {
+    pub steps: Vec<Step>,
+    pub results: Vec<ProbeResult>,
+    pub crawled: usize,
+}
+
+/// The steps of an API spec's operations on `port`; `spec` names the spec in the report.
+pub fn api_steps(
+    requests: &[apispec::ApiRequest],
+    port: u16,
+    scheme: Scheme,
+    spec: &str,
+) -> Vec<Step> {
+    requests
+        .iter()
+        .map(|request| Step::Http {
+            port,
+            scheme,
+            method: request.method.clone(),
+            path: request.path.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+            // Any answer is an answer: generated data may well be refused (404, 422), and
+            // `--verify` compares the status anyway.
+            expect_status: None,
+            body_contains: None,
+            dynamic_body: None,
+            operation: Some(Operation {
+                spec: spec.to_string(),
+                method: request.method.clone(),
+                path: request.template.clone(),
+            }),
+        })
+        .collect()
 }
 
 impl Plan {
@@ -90,6 +144,7 @@ impl Plan {
                 if file.crawl.iter().all(|rule| rule.port != port) && !tcp_port(port) {
                     plan.crawl.push((port, Scheme::Http, limits.clone()));
                     let stated = file.http.iter().any(|probe| probe.port == port)
+                        || file.api_specs.iter().any(|spec| spec.port == port)
                         || file.readiness.iter().any(|rule| rule.port == port);
                     if !stated {
                         plan.assumed_http.insert(port);
@@ -117,6 +172,7 @@ impl Plan {
                     expect_status: probe.expect_status.clone(),
                     body_contains: probe.body_contains.clone(),
                     dynamic_body: probe.dynamic_body.clone(),
+                    operation: None,
                 };
                 plan.steps
                     .push((Duration::from_millis(probe.delay_before_ms), step));
@@ -157,8 +213,34 @@ impl Plan {
             };
             plan.steps.push((Duration::ZERO, step));
         }
+        for spec in &file.api_specs {
+            match (&spec.loaded, &spec.path) {
+                // A file read (and checked) when the probe file was loaded.
+                (Some(loaded), _) => {
+                    let requests =
+                        apispec::requests(loaded, spec.prefix.as_deref()).unwrap_or_default();
+                    let label = loaded.origin.clone();
+                    plan.steps.extend(
+                        api_steps(&requests, spec.port, spec.scheme, &label)
+                            .into_iter()
+                            .map(|step| (Duration::ZERO, step)),
+                    );
+                }
+                (None, Some(path)) => plan.api_specs.push(SpecFetch {
+                    port: spec.port,
+                    scheme: spec.scheme,
+                    path: path.clone(),
+                    prefix: spec.prefix.clone(),
+                }),
+                (None, None) => {}
+            }
+        }
         // Readiness: HTTP for crawled and HTTP-probed ports, TCP for ports only spoken to raw,
         // unless the file says otherwise.
+        for fetch in &plan.api_specs {
+            plan.readiness
+                .insert(fetch.port, (WaitStrategy::Http, ready_timeout));
+        }
         for (port, _, _) in &plan.crawl {
             plan.readiness
                 .insert(*port, (WaitStrategy::Http, ready_timeout));
@@ -200,7 +282,7 @@ impl Plan {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.crawl.is_empty() && self.steps.is_empty()
+        self.crawl.is_empty() && self.steps.is_empty() && self.api_specs.is_empty()
     }
 
     /// Treats `port` as a plain TCP service: no crawl, ready when it accepts and holds a
@@ -395,21 +477,18 @@ impl<'a, D: DockerApi> Target<'a, D> {
         }
     }
 
-    /// Runs the plan: crawls first, then the steps in file order. Returns the steps that ran
-    /// (crawls expanded into the requests they made) with their results.
-    pub async fn run_plan(
-        &self,
-        plan: &Plan,
-        client: &reqwest::Client,
-    ) -> (Vec<Step>, Vec<ProbeResult>) {
-        let mut steps = Vec::new();
-        let mut results = Vec::new();
+    /// Runs the plan: crawls first, then the steps in file order, then the API specs the app
+    /// serves (each fetched, then its operations). Returns the steps that ran (crawls and specs
+    /// expanded into the requests they made) with their results.
+    pub async fn run_plan(&self, plan: &Plan, client: &reqwest::Client) -> PlanRun {
+        let mut ran = PlanRun::default();
         for (port, scheme, limits) in &plan.crawl {
             let base = match self.base_url(*port, *scheme) {
                 Ok(base) => base,
                 Err(message) => {
-                    results.push(failed(&format!("{port}/tcp"), "crawl /", message));
-                    steps.push(get_step(*port, *scheme, "/"));
+                    ran.results
+                        .push(failed(&format!("{port}/tcp"), "crawl /", message));
+                    ran.steps.push(get_step(*port, *scheme, "/"));
                     continue;
                 }
             };
@@ -419,18 +498,70 @@ impl<'a, D: DockerApi> Target<'a, D> {
                     .strip_prefix("GET ")
                     .unwrap_or("/")
                     .to_string();
-                steps.push(get_step(*port, *scheme, &path));
-                results.push(result);
+                ran.steps.push(get_step(*port, *scheme, &path));
+                ran.results.push(result);
             }
         }
+        ran.crawled = ran.results.len();
         for (delay, step) in &plan.steps {
             if !delay.is_zero() {
                 tokio::time::sleep(*delay).await;
             }
-            results.push(self.run_step(step, client).await);
-            steps.push(step.clone());
+            ran.results.push(self.run_step(step, client).await);
+            ran.steps.push(step.clone());
         }
-        (steps, results)
+        for fetch in &plan.api_specs {
+            let (result, spec) = self.fetch_spec(fetch, client).await;
+            ran.steps
+                .push(get_step(fetch.port, fetch.scheme, &fetch.path));
+            ran.results.push(result);
+            let Some(requests) = spec else { continue };
+            let label = format!("GET {} on {}/tcp", fetch.path, fetch.port);
+            for step in api_steps(&requests, fetch.port, fetch.scheme, &label) {
+                ran.results.push(self.run_step(&step, client).await);
+                ran.steps.push(step);
+            }
+        }
+        ran
+    }
+
+    /// GETs an API spec from the app and builds its operations' requests. The fetch is a probe
+    /// like any other (replayed by `--verify`); a spec that is not there or not usable fails it,
+    /// the message naming the URL.
+    async fn fetch_spec(
+        &self,
+        fetch: &SpecFetch,
+        client: &reqwest::Client,
+    ) -> (ProbeResult, Option<Vec<apispec::ApiRequest>>) {
+        let started = Instant::now();
+        let step = get_step(fetch.port, fetch.scheme, &fetch.path);
+        let (mut result, body) = self.send_http(&step, client).await;
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        let (Some(status), Some(body)) = (result.status, body) else {
+            return (result, None);
+        };
+        let origin = match self
+            .base_url(fetch.port, fetch.scheme)
+            .and_then(|b| b.join(&fetch.path).map_err(|e| e.to_string()))
+        {
+            Ok(url) => format!("{url} (container port {})", fetch.port),
+            Err(_) => format!("{} on container port {}", fetch.path, fetch.port),
+        };
+        if !(200..300).contains(&status) {
+            result.error = Some(format!(
+                "API spec {origin}: answered {status}, not a document"
+            ));
+            return (result, None);
+        }
+        let parsed = apispec::parse(&String::from_utf8_lossy(&body), &origin)
+            .and_then(|spec| apispec::requests(&spec, fetch.prefix.as_deref()));
+        match parsed {
+            Ok(requests) => (result, Some(requests)),
+            Err(e) => {
+                result.error = Some(e.to_string());
+                (result, None)
+            }
+        }
     }
 
     /// Replays concrete steps (from an earlier [`Target::run_plan`]) in order.
@@ -507,6 +638,15 @@ impl<'a, D: DockerApi> Target<'a, D> {
     }
 
     async fn run_http(&self, step: &Step, client: &reqwest::Client) -> ProbeResult {
+        self.send_http(step, client).await.0
+    }
+
+    /// Sends an HTTP step; the result, and the body when one came back.
+    async fn send_http(
+        &self,
+        step: &Step,
+        client: &reqwest::Client,
+    ) -> (ProbeResult, Option<bytes::Bytes>) {
         let Step::Http {
             port,
             scheme,
@@ -517,9 +657,10 @@ impl<'a, D: DockerApi> Target<'a, D> {
             expect_status,
             body_contains,
             dynamic_body,
+            operation,
         } = step
         else {
-            unreachable!("run_http is only called with HTTP steps")
+            unreachable!("send_http is only called with HTTP steps")
         };
         let target = format!("{port}/tcp");
         let request = format!("{method} {path}");
@@ -528,7 +669,11 @@ impl<'a, D: DockerApi> Target<'a, D> {
             .and_then(|b| b.join(path).map_err(|e| e.to_string()))
         {
             Ok(url) => url,
-            Err(message) => return failed(&target, &request, message),
+            Err(message) => {
+                let mut result = failed(&target, &request, message);
+                result.operation = operation.clone();
+                return (result, None);
+            }
         };
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut builder = client.request(method, url);
@@ -542,13 +687,14 @@ impl<'a, D: DockerApi> Target<'a, D> {
             kind: "http".into(),
             target,
             request,
+            operation: operation.clone(),
             ..empty_result()
         };
         let response = match builder.send().await {
             Ok(response) => response,
             Err(e) => {
                 result.error = Some(e.to_string());
-                return result;
+                return (result, None);
             }
         };
         let status = response.status().as_u16();
@@ -557,7 +703,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
             Ok(bytes) => bytes,
             Err(e) => {
                 result.error = Some(format!("reading body: {e}"));
-                return result;
+                return (result, None);
             }
         };
         result.body_bytes = bytes.len() as u64;
@@ -579,7 +725,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
         if !problems.is_empty() {
             result.error = Some(problems.join("; "));
         }
-        result
+        (result, Some(bytes))
     }
 
     async fn run_tcp(
@@ -706,6 +852,7 @@ fn get_step(port: u16, scheme: Scheme, path: &str) -> Step {
         expect_status: None,
         body_contains: None,
         dynamic_body: None,
+        operation: None,
     }
 }
 
@@ -720,6 +867,7 @@ fn empty_result() -> ProbeResult {
         exit_code: None,
         error: None,
         duration_ms: 0,
+        operation: None,
     }
 }
 
