@@ -31,6 +31,10 @@ pub enum Step {
         /// The API spec operation this request was generated for.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         operation: Option<Operation>,
+        /// This GET fetches an API spec: the answer must be a usable one (checked again when
+        /// `--verify` replays it, so both runs judge it alike).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        api_spec: bool,
     },
     Tcp {
         port: u16,
@@ -113,6 +117,7 @@ pub fn api_steps(
                 method: request.method.clone(),
                 path: request.template.clone(),
             }),
+            api_spec: false,
         })
         .collect()
 }
@@ -173,6 +178,7 @@ impl Plan {
                     body_contains: probe.body_contains.clone(),
                     dynamic_body: probe.dynamic_body.clone(),
                     operation: None,
+                    api_spec: false,
                 };
                 plan.steps
                     .push((Duration::from_millis(probe.delay_before_ms), step));
@@ -511,11 +517,18 @@ impl<'a, D: DockerApi> Target<'a, D> {
             ran.steps.push(step.clone());
         }
         for fetch in &plan.api_specs {
-            let (result, spec) = self.fetch_spec(fetch, client).await;
-            ran.steps
-                .push(get_step(fetch.port, fetch.scheme, &fetch.path));
+            let step = spec_step(fetch);
+            let (result, body) = self.send_http(&step, client).await;
+            let requests = match (result.ok(), result.status, body) {
+                (true, Some(status), Some(body)) => {
+                    // send_http checked it: this parse succeeds.
+                    spec_requests(status, &body, &fetch.path, fetch.prefix.as_deref()).ok()
+                }
+                _ => None,
+            };
+            ran.steps.push(step);
             ran.results.push(result);
-            let Some(requests) = spec else { continue };
+            let Some(requests) = requests else { continue };
             let label = format!("GET {} on {}/tcp", fetch.path, fetch.port);
             for step in api_steps(&requests, fetch.port, fetch.scheme, &label) {
                 ran.results.push(self.run_step(&step, client).await);
@@ -523,45 +536,6 @@ impl<'a, D: DockerApi> Target<'a, D> {
             }
         }
         ran
-    }
-
-    /// GETs an API spec from the app and builds its operations' requests. The fetch is a probe
-    /// like any other (replayed by `--verify`); a spec that is not there or not usable fails it,
-    /// the message naming the URL.
-    async fn fetch_spec(
-        &self,
-        fetch: &SpecFetch,
-        client: &reqwest::Client,
-    ) -> (ProbeResult, Option<Vec<apispec::ApiRequest>>) {
-        let started = Instant::now();
-        let step = get_step(fetch.port, fetch.scheme, &fetch.path);
-        let (mut result, body) = self.send_http(&step, client).await;
-        result.duration_ms = started.elapsed().as_millis() as u64;
-        let (Some(status), Some(body)) = (result.status, body) else {
-            return (result, None);
-        };
-        let origin = match self
-            .base_url(fetch.port, fetch.scheme)
-            .and_then(|b| b.join(&fetch.path).map_err(|e| e.to_string()))
-        {
-            Ok(url) => format!("{url} (container port {})", fetch.port),
-            Err(_) => format!("{} on container port {}", fetch.path, fetch.port),
-        };
-        if !(200..300).contains(&status) {
-            result.error = Some(format!(
-                "API spec {origin}: answered {status}, not a document"
-            ));
-            return (result, None);
-        }
-        let parsed = apispec::parse(&String::from_utf8_lossy(&body), &origin)
-            .and_then(|spec| apispec::requests(&spec, fetch.prefix.as_deref()));
-        match parsed {
-            Ok(requests) => (result, Some(requests)),
-            Err(e) => {
-                result.error = Some(e.to_string());
-                (result, None)
-            }
-        }
     }
 
     /// Replays concrete steps (from an earlier [`Target::run_plan`]) in order.
@@ -658,6 +632,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
             body_contains,
             dynamic_body,
             operation,
+            api_spec,
         } = step
         else {
             unreachable!("send_http is only called with HTTP steps")
@@ -676,7 +651,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
             }
         };
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let mut builder = client.request(method, url);
+        let mut builder = client.request(method, url.clone());
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
@@ -720,6 +695,12 @@ impl<'a, D: DockerApi> Target<'a, D> {
         if let Some(needle) = body_contains {
             if !String::from_utf8_lossy(&bytes).contains(needle.as_str()) {
                 problems.push(format!("body does not contain {needle:?}"));
+            }
+        }
+        if *api_spec {
+            let origin = format!("{url} (container port {port})");
+            if let Err(problem) = spec_requests(status, &bytes, &origin, None) {
+                problems.push(problem);
             }
         }
         if !problems.is_empty() {
@@ -853,7 +834,35 @@ fn get_step(port: u16, scheme: Scheme, path: &str) -> Step {
         body_contains: None,
         dynamic_body: None,
         operation: None,
+        api_spec: false,
     }
+}
+
+/// The GET of an API spec the app serves.
+fn spec_step(fetch: &SpecFetch) -> Step {
+    let mut step = get_step(fetch.port, fetch.scheme, &fetch.path);
+    if let Step::Http { api_spec, .. } = &mut step {
+        *api_spec = true;
+    }
+    step
+}
+
+/// The requests of the spec in an answer to a spec fetch from `origin` (a URL), or why there
+/// are none.
+fn spec_requests(
+    status: u16,
+    body: &[u8],
+    origin: &str,
+    prefix: Option<&str>,
+) -> Result<Vec<apispec::ApiRequest>, String> {
+    if !(200..300).contains(&status) {
+        return Err(format!(
+            "API spec {origin}: answered {status}, not a document"
+        ));
+    }
+    apispec::parse(&String::from_utf8_lossy(body), origin)
+        .and_then(|spec| apispec::requests(&spec, prefix))
+        .map_err(|e| e.to_string())
 }
 
 fn empty_result() -> ProbeResult {
@@ -1028,6 +1037,171 @@ mod tests {
             off.crawl.is_empty(),
             "--no-default-probes turns the crawl off"
         );
+    }
+
+    /// A tiny HTTP server: `/openapi.json` is a spec, `/broken.json` is not, anything else
+    /// echoes the request line and body. Returns its port.
+    async fn api_server() -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const SPEC: &str = r#"{"openapi": "3.0.0", "servers": [{"url": "/v1"}], "paths": {
+            "/items/{id}": {"get": {"parameters": [{"name": "id", "in": "path",
+                                                    "schema": {"type": "integer"}}]},
+                            "delete": {}},
+            "/items": {"post": {"requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string"}}}}}}}}}}"#;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut raw = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    // Headers, then as much body as Content-Length says.
+                    let body_start = loop {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        raw.extend_from_slice(&buf[..n]);
+                        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&raw[..body_start]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while raw.len() < body_start + length {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        raw.extend_from_slice(&buf[..n]);
+                    }
+                    let line = head.lines().next().unwrap_or("").to_string();
+                    let path = line.split_whitespace().nth(1).unwrap_or("/");
+                    let body = match path {
+                        "/openapi.json" => SPEC.to_string(),
+                        "/broken.json" => "<html>nope</html>".to_string(),
+                        _ => format!("{line} {}", String::from_utf8_lossy(&raw[body_start..])),
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_served_api_spec_is_fetched_and_its_operations_run_and_replay() {
+        let port = api_server().await;
+        let docker = crate::docker::fake::FakeDocker::default();
+        let target = Target::new(&docker, "c", BTreeMap::from([(8000, port)]));
+        let file: ProbeFile = serde_yaml::from_str(
+            "api_specs:\n  - {port: 8000, path: /openapi.json}\n  - {port: 8000, path: /broken.json}\n",
+        )
+        .unwrap();
+        let plan = Plan::new(
+            Some(&file),
+            &[8000],
+            false,
+            &CrawlLimits::default(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(plan.api_specs.len(), 2);
+        assert_eq!(plan.readiness[&8000].0, WaitStrategy::Http);
+        assert!(plan.assumed_http.is_empty() && !plan.is_empty());
+        let client = http::client(Duration::from_secs(5));
+        let ran = target.run_plan(&plan, &client).await;
+        let requests: Vec<&str> = ran.results.iter().map(|r| r.request.as_str()).collect();
+        assert_eq!(
+            requests,
+            vec![
+                "GET /openapi.json",
+                "GET /v1/items/1",
+                "POST /v1/items",
+                "DELETE /v1/items/1",
+                "GET /broken.json",
+            ]
+        );
+        assert_eq!(ran.steps.len(), ran.results.len());
+        assert_eq!(ran.crawled, 0);
+        let post = &ran.results[2];
+        assert!(post.ok(), "{post:?}");
+        assert_eq!(
+            post.operation,
+            Some(Operation {
+                spec: "GET /openapi.json on 8000/tcp".into(),
+                method: "POST".into(),
+                path: "/items".into(),
+            })
+        );
+        let Step::Http { headers, body, .. } = &ran.steps[2] else {
+            panic!("an HTTP step")
+        };
+        assert_eq!(headers["Content-Type"], "application/json");
+        assert_eq!(body.as_deref(), Some(r#"{"name":"x"}"#));
+        let broken = ran.results.last().unwrap();
+        let error = broken.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("/broken.json") && error.contains("not an OpenAPI"),
+            "{error}"
+        );
+        // A replay sends the very same requests (the operations, not a new fetch and parse).
+        let replayed = target.replay(&ran.steps, &client).await;
+        assert!(crate::verify::compare(&ran.results, &replayed).is_empty());
+        assert_eq!(replayed[2].operation, post.operation);
+    }
+
+    #[test]
+    fn a_spec_file_becomes_plan_steps_and_stated_http_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("spec.yaml"),
+            "swagger: '2.0'\nbasePath: /api\npaths:\n  /ping:\n    get: {}\n    head: {}\n",
+        )
+        .unwrap();
+        let probes = dir.path().join("probes.yaml");
+        std::fs::write(
+            &probes,
+            "api_specs:\n  - {port: 9000, file: spec.yaml, prefix: /v2}\n",
+        )
+        .unwrap();
+        let file = ProbeFile::load(&probes).unwrap();
+        let plan = Plan::new(
+            Some(&file),
+            &[9000],
+            true,
+            &CrawlLimits::default(),
+            Duration::from_secs(5),
+        );
+        let paths: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|(_, step)| match step {
+                Step::Http { method, path, .. } => format!("{method} {path}"),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(paths, vec!["GET /v2/ping", "HEAD /v2/ping"]);
+        assert!(
+            plan.assumed_http.is_empty(),
+            "a port an API spec is probed on is stated HTTP"
+        );
+        assert!(plan.api_specs.is_empty());
     }
 
     #[test]
