@@ -745,6 +745,72 @@ mod tests {
     }
 
     #[test]
+    fn api_spec_flags_parse_as_docker_slim_splits_them_and_go_to_every_probed_port() {
+        let spec = parse_apispec("/openapi.json").unwrap();
+        assert_eq!(
+            (spec.path.as_deref(), spec.prefix.as_deref()),
+            (Some("/openapi.json"), None)
+        );
+        let spec = parse_apispec("/spec/yaml:/api/v2").unwrap();
+        assert_eq!(
+            (spec.path.as_deref(), spec.prefix.as_deref()),
+            (Some("/spec/yaml"), Some("/api/v2"))
+        );
+        assert!(parse_apispec("openapi.json").is_err());
+        assert!(parse_apispec("/openapi.json:v2").is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "api.yaml",
+            "openapi: 3.0.0\npaths:\n  /ping: {get: {}}\n",
+        );
+        // A colon in an existing file's name is part of the name, not a prefix.
+        write(dir.path(), "a:b.json", r#"{"swagger": "2.0", "paths": {}}"#);
+        let file = parse_apispec_file("api.yaml:/v3", dir.path()).unwrap();
+        assert_eq!(file.file, Some(dir.path().join("api.yaml")));
+        assert_eq!(file.prefix.as_deref(), Some("/v3"));
+        assert!(file.loaded.is_some());
+        let colon = parse_apispec_file("a:b.json", dir.path()).unwrap();
+        assert_eq!(colon.prefix, None);
+        assert!(matches!(
+            parse_apispec_file("nope.json", dir.path()),
+            Err(Error::Usage(_))
+        ));
+        write(dir.path(), "bad.yaml", "paths: {}\n");
+        let err = parse_apispec_file("bad.yaml", dir.path()).unwrap_err();
+        assert!(matches!(err, Error::ApiSpec(_)), "{err}");
+        assert!(err.to_string().contains("bad.yaml"), "{err}");
+
+        let slim = SlimProbes {
+            api_specs: vec![spec, file],
+            ..SlimProbes::default()
+        };
+        let merged = to_probe_file(&slim, None, &[8000, 443]).unwrap();
+        assert_eq!(
+            merged.default_probes, None,
+            "API specs do not replace the default probe (as in docker-slim)"
+        );
+        let ports: Vec<(u16, Scheme, bool)> = merged
+            .api_specs
+            .iter()
+            .map(|a| (a.port, a.scheme, a.file.is_some()))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                (8000, Scheme::Http, false),
+                (443, Scheme::Https, false),
+                (8000, Scheme::Http, true),
+                (443, Scheme::Https, true),
+            ]
+        );
+        assert!(to_probe_file(&slim, None, &[])
+            .unwrap_err()
+            .contains("--http-probe-ports"));
+    }
+
+    #[test]
     fn merged_into_a_probe_file_and_round_trips_as_yaml() {
         let dir = tempfile::tempdir().unwrap();
         let body = write(dir.path(), "b.txt", "hello");
