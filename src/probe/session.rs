@@ -28,9 +28,10 @@ pub enum Step {
         expect_status: Option<StatusExpectation>,
         body_contains: Option<String>,
         dynamic_body: Option<DynamicBody>,
-        /// The API spec operation this request was generated for.
+        /// The API spec operation this request was generated for (boxed: most steps have
+        /// none, and it would make every step bigger).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        operation: Option<Operation>,
+        operation: Option<Box<Operation>>,
         /// This GET fetches an API spec: the answer must be a usable one (checked again when
         /// `--verify` replays it, so both runs judge it alike).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -112,11 +113,11 @@ pub fn api_steps(
             expect_status: None,
             body_contains: None,
             dynamic_body: None,
-            operation: Some(Operation {
+            operation: Some(Box::new(Operation {
                 spec: spec.to_string(),
                 method: request.method.clone(),
                 path: request.template.clone(),
-            }),
+            })),
             api_spec: false,
         })
         .collect()
@@ -646,7 +647,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
             Ok(url) => url,
             Err(message) => {
                 let mut result = failed(&target, &request, message);
-                result.operation = operation.clone();
+                result.operation = operation.as_deref().cloned();
                 return (result, None);
             }
         };
@@ -662,7 +663,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
             kind: "http".into(),
             target,
             request,
-            operation: operation.clone(),
+            operation: operation.as_deref().cloned(),
             ..empty_result()
         };
         let response = match builder.send().await {

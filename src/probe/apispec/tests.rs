@@ -324,7 +324,8 @@ fn the_media_type_example_is_sent_as_is_and_a_prefix_replaces_the_base_path() {
 #[test]
 fn bad_documents_are_typed_errors_naming_where_they_came_from() {
     let origin = "http://127.0.0.1:8000/openapi.json";
-    let cases: [(&str, fn(&SpecError) -> bool); 6] = [
+    type Expected = fn(&SpecError) -> bool;
+    let cases: [(&str, Expected); 6] = [
         ("{\"openapi\": ", |e| matches!(e, SpecError::Syntax { .. })),
         ("openapi: [unclosed", |e| {
             matches!(e, SpecError::Syntax { .. })
