@@ -226,7 +226,7 @@ wanted() { [[ -z "$ONLY" || "$ONLY" == *",$1,"* ]]; }
 
 build_base
 IMAGES=(minify-fixture/base:bookworm)
-for f in nginx python static redis cgi flask flaskpkg express php sinatra; do
+for f in nginx python apispec static redis cgi flask flaskpkg express php sinatra; do
     wanted "$f" || continue
     case $f in
         static) build_static ;;

@@ -32,6 +32,11 @@ pub enum Error {
         logs: String,
     },
 
+    /// An API spec file (`--http-probe-apispec-file`, a probe file's `api_specs`) that is not
+    /// a usable OpenAPI/Swagger document.
+    #[error(transparent)]
+    ApiSpec(#[from] crate::probe::apispec::SpecError),
+
     #[error("probe failed: {message}")]
     Probe { message: String },
 

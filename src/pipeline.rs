@@ -644,7 +644,13 @@ fn assemble_report(
             reasons: closure.kept.paths.get(&e.path).cloned().unwrap_or_default(),
         })
         .collect();
+    let api_operations = crate::report::api_operations(
+        &run.steps,
+        &run.probes,
+        verification.as_ref().map(|v| v.probes.as_slice()),
+    );
     Report {
+        api_operations,
         app_closure: options.app_closure,
         kept_by_reason: crate::report::kept_by_reason(&kept),
         dynamic_loads: closure.dynamic_loads.clone(),
@@ -825,8 +831,13 @@ async fn observe<D: DockerApi>(
                 });
             }
         }
-        ran = target.run_plan(plan, &client).await;
-        let configured = ran.1.len() - plan.steps.len();
+        let plan_run = target.run_plan(plan, &client).await;
+        let configured = plan_run.crawled;
+        ran = (plan_run.steps, plan_run.results);
+        let operations = crate::report::api_operations(&ran.0, &ran.1, None);
+        for line in crate::report::api_summary(&operations) {
+            eprintln!("minify: {line}");
+        }
         let failures: Vec<String> = ran.1[configured..]
             .iter()
             .filter_map(|r| {

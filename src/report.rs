@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::closure::Reason;
+use crate::probe::session::Step;
 use crate::probe::ProbeResult;
 use crate::{Error, Result};
 
@@ -94,6 +95,99 @@ pub struct Report {
     /// Lazy loads in the functions of libraries the app ran that the closure did not follow
     /// (they bring code nothing else needs): what the slim image lacks if a route reaches them.
     pub lazy_loads_not_followed: Vec<crate::closure::DynamicLoad>,
+    /// Every API spec operation probed, with what the original (and the slim image) answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub api_operations: Vec<ApiOperationResult>,
+}
+
+/// One API spec operation's request and answers (`--http-probe-apispec`, `api_specs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiOperationResult {
+    /// The spec's file, or `GET PATH on PORT/tcp` for one the app served.
+    pub spec: String,
+    pub method: String,
+    /// The path template as the spec writes it (`/items/{itemId}`).
+    pub path: String,
+    /// Container port.
+    pub port: u16,
+    /// What was sent: base path, filled template, query.
+    pub url: String,
+    pub content_type: Option<String>,
+    pub body: Option<String>,
+    /// The original's answer.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    /// The slim image's answer to the same request (`--verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slim_status: Option<u16>,
+}
+
+/// The API spec operations among the steps that ran (`steps[i]` answered `results[i]`, and
+/// `slim[i]` on the slim image).
+pub fn api_operations(
+    steps: &[Step],
+    results: &[ProbeResult],
+    slim: Option<&[ProbeResult]>,
+) -> Vec<ApiOperationResult> {
+    let mut out = Vec::new();
+    for (i, (step, result)) in steps.iter().zip(results).enumerate() {
+        let Step::Http {
+            port,
+            path,
+            headers,
+            body,
+            operation: Some(operation),
+            ..
+        } = step
+        else {
+            continue;
+        };
+        out.push(ApiOperationResult {
+            spec: operation.spec.clone(),
+            method: operation.method.clone(),
+            path: operation.path.clone(),
+            port: *port,
+            url: path.clone(),
+            content_type: headers.get("Content-Type").cloned(),
+            body: body.clone(),
+            status: result.status,
+            error: result.error.clone(),
+            slim_status: slim.and_then(|s| s.get(i)).and_then(|r| r.status),
+        });
+    }
+    out
+}
+
+/// One line per spec: how many operations and which statuses they got, e.g.
+/// `API spec GET /openapi.json on 8000/tcp: 6 operations: 200 ×4, 201 ×1, 404 ×1`.
+pub fn api_summary(operations: &[ApiOperationResult]) -> Vec<String> {
+    let mut by_spec: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
+    for operation in operations {
+        let answer = match (operation.status, &operation.error) {
+            (Some(status), _) => status.to_string(),
+            (None, _) => "no answer".to_string(),
+        };
+        *by_spec
+            .entry(&operation.spec)
+            .or_default()
+            .entry(answer)
+            .or_default() += 1;
+    }
+    by_spec
+        .into_iter()
+        .map(|(spec, answers)| {
+            let total: usize = answers.values().sum();
+            let answers: Vec<String> = answers
+                .iter()
+                .map(|(answer, count)| format!("{answer} ×{count}"))
+                .collect();
+            format!(
+                "API spec {spec}: {total} operation{}: {}",
+                if total == 1 { "" } else { "s" },
+                answers.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// How many kept paths (and content bytes) one kind of reason accounts for.

@@ -157,8 +157,8 @@ async fn probe_image<D: DockerApi>(
         }
         let ran = match drive {
             Drive::Plan(plan) => {
-                let (steps, results) = target.run_plan(&plan, &client).await;
-                (steps, results, plan.readiness)
+                let ran = target.run_plan(&plan, &client).await;
+                (ran.steps, ran.results, plan.readiness)
             }
             Drive::Replay(steps) => (
                 steps.to_vec(),
@@ -291,6 +291,7 @@ mod tests {
             exit_code: None,
             error: None,
             duration_ms: 0,
+            operation: None,
         }
     }
 

@@ -425,3 +425,193 @@ fn continue_after_signal_waits_for_sigusr1_then_builds() {
     assert!(stderr.contains("send SIGUSR1"), "{stderr}");
     assert!(image_exists(&tag));
 }
+
+/// One request as an API operation of the report says it was sent; HTTP/1.0, in one write
+/// (see `common::get`).
+fn send(port: u16, operation: &serde_json::Value) -> Answer {
+    use std::io::{Read, Write};
+    let method = operation["method"].as_str().unwrap();
+    let url = operation["url"].as_str().unwrap();
+    let body = operation["body"].as_str().unwrap_or("");
+    let mut request =
+        format!("{method} {url} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if let Some(content_type) = operation["content_type"].as_str() {
+        request.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    // A slim image missing what the handler needs may close the connection: no answer.
+    let _ = stream.read_to_end(&mut raw);
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Answer {
+            status: 0,
+            body: raw,
+        };
+    };
+    let status = String::from_utf8_lossy(&raw[..split])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Answer {
+        status,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// The operations of the fixture's own spec, `METHOD /template`.
+fn fixture_operations() -> Vec<String> {
+    let path = format!(
+        "{}/integration/fixtures/apispec/openapi.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut operations = Vec::new();
+    for (template, item) in spec["paths"].as_object().unwrap() {
+        for method in ["get", "head", "options", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                operations.push(format!("{} {template}", method.to_uppercase()));
+            }
+        }
+    }
+    operations.sort();
+    operations
+}
+
+#[test]
+fn api_spec_probes_reach_every_operation_that_the_crawl_misses_with_the_app_closure_off() {
+    let _serial = serial();
+    if !require_fixture("minify-fixture/apispec:1") {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let probed = format!("minify-test/apispec.slim:{}", unique("spec"));
+    let crawled = format!("minify-test/apispec.slim:{}", unique("crawl"));
+    cleanup.image(&probed);
+    cleanup.image(&crawled);
+    let dir = tempfile::tempdir().unwrap();
+    let (report, read_report) = report_of(&dir);
+
+    // With the spec: every operation probed, traced, verified.
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/apispec:1",
+        "--http-probe-apispec",
+        "/openapi.json",
+        "--app-closure",
+        "off",
+        "--tag",
+        &probed,
+        "--report",
+        &report,
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("API spec GET /openapi.json on 8000/tcp: 7 operations"),
+        "{stderr}"
+    );
+    let report = read_report();
+    let operations = report["api_operations"].as_array().unwrap().clone();
+    let mut listed: Vec<String> = operations
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["method"].as_str().unwrap(),
+                o["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        fixture_operations(),
+        "one request per operation of the spec"
+    );
+    for operation in &operations {
+        let status = operation["status"].as_u64().unwrap();
+        // The generated requests are good enough to get past validation on the original:
+        // path parameter, required query, body from the $ref'd schema.
+        assert!((200..300).contains(&status), "{operation}");
+        assert_eq!(operation["slim_status"], operation["status"], "{operation}");
+        assert!(
+            operation["url"].as_str().unwrap().starts_with("/api/v1/"),
+            "servers[0] base path"
+        );
+    }
+    assert!(report["verification"]["differences"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Without it (the default crawl only reaches `/`): a slim image the operations break on.
+    let (code, _, stderr) = minify(&[
+        "build",
+        "minify-fixture/apispec:1",
+        "--app-closure",
+        "off",
+        "--tag",
+        &crawled,
+        "--report",
+        &dir.path().join("crawled.json").to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Checked here, not by minify: the same requests on the original and on both slim images.
+    let original = run_published(&mut cleanup, "minify-fixture/apispec:1", 8000);
+    let with_spec = run_published(&mut cleanup, &probed, 8000);
+    let without = run_published(&mut cleanup, &crawled, 8000);
+    for port in [original, with_spec, without] {
+        wait_answering(port, std::time::Duration::from_secs(30));
+    }
+    let mut broken = Vec::new();
+    for operation in &operations {
+        let expected = send(original, operation);
+        assert_eq!(
+            send(with_spec, operation),
+            expected,
+            "{operation}: the spec-probed slim image answers like the original"
+        );
+        if send(without, operation) != expected {
+            broken.push(format!("{} {}", operation["method"], operation["url"]));
+        }
+    }
+    assert!(
+        !broken.is_empty(),
+        "without the spec probes some operation must break, or the probes prove nothing"
+    );
+
+    // minify verify with a probe file whose spec is a host file (YAML) says which.
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!(
+            "{}/integration/fixtures/apispec/openapi.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("spec.yaml"),
+        serde_yaml::to_string(&spec).unwrap(),
+    )
+    .unwrap();
+    let probes = dir.path().join("probes.yaml");
+    std::fs::write(&probes, "api_specs:\n  - {port: 8000, file: spec.yaml}\n").unwrap();
+    let (code, _, stderr) = minify(&[
+        "verify",
+        "minify-fixture/apispec:1",
+        &crawled,
+        "--probes",
+        probes.to_str().unwrap(),
+        "--no-default-probes",
+    ]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("POST /api/v1/items"), "{stderr}");
+    assert!(stderr.contains("slim status 500"), "{stderr}");
+}

@@ -485,8 +485,8 @@ fn refused_docker_slim_flags_fail_before_any_work_and_name_the_closest_feature()
             "--network",
         ),
         (
-            vec!["build", "app:1", "--http-probe-apispec", "/openapi.json"],
-            "--http-probe-cmd-file",
+            vec!["build", "app:1", "--http-probe-proxy-port", "8080"],
+            "no probe proxy",
         ),
         (
             vec!["build", "app:1", "--path-perms", "/x:755"],
@@ -502,6 +502,45 @@ fn refused_docker_slim_flags_fail_before_any_work_and_name_the_closest_feature()
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn bad_api_spec_flags_and_files_fail_before_any_work_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_spec = dir.path().join("spec.yaml");
+    std::fs::write(&not_a_spec, "title: not an API\npaths: {}\n").unwrap();
+    let broken_ref = dir.path().join("ref.json");
+    std::fs::write(
+        &broken_ref,
+        r##"{"openapi": "3.0.0", "paths": {"/x": {"post": {"requestBody": {"$ref": "#/nowhere"}}}}}"##,
+    )
+    .unwrap();
+    let not_a_spec = not_a_spec.to_str().unwrap();
+    let broken_ref = broken_ref.to_str().unwrap();
+    let missing = format!("{}/missing.json", dir.path().display());
+    let cases: [(&[&str], &str); 5] = [
+        (&["--http-probe-apispec", "openapi.json"], "PATH[:PREFIX]"),
+        (&["--http-probe-apispec", "/openapi.json:v1"], "PREFIX"),
+        (&["--http-probe-apispec-file", &missing], "is not a file"),
+        (
+            &["--http-probe-apispec-file", not_a_spec],
+            "not an OpenAPI 3.x or Swagger 2.0 document",
+        ),
+        (
+            &["--http-probe-apispec-file", broken_ref],
+            "paths./x.post.requestBody",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["build", "minify-test/no-such-image:1"];
+        args.extend_from_slice(flags);
+        let (code, _, stderr) = minify(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        if flags[0].ends_with("-file") && !expected.contains("not a file") {
+            assert!(stderr.contains(flags[1]), "names the file: {stderr}");
+        }
     }
 }
 

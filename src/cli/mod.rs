@@ -38,7 +38,7 @@ pub mod exit {
 /// The exit code for an error, per [`exit`].
 pub fn exit_code(error: &Error) -> i32 {
     match error.primary() {
-        Error::Usage(_) => exit::USAGE,
+        Error::Usage(_) | Error::ApiSpec(_) => exit::USAGE,
         Error::DaemonUnreachable { .. } | Error::ImageNotFound { .. } | Error::Docker { .. } => {
             exit::IMAGE_OR_DAEMON
         }

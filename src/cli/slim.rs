@@ -67,6 +67,13 @@ pub struct SlimArgs {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", help_heading = PROBING)]
     pub http_probe_crawl: Option<bool>,
+    /// Probe every operation of the OpenAPI/Swagger spec the app serves at PATH, on every probed
+    /// port (repeatable); PREFIX replaces the spec's base path.
+    #[arg(long, value_name = "PATH[:PREFIX]", help_heading = PROBING)]
+    pub http_probe_apispec: Vec<String>,
+    /// Probe every operation of the OpenAPI/Swagger spec in FILE (JSON or YAML, repeatable).
+    #[arg(long, value_name = "FILE[:PREFIX]", help_heading = PROBING)]
+    pub http_probe_apispec_file: Vec<String>,
     /// Link depth of the crawl (minify's --crawl-depth).
     #[arg(long, value_name = "N", help_heading = PROBING)]
     pub http_crawl_max_depth: Option<usize>,
@@ -377,7 +384,15 @@ impl SlimArgs {
         if let Some(file) = &self.host_exec_file {
             host_exec.extend(slim::read_lines("--host-exec-file", file)?);
         }
+        let mut api_specs = Vec::new();
+        for raw in &self.http_probe_apispec {
+            api_specs.push(slim::parse_apispec(raw).map_err(usage)?);
+        }
+        for raw in &self.http_probe_apispec_file {
+            api_specs.push(slim::parse_apispec_file(raw, cwd)?);
+        }
         out.probes = SlimProbes {
+            api_specs,
             commands,
             ports: match &self.http_probe_ports {
                 Some(list) => slim::parse_ports(list).map_err(usage)?,
@@ -785,8 +800,6 @@ fn parse_image_overrides(value: Option<&str>) -> Result<Vec<String>> {
 
 /// docker-slim flags minify refuses, each with why and the closest minify feature.
 pub const REFUSED: &[(&str, &str)] = &[
-    ("http-probe-apispec", "API spec probes are not supported yet (issue 13 part 2); list the operations in --http-probe-cmd-file or a --probes file"),
-    ("http-probe-apispec-file", "API spec probes are not supported yet (issue 13 part 2); list the operations in --http-probe-cmd-file or a --probes file"),
     ("http-probe-proxy-endpoint", "minify probes the published port directly; there is no probe proxy"),
     ("http-probe-proxy-port", "minify probes the published port directly; there is no probe proxy"),
     ("http-crawl-concurrency", "minify crawls one page at a time (what the sensor sees stays ordered); bound it with --http-crawl-max-page-count"),

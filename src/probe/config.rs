@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::apispec::{self, ApiSpec, SpecError};
 use crate::{Error, Result};
 
 /// Everything a probe file can say. All sections are optional.
@@ -28,6 +29,9 @@ pub struct ProbeFile {
     pub exec: Vec<ExecProbe>,
     #[serde(default)]
     pub host: Vec<HostProbe>,
+    /// OpenAPI/Swagger documents whose every operation is probed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_specs: Vec<ApiSpecProbe>,
     #[serde(default)]
     pub readiness: Vec<Readiness>,
     #[serde(default)]
@@ -70,6 +74,48 @@ pub struct HttpProbe {
     /// How `--verify` compares this answer's body.
     #[serde(default)]
     pub dynamic_body: Option<DynamicBody>,
+}
+
+/// An OpenAPI 3.x or Swagger 2.0 document (JSON or YAML) whose every operation gets one
+/// generated request on `port` (see [`super::apispec`]): fetched from the running app at `path`
+/// once the port is ready, or read from a host `file`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSpecProbe {
+    pub port: u16,
+    #[serde(default = "default_scheme")]
+    pub scheme: Scheme,
+    /// Where the running app serves the spec, e.g. `/openapi.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A host file holding the spec, relative to the probe file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Replaces the spec's base path (`servers[0].url`'s path, `basePath`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The file's document, read and checked when the probe file is loaded.
+    #[serde(skip)]
+    pub loaded: Option<ApiSpec>,
+}
+
+impl ApiSpecProbe {
+    /// Reads and checks `file` (already resolved), and that every operation gets a request:
+    /// a bad spec fails before anything runs.
+    pub fn load_file(&mut self) -> Result<()> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Read {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        let spec = apispec::parse(&text, &origin)?;
+        apispec::requests(&spec, self.prefix.as_deref())?;
+        self.loaded = Some(spec);
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -406,6 +452,12 @@ impl ProbeFile {
                 probe.body = Some(body);
             }
         }
+        for spec in &mut file.api_specs {
+            if let Some(relative) = spec.file.take() {
+                spec.file = Some(base.join(relative));
+                spec.load_file()?;
+            }
+        }
         Ok(file)
     }
 
@@ -460,6 +512,27 @@ impl ProbeFile {
                 }
             }
         }
+        for (i, spec) in self.api_specs.iter().enumerate() {
+            let field = format!("api_specs[{i}]");
+            match (&spec.path, &spec.file) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(format!(
+                        "{field}: give either path (fetched from the app) or file (read here)"
+                    ))
+                }
+                (Some(path), None) if !path.starts_with('/') => {
+                    return Err(format!("{field}.path: must start with '/', got {path:?}"))
+                }
+                _ => {}
+            }
+            if let Some(prefix) = &spec.prefix {
+                if !prefix.starts_with('/') {
+                    return Err(format!(
+                        "{field}.prefix: must start with '/', got {prefix:?}"
+                    ));
+                }
+            }
+        }
         for pattern in &self.keep.exclude {
             globset::Glob::new(pattern).map_err(|e| format!("keep.exclude {pattern:?}: {e}"))?;
         }
@@ -485,6 +558,7 @@ impl ProbeFile {
             .map(|p| p.port)
             .chain(self.crawl.iter().map(|c| c.port))
             .chain(self.tcp.iter().map(|t| t.port))
+            .chain(self.api_specs.iter().map(|a| a.port))
             .chain(self.readiness.iter().map(|r| r.port))
             .chain(self.host.iter().flat_map(|h| {
                 placeholders(&h.command)

@@ -58,6 +58,7 @@ pub async fn fetch(
         exit_code: None,
         error: None,
         duration_ms: 0,
+        operation: None,
     };
     let mut html = None;
     match client.get(url.clone()).send().await {

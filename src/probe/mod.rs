@@ -2,8 +2,10 @@
 //!
 //! Default probing ([`http`]) waits for each exposed TCP port to answer HTTP, then crawls
 //! same-origin links from `/`. Each probe yields a [`ProbeResult`] that the report keeps and that
-//! verification compares between the original and the slim image.
+//! verification compares between the original and the slim image. [`apispec`] turns an
+//! OpenAPI/Swagger document into one request per operation.
 
+pub mod apispec;
 pub mod config;
 pub mod http;
 pub mod session;
@@ -29,6 +31,19 @@ pub struct ProbeResult {
     /// Why the probe failed: no answer, or an expectation of the probe file not met.
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// The API spec operation this request exercised (`--http-probe-apispec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+}
+
+/// Which operation of which API spec a request was generated for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    /// The spec's file, or `GET PATH` on the port it was fetched from.
+    pub spec: String,
+    pub method: String,
+    /// The path as the spec writes it (`/items/{itemId}`).
+    pub path: String,
 }
 
 impl ProbeResult {

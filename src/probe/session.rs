@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::{self, DynamicBody, ProbeFile, Scheme, StatusExpectation, WaitStrategy};
 use super::http::{self, CrawlLimits};
-use super::ProbeResult;
+use super::{apispec, Operation, ProbeResult};
 use crate::docker::DockerApi;
 
 /// One concrete, replayable probe.
@@ -28,6 +28,14 @@ pub enum Step {
         expect_status: Option<StatusExpectation>,
         body_contains: Option<String>,
         dynamic_body: Option<DynamicBody>,
+        /// The API spec operation this request was generated for (boxed: most steps have
+        /// none, and it would make every step bigger).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<Box<Operation>>,
+        /// This GET fetches an API spec: the answer must be a usable one (checked again when
+        /// `--verify` replays it, so both runs judge it alike).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        api_spec: bool,
     },
     Tcp {
         port: u16,
@@ -61,6 +69,58 @@ pub struct Plan {
     /// Ports crawled only because the image exposes them: that they speak HTTP is assumed, not
     /// stated, and [`Target::prepare`] checks it.
     pub assumed_http: std::collections::BTreeSet<u16>,
+    /// API specs fetched from the running app, whose operations then run after the steps.
+    pub api_specs: Vec<SpecFetch>,
+}
+
+/// An API spec the app serves: fetched once the port is ready, then one request per operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecFetch {
+    pub port: u16,
+    pub scheme: Scheme,
+    pub path: String,
+    /// Replaces the spec's base path.
+    pub prefix: Option<String>,
+}
+
+/// What [`Target::run_plan`] did: the concrete steps (replayable), their results (same order),
+/// and how many of the first ones were the crawl's.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRun {
+    pub steps: Vec<Step>,
+    pub results: Vec<ProbeResult>,
+    pub crawled: usize,
+}
+
+/// The steps of an API spec's operations on `port`; `spec` names the spec in the report.
+pub fn api_steps(
+    requests: &[apispec::ApiRequest],
+    port: u16,
+    scheme: Scheme,
+    spec: &str,
+) -> Vec<Step> {
+    requests
+        .iter()
+        .map(|request| Step::Http {
+            port,
+            scheme,
+            method: request.method.clone(),
+            path: request.path.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+            // Any answer is an answer: generated data may well be refused (404, 422), and
+            // `--verify` compares the status anyway.
+            expect_status: None,
+            body_contains: None,
+            dynamic_body: None,
+            operation: Some(Box::new(Operation {
+                spec: spec.to_string(),
+                method: request.method.clone(),
+                path: request.template.clone(),
+            })),
+            api_spec: false,
+        })
+        .collect()
 }
 
 impl Plan {
@@ -90,6 +150,7 @@ impl Plan {
                 if file.crawl.iter().all(|rule| rule.port != port) && !tcp_port(port) {
                     plan.crawl.push((port, Scheme::Http, limits.clone()));
                     let stated = file.http.iter().any(|probe| probe.port == port)
+                        || file.api_specs.iter().any(|spec| spec.port == port)
                         || file.readiness.iter().any(|rule| rule.port == port);
                     if !stated {
                         plan.assumed_http.insert(port);
@@ -117,6 +178,8 @@ impl Plan {
                     expect_status: probe.expect_status.clone(),
                     body_contains: probe.body_contains.clone(),
                     dynamic_body: probe.dynamic_body.clone(),
+                    operation: None,
+                    api_spec: false,
                 };
                 plan.steps
                     .push((Duration::from_millis(probe.delay_before_ms), step));
@@ -157,8 +220,34 @@ impl Plan {
             };
             plan.steps.push((Duration::ZERO, step));
         }
+        for spec in &file.api_specs {
+            match (&spec.loaded, &spec.path) {
+                // A file read (and checked) when the probe file was loaded.
+                (Some(loaded), _) => {
+                    let requests =
+                        apispec::requests(loaded, spec.prefix.as_deref()).unwrap_or_default();
+                    let label = loaded.origin.clone();
+                    plan.steps.extend(
+                        api_steps(&requests, spec.port, spec.scheme, &label)
+                            .into_iter()
+                            .map(|step| (Duration::ZERO, step)),
+                    );
+                }
+                (None, Some(path)) => plan.api_specs.push(SpecFetch {
+                    port: spec.port,
+                    scheme: spec.scheme,
+                    path: path.clone(),
+                    prefix: spec.prefix.clone(),
+                }),
+                (None, None) => {}
+            }
+        }
         // Readiness: HTTP for crawled and HTTP-probed ports, TCP for ports only spoken to raw,
         // unless the file says otherwise.
+        for fetch in &plan.api_specs {
+            plan.readiness
+                .insert(fetch.port, (WaitStrategy::Http, ready_timeout));
+        }
         for (port, _, _) in &plan.crawl {
             plan.readiness
                 .insert(*port, (WaitStrategy::Http, ready_timeout));
@@ -200,7 +289,7 @@ impl Plan {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.crawl.is_empty() && self.steps.is_empty()
+        self.crawl.is_empty() && self.steps.is_empty() && self.api_specs.is_empty()
     }
 
     /// Treats `port` as a plain TCP service: no crawl, ready when it accepts and holds a
@@ -451,21 +540,18 @@ impl<'a, D: DockerApi> Target<'a, D> {
         }
     }
 
-    /// Runs the plan: crawls first, then the steps in file order. Returns the steps that ran
-    /// (crawls expanded into the requests they made) with their results.
-    pub async fn run_plan(
-        &self,
-        plan: &Plan,
-        client: &reqwest::Client,
-    ) -> (Vec<Step>, Vec<ProbeResult>) {
-        let mut steps = Vec::new();
-        let mut results = Vec::new();
+    /// Runs the plan: crawls first, then the steps in file order, then the API specs the app
+    /// serves (each fetched, then its operations). Returns the steps that ran (crawls and specs
+    /// expanded into the requests they made) with their results.
+    pub async fn run_plan(&self, plan: &Plan, client: &reqwest::Client) -> PlanRun {
+        let mut ran = PlanRun::default();
         for (port, scheme, limits) in &plan.crawl {
             let base = match self.base_url(*port, *scheme) {
                 Ok(base) => base,
                 Err(message) => {
-                    results.push(failed(&format!("{port}/tcp"), "crawl /", message));
-                    steps.push(get_step(*port, *scheme, "/"));
+                    ran.results
+                        .push(failed(&format!("{port}/tcp"), "crawl /", message));
+                    ran.steps.push(get_step(*port, *scheme, "/"));
                     continue;
                 }
             };
@@ -475,18 +561,38 @@ impl<'a, D: DockerApi> Target<'a, D> {
                     .strip_prefix("GET ")
                     .unwrap_or("/")
                     .to_string();
-                steps.push(get_step(*port, *scheme, &path));
-                results.push(result);
+                ran.steps.push(get_step(*port, *scheme, &path));
+                ran.results.push(result);
             }
         }
+        ran.crawled = ran.results.len();
         for (delay, step) in &plan.steps {
             if !delay.is_zero() {
                 tokio::time::sleep(*delay).await;
             }
-            results.push(self.run_step(step, client).await);
-            steps.push(step.clone());
+            ran.results.push(self.run_step(step, client).await);
+            ran.steps.push(step.clone());
         }
-        (steps, results)
+        for fetch in &plan.api_specs {
+            let step = spec_step(fetch);
+            let (result, body) = self.send_http(&step, client).await;
+            let requests = match (result.ok(), result.status, body) {
+                (true, Some(status), Some(body)) => {
+                    // send_http checked it: this parse succeeds.
+                    spec_requests(status, &body, &fetch.path, fetch.prefix.as_deref()).ok()
+                }
+                _ => None,
+            };
+            ran.steps.push(step);
+            ran.results.push(result);
+            let Some(requests) = requests else { continue };
+            let label = format!("GET {} on {}/tcp", fetch.path, fetch.port);
+            for step in api_steps(&requests, fetch.port, fetch.scheme, &label) {
+                ran.results.push(self.run_step(&step, client).await);
+                ran.steps.push(step);
+            }
+        }
+        ran
     }
 
     /// Replays concrete steps (from an earlier [`Target::run_plan`]) in order.
@@ -563,6 +669,15 @@ impl<'a, D: DockerApi> Target<'a, D> {
     }
 
     async fn run_http(&self, step: &Step, client: &reqwest::Client) -> ProbeResult {
+        self.send_http(step, client).await.0
+    }
+
+    /// Sends an HTTP step; the result, and the body when one came back.
+    async fn send_http(
+        &self,
+        step: &Step,
+        client: &reqwest::Client,
+    ) -> (ProbeResult, Option<bytes::Bytes>) {
         let Step::Http {
             port,
             scheme,
@@ -573,9 +688,11 @@ impl<'a, D: DockerApi> Target<'a, D> {
             expect_status,
             body_contains,
             dynamic_body,
+            operation,
+            api_spec,
         } = step
         else {
-            unreachable!("run_http is only called with HTTP steps")
+            unreachable!("send_http is only called with HTTP steps")
         };
         let target = format!("{port}/tcp");
         let request = format!("{method} {path}");
@@ -584,10 +701,14 @@ impl<'a, D: DockerApi> Target<'a, D> {
             .and_then(|b| b.join(path).map_err(|e| e.to_string()))
         {
             Ok(url) => url,
-            Err(message) => return failed(&target, &request, message),
+            Err(message) => {
+                let mut result = failed(&target, &request, message);
+                result.operation = operation.as_deref().cloned();
+                return (result, None);
+            }
         };
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let mut builder = client.request(method, url);
+        let mut builder = client.request(method, url.clone());
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
@@ -598,13 +719,14 @@ impl<'a, D: DockerApi> Target<'a, D> {
             kind: "http".into(),
             target,
             request,
+            operation: operation.as_deref().cloned(),
             ..empty_result()
         };
         let response = match builder.send().await {
             Ok(response) => response,
             Err(e) => {
                 result.error = Some(e.to_string());
-                return result;
+                return (result, None);
             }
         };
         let status = response.status().as_u16();
@@ -613,7 +735,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
             Ok(bytes) => bytes,
             Err(e) => {
                 result.error = Some(format!("reading body: {e}"));
-                return result;
+                return (result, None);
             }
         };
         result.body_bytes = bytes.len() as u64;
@@ -632,10 +754,16 @@ impl<'a, D: DockerApi> Target<'a, D> {
                 problems.push(format!("body does not contain {needle:?}"));
             }
         }
+        if *api_spec {
+            let origin = format!("{url} (container port {port})");
+            if let Err(problem) = spec_requests(status, &bytes, &origin, None) {
+                problems.push(problem);
+            }
+        }
         if !problems.is_empty() {
             result.error = Some(problems.join("; "));
         }
-        result
+        (result, Some(bytes))
     }
 
     async fn run_tcp(
@@ -762,7 +890,36 @@ fn get_step(port: u16, scheme: Scheme, path: &str) -> Step {
         expect_status: None,
         body_contains: None,
         dynamic_body: None,
+        operation: None,
+        api_spec: false,
     }
+}
+
+/// The GET of an API spec the app serves.
+fn spec_step(fetch: &SpecFetch) -> Step {
+    let mut step = get_step(fetch.port, fetch.scheme, &fetch.path);
+    if let Step::Http { api_spec, .. } = &mut step {
+        *api_spec = true;
+    }
+    step
+}
+
+/// The requests of the spec in an answer to a spec fetch from `origin` (a URL), or why there
+/// are none.
+fn spec_requests(
+    status: u16,
+    body: &[u8],
+    origin: &str,
+    prefix: Option<&str>,
+) -> Result<Vec<apispec::ApiRequest>, String> {
+    if !(200..300).contains(&status) {
+        return Err(format!(
+            "API spec {origin}: answered {status}, not a document"
+        ));
+    }
+    apispec::parse(&String::from_utf8_lossy(body), origin)
+        .and_then(|spec| apispec::requests(&spec, prefix))
+        .map_err(|e| e.to_string())
 }
 
 fn empty_result() -> ProbeResult {
@@ -776,6 +933,7 @@ fn empty_result() -> ProbeResult {
         exit_code: None,
         error: None,
         duration_ms: 0,
+        operation: None,
     }
 }
 
@@ -1079,6 +1237,171 @@ mod tests {
             off.crawl.is_empty(),
             "--no-default-probes turns the crawl off"
         );
+    }
+
+    /// A tiny HTTP server: `/openapi.json` is a spec, `/broken.json` is not, anything else
+    /// echoes the request line and body. Returns its port.
+    async fn api_server() -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const SPEC: &str = r#"{"openapi": "3.0.0", "servers": [{"url": "/v1"}], "paths": {
+            "/items/{id}": {"get": {"parameters": [{"name": "id", "in": "path",
+                                                    "schema": {"type": "integer"}}]},
+                            "delete": {}},
+            "/items": {"post": {"requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string"}}}}}}}}}}"#;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut raw = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    // Headers, then as much body as Content-Length says.
+                    let body_start = loop {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        raw.extend_from_slice(&buf[..n]);
+                        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&raw[..body_start]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while raw.len() < body_start + length {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        raw.extend_from_slice(&buf[..n]);
+                    }
+                    let line = head.lines().next().unwrap_or("").to_string();
+                    let path = line.split_whitespace().nth(1).unwrap_or("/");
+                    let body = match path {
+                        "/openapi.json" => SPEC.to_string(),
+                        "/broken.json" => "<html>nope</html>".to_string(),
+                        _ => format!("{line} {}", String::from_utf8_lossy(&raw[body_start..])),
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_served_api_spec_is_fetched_and_its_operations_run_and_replay() {
+        let port = api_server().await;
+        let docker = crate::docker::fake::FakeDocker::default();
+        let target = Target::new(&docker, "c", BTreeMap::from([(8000, port)]));
+        let file: ProbeFile = serde_yaml::from_str(
+            "api_specs:\n  - {port: 8000, path: /openapi.json}\n  - {port: 8000, path: /broken.json}\n",
+        )
+        .unwrap();
+        let plan = Plan::new(
+            Some(&file),
+            &[8000],
+            false,
+            &CrawlLimits::default(),
+            Duration::from_secs(5),
+        );
+        assert_eq!(plan.api_specs.len(), 2);
+        assert_eq!(plan.readiness[&8000].0, WaitStrategy::Http);
+        assert!(plan.assumed_http.is_empty() && !plan.is_empty());
+        let client = http::client(Duration::from_secs(5));
+        let ran = target.run_plan(&plan, &client).await;
+        let requests: Vec<&str> = ran.results.iter().map(|r| r.request.as_str()).collect();
+        assert_eq!(
+            requests,
+            vec![
+                "GET /openapi.json",
+                "GET /v1/items/1",
+                "POST /v1/items",
+                "DELETE /v1/items/1",
+                "GET /broken.json",
+            ]
+        );
+        assert_eq!(ran.steps.len(), ran.results.len());
+        assert_eq!(ran.crawled, 0);
+        let post = &ran.results[2];
+        assert!(post.ok(), "{post:?}");
+        assert_eq!(
+            post.operation,
+            Some(Operation {
+                spec: "GET /openapi.json on 8000/tcp".into(),
+                method: "POST".into(),
+                path: "/items".into(),
+            })
+        );
+        let Step::Http { headers, body, .. } = &ran.steps[2] else {
+            panic!("an HTTP step")
+        };
+        assert_eq!(headers["Content-Type"], "application/json");
+        assert_eq!(body.as_deref(), Some(r#"{"name":"x"}"#));
+        let broken = ran.results.last().unwrap();
+        let error = broken.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("/broken.json") && error.contains("not an OpenAPI"),
+            "{error}"
+        );
+        // A replay sends the very same requests (the operations, not a new fetch and parse).
+        let replayed = target.replay(&ran.steps, &client).await;
+        assert!(crate::verify::compare(&ran.results, &replayed).is_empty());
+        assert_eq!(replayed[2].operation, post.operation);
+    }
+
+    #[test]
+    fn a_spec_file_becomes_plan_steps_and_stated_http_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("spec.yaml"),
+            "swagger: '2.0'\nbasePath: /api\npaths:\n  /ping:\n    get: {}\n    head: {}\n",
+        )
+        .unwrap();
+        let probes = dir.path().join("probes.yaml");
+        std::fs::write(
+            &probes,
+            "api_specs:\n  - {port: 9000, file: spec.yaml, prefix: /v2}\n",
+        )
+        .unwrap();
+        let file = ProbeFile::load(&probes).unwrap();
+        let plan = Plan::new(
+            Some(&file),
+            &[9000],
+            true,
+            &CrawlLimits::default(),
+            Duration::from_secs(5),
+        );
+        let paths: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|(_, step)| match step {
+                Step::Http { method, path, .. } => format!("{method} {path}"),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(paths, vec!["GET /v2/ping", "HEAD /v2/ping"]);
+        assert!(
+            plan.assumed_http.is_empty(),
+            "a port an API spec is probed on is stated HTTP"
+        );
+        assert!(plan.api_specs.is_empty());
     }
 
     #[test]

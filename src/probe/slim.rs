@@ -15,6 +15,10 @@
 //!   `--http-probe` (default on) runs the default probe, `--http-probe-crawl` (default on)
 //!   crawls from it.
 //!
+//! - `--http-probe-apispec PATH[:PREFIX]` fetches an OpenAPI/Swagger spec from every probed
+//!   port, `--http-probe-apispec-file FILE[:PREFIX]` reads one from a host file; PREFIX replaces
+//!   the spec's base path. Neither replaces the default probe.
+//!
 //! One deliberate difference: a command's `port` is honoured (only that port is probed);
 //! docker-slim validates it but probes every port anyway.
 
@@ -23,7 +27,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Deserialize;
 
-use super::config::{CrawlRule, ExecProbe, HostProbe, HttpProbe, ProbeFile, Scheme};
+use super::config::{ApiSpecProbe, CrawlRule, ExecProbe, HostProbe, HttpProbe, ProbeFile, Scheme};
 use crate::{Error, Result};
 
 /// One docker-slim HTTP probe command, checked.
@@ -244,6 +248,89 @@ pub struct SlimProbes {
     pub exec: Vec<String>,
     /// `--host-exec` / `--host-exec-file` commands run on the host.
     pub host_exec: Vec<String>,
+    /// `--http-probe-apispec` then `--http-probe-apispec-file`.
+    pub api_specs: Vec<SlimApiSpec>,
+}
+
+/// One `--http-probe-apispec PATH[:PREFIX]` or `--http-probe-apispec-file FILE[:PREFIX]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlimApiSpec {
+    /// Where the app serves it.
+    pub path: Option<String>,
+    /// The host file holding it.
+    pub file: Option<PathBuf>,
+    pub prefix: Option<String>,
+    /// The file's spec, read and checked.
+    pub loaded: Option<super::apispec::ApiSpec>,
+}
+
+/// Parses `--http-probe-apispec PATH[:PREFIX]`.
+pub fn parse_apispec(raw: &str) -> std::result::Result<SlimApiSpec, String> {
+    let (path, prefix) = split_prefix(raw);
+    if !path.starts_with('/') {
+        return Err(format!(
+            "--http-probe-apispec {raw:?}: expected PATH[:PREFIX] with PATH the URL path the \
+             app serves its spec at (e.g. /openapi.json); for a file use --http-probe-apispec-file"
+        ));
+    }
+    check_prefix("--http-probe-apispec", raw, prefix)?;
+    Ok(SlimApiSpec {
+        path: Some(path.to_string()),
+        file: None,
+        prefix: prefix.map(str::to_string),
+        loaded: None,
+    })
+}
+
+/// Parses `--http-probe-apispec-file FILE[:PREFIX]` (a relative FILE against `cwd`) and reads
+/// and checks the spec, so that a bad one fails before anything runs. A value naming an
+/// existing file is taken whole, colons and all.
+pub fn parse_apispec_file(raw: &str, cwd: &Path) -> Result<SlimApiSpec> {
+    let (file, prefix) = if cwd.join(raw).is_file() {
+        (raw, None)
+    } else {
+        split_prefix(raw)
+    };
+    check_prefix("--http-probe-apispec-file", raw, prefix).map_err(Error::Usage)?;
+    let full = cwd.join(file);
+    if !full.is_file() {
+        return Err(Error::Usage(format!(
+            "--http-probe-apispec-file {raw:?}: {} is not a file",
+            full.display()
+        )));
+    }
+    let mut probe = ApiSpecProbe {
+        port: 0,
+        scheme: Scheme::Http,
+        path: None,
+        file: Some(full.clone()),
+        prefix: prefix.map(str::to_string),
+        loaded: None,
+    };
+    probe.load_file()?;
+    Ok(SlimApiSpec {
+        path: None,
+        file: Some(full),
+        prefix: prefix.map(str::to_string),
+        loaded: probe.loaded,
+    })
+}
+
+/// docker-slim splits the value at its first colon.
+fn split_prefix(raw: &str) -> (&str, Option<&str>) {
+    match raw.split_once(':') {
+        Some((value, prefix)) => (value, Some(prefix)),
+        None => (raw, None),
+    }
+}
+
+fn check_prefix(flag: &str, raw: &str, prefix: Option<&str>) -> std::result::Result<(), String> {
+    match prefix {
+        Some(prefix) if !prefix.starts_with('/') => Err(format!(
+            "{flag} {raw:?}: the PREFIX after ':' must be a path starting with '/', got {prefix:?}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 impl Default for SlimProbes {
@@ -256,6 +343,7 @@ impl Default for SlimProbes {
             start_wait_s: 0,
             exec: Vec::new(),
             host_exec: Vec::new(),
+            api_specs: Vec::new(),
         }
     }
 }
@@ -394,6 +482,29 @@ pub fn to_probe_file(
             file.http.push(probe);
         }
     }
+    for (i, spec) in slim.api_specs.iter().enumerate() {
+        if ports.is_empty() {
+            return Err(format!(
+                "API spec probe {} has no port to go to: the image exposes no TCP port; give \
+                 --http-probe-ports or --expose",
+                i + 1
+            ));
+        }
+        for &port in &ports {
+            file.api_specs.push(ApiSpecProbe {
+                port,
+                scheme: if port == 443 {
+                    Scheme::Https
+                } else {
+                    Scheme::Http
+                },
+                path: spec.path.clone(),
+                file: spec.file.clone(),
+                prefix: spec.prefix.clone(),
+                loaded: spec.loaded.clone(),
+            });
+        }
+    }
     if slim.start_wait_s > 0 {
         if let Some(first) = file.http.get_mut(first_new) {
             first.delay_before_ms += slim.start_wait_s * 1000;
@@ -432,6 +543,11 @@ pub fn resolve(
     };
     let mut merged = to_probe_file(slim, file, exposed_tcp).map_err(Error::Usage)?;
     read_bodies(&mut merged).map_err(Error::Usage)?;
+    for spec in &mut merged.api_specs {
+        if spec.loaded.is_none() {
+            spec.load_file()?;
+        }
+    }
     Ok(Some(merged))
 }
 
@@ -626,6 +742,72 @@ mod tests {
         assert_eq!(file.http[1].delay_before_ms, 0);
         assert_eq!(file.exec[0].command, ["sh", "-c", "ls /"]);
         assert_eq!(file.host.len(), 1);
+    }
+
+    #[test]
+    fn api_spec_flags_parse_as_docker_slim_splits_them_and_go_to_every_probed_port() {
+        let spec = parse_apispec("/openapi.json").unwrap();
+        assert_eq!(
+            (spec.path.as_deref(), spec.prefix.as_deref()),
+            (Some("/openapi.json"), None)
+        );
+        let spec = parse_apispec("/spec/yaml:/api/v2").unwrap();
+        assert_eq!(
+            (spec.path.as_deref(), spec.prefix.as_deref()),
+            (Some("/spec/yaml"), Some("/api/v2"))
+        );
+        assert!(parse_apispec("openapi.json").is_err());
+        assert!(parse_apispec("/openapi.json:v2").is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "api.yaml",
+            "openapi: 3.0.0\npaths:\n  /ping: {get: {}}\n",
+        );
+        // A colon in an existing file's name is part of the name, not a prefix.
+        write(dir.path(), "a:b.json", r#"{"swagger": "2.0", "paths": {}}"#);
+        let file = parse_apispec_file("api.yaml:/v3", dir.path()).unwrap();
+        assert_eq!(file.file, Some(dir.path().join("api.yaml")));
+        assert_eq!(file.prefix.as_deref(), Some("/v3"));
+        assert!(file.loaded.is_some());
+        let colon = parse_apispec_file("a:b.json", dir.path()).unwrap();
+        assert_eq!(colon.prefix, None);
+        assert!(matches!(
+            parse_apispec_file("nope.json", dir.path()),
+            Err(Error::Usage(_))
+        ));
+        write(dir.path(), "bad.yaml", "paths: {}\n");
+        let err = parse_apispec_file("bad.yaml", dir.path()).unwrap_err();
+        assert!(matches!(err, Error::ApiSpec(_)), "{err}");
+        assert!(err.to_string().contains("bad.yaml"), "{err}");
+
+        let slim = SlimProbes {
+            api_specs: vec![spec, file],
+            ..SlimProbes::default()
+        };
+        let merged = to_probe_file(&slim, None, &[8000, 443]).unwrap();
+        assert_eq!(
+            merged.default_probes, None,
+            "API specs do not replace the default probe (as in docker-slim)"
+        );
+        let ports: Vec<(u16, Scheme, bool)> = merged
+            .api_specs
+            .iter()
+            .map(|a| (a.port, a.scheme, a.file.is_some()))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![
+                (8000, Scheme::Http, false),
+                (443, Scheme::Https, false),
+                (8000, Scheme::Http, true),
+                (443, Scheme::Https, true),
+            ]
+        );
+        assert!(to_probe_file(&slim, None, &[])
+            .unwrap_err()
+            .contains("--http-probe-ports"));
     }
 
     #[test]
