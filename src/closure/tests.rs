@@ -1139,3 +1139,40 @@ fn code_copied_into_a_system_tree_is_scanned_like_the_apps() {
     assert!(!closure.kept.contains("/usr/lib/python3.11/code.py"));
     assert!(!closure.lazy_loads_not_followed.is_empty());
 }
+
+#[test]
+fn a_stdlib_module_the_apps_route_imports_brings_what_loading_it_runs_not_its_functions_imports() {
+    // The route imports difflib lazily: difflib's module-level import runs then (kept), but
+    // the doctest its test helper imports would bring a tree of new code (not followed), while
+    // a function-level import of something already kept is followed.
+    let mut image = python_app_image();
+    image.file(
+        "/usr/lib/python3.11/difflib.py",
+        b"import heapq\n\ndef _test():\n    import doctest\n\ndef m():\n    import re\n",
+    );
+    image.file("/usr/lib/python3.11/heapq.py", b"from _heapq import *\n");
+    image.file("/usr/lib/python3.11/_heapq.py", b"");
+    image.file("/usr/lib/python3.11/doctest.py", b"import pdb\n");
+    image.file("/usr/lib/python3.11/pdb.py", b"");
+    image.file(
+        "/app/app.py",
+        b"import tinyweb\nimport json\n\ndef diff():\n    import difflib\n    import csv\n",
+    );
+    let closure = run_app(&image, lang::AppClosure::Imports);
+    for path in ["difflib", "heapq", "_heapq", "csv", "re", "enum"] {
+        let path = format!("/usr/lib/python3.11/{path}.py");
+        assert!(closure.kept.contains(&path), "{path} not kept");
+    }
+    for path in ["doctest", "pdb"] {
+        let path = format!("/usr/lib/python3.11/{path}.py");
+        assert!(!closure.kept.contains(&path), "{path} kept");
+    }
+    assert!(
+        closure
+            .lazy_loads_not_followed
+            .iter()
+            .any(|l| l.path == "/usr/lib/python3.11/difflib.py"),
+        "{:?}",
+        closure.lazy_loads_not_followed
+    );
+}
