@@ -106,7 +106,7 @@ pub async fn acquire<D: DockerApi>(
             let mut build = fat.build.clone();
             build.dockerfile = plan.dockerfile.clone();
             eprintln!(
-                "minify: building the fat image {} from {} (context {}, {} entries)",
+                "minify: building the fat image {} from {} (context {}: {} files and directories)",
                 build.tag,
                 fat.dockerfile.display(),
                 fat.context.display(),
