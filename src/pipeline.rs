@@ -66,6 +66,8 @@ pub struct BuildOptions {
     pub extra_tags: Vec<String>,
     /// How the source image gets into the daemon (there already, `--pull`, `--dockerfile`).
     pub acquire: crate::acquire::Acquire,
+    /// Modes and owners to set on paths of the slim image (docker-slim's `--path-perms`).
+    pub path_perms: Vec<crate::image::perms::PathPerms>,
 }
 
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
@@ -183,6 +185,17 @@ async fn build_acquired<D: DockerApi>(
     run::check_interrupted()?;
     phase("writing slim image");
     let entries = retain::retain(&fs.index, |path| closure.kept.contains(path));
+    let (patched, missing) = crate::image::perms::patch(&entries, &options.path_perms);
+    for rule in missing {
+        progress.warnings.push(format!(
+            "--path-perms {}: the slim image does not hold this path, nothing to set",
+            rule.path
+        ));
+    }
+    let entries: Vec<&Entry> = entries
+        .into_iter()
+        .map(|e| patched.get(&e.path).unwrap_or(e))
+        .collect();
     let archive = write_slim(
         &fs,
         &entries,
@@ -1060,6 +1073,7 @@ mod tests {
             config_edits: Default::default(),
             extra_tags: Vec::new(),
             acquire: Default::default(),
+            path_perms: Vec::new(),
         }
     }
 

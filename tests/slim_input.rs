@@ -3,7 +3,9 @@
 //! with a temporary config: one open, one behind htpasswd basic auth, logged into with
 //! `--registry-account/--registry-secret` and with a `--docker-config-path` holding `auths`),
 //! and `--dockerfile` (the fat image built through the daemon from a context with a
-//! `.dockerignore`, then minified; `--delete-generated-fat-image` removes only what minify built).
+//! `.dockerignore`, then minified; `--delete-generated-fat-image` removes only what minify built;
+//! docker-slim's `--path-perms-file` and `--include-path PATH:MODE#UID#GID` set modes and owners
+//! in the slim image).
 
 mod common;
 
@@ -309,6 +311,32 @@ fn context(dir: &Path) -> PathBuf {
     ctx
 }
 
+/// The mode bits and owner of `path` in `image` (from the tar `docker cp` gives of a created,
+/// never started container).
+fn mode_and_owner(cleanup: &mut Cleanup, image: &str, path: &str) -> (u32, u64, u64) {
+    let name = unique("minify-test-perms");
+    cleanup.container(&name);
+    docker(&["create", "--name", &name, image]);
+    let out = Command::new("docker")
+        .args(["cp", &format!("{name}:{path}"), "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("docker").args(["rm", &name]).output();
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let header = entry.header();
+    (
+        header.mode().unwrap() & 0o7777,
+        header.uid().unwrap(),
+        header.gid().unwrap(),
+    )
+}
+
 #[test]
 fn a_dockerfile_is_built_then_minified_and_only_the_built_fat_image_is_deleted() {
     if !require_fixture(NGINX) {
@@ -324,6 +352,9 @@ fn a_dockerfile_is_built_then_minified_and_only_the_built_fat_image_is_deleted()
     let tag = unique("t");
     let fat = format!("minify-test/fat:{tag}");
     let slim = format!("minify-test/fat.slim:{tag}");
+    // The nginx workers (www-data, gid 33) still read the page through its group.
+    let perms_file = work.path().join("perms.txt");
+    std::fs::write(&perms_file, "/var/www/html/greeting.txt:0640#0#33\n").unwrap();
     cleanup.image(&fat);
     cleanup.image(&slim);
     let (code, _, stderr) = minify(&[
@@ -338,6 +369,10 @@ fn a_dockerfile_is_built_then_minified_and_only_the_built_fat_image_is_deleted()
         "GREETING=hello from a build arg",
         "--cbo-label",
         "dev.example.built-by=minify-test",
+        "--include-path",
+        "/srv/ctx/site:0750#33#33",
+        "--path-perms-file",
+        perms_file.to_str().unwrap(),
         "--report",
         report,
         ctx,
@@ -346,6 +381,19 @@ fn a_dockerfile_is_built_then_minified_and_only_the_built_fat_image_is_deleted()
     assert!(
         image_exists(&fat),
         "the fat image stays without --delete-generated-fat-image"
+    );
+    // docker-slim's permissions: set in the slim image, not in the fat one.
+    assert_eq!(
+        mode_and_owner(&mut cleanup, &slim, "/var/www/html/greeting.txt"),
+        (0o640, 0, 33)
+    );
+    assert_eq!(
+        mode_and_owner(&mut cleanup, &slim, "/srv/ctx/site"),
+        (0o750, 33, 33)
+    );
+    assert_eq!(
+        mode_and_owner(&mut cleanup, &fat, "/srv/ctx/site"),
+        (0o755, 0, 0)
     );
     let label = docker(&[
         "image",

@@ -343,11 +343,25 @@ impl BuildArgs {
             .extend(slim.include_node_packages.iter().cloned());
         keep.include_sets
             .extend(slim.include_sets.iter().map(|s| s.to_string()));
+        // docker-slim's `PATH:MODE#UID#GID` suffix: the path is kept, its perms are set.
+        let mut path_perms = Vec::new();
+        for path in keep
+            .include_paths
+            .iter_mut()
+            .chain(keep.preserve_paths.iter_mut())
+        {
+            if let Some(rule) = crate::image::perms::split(path).map_err(Error::Usage)? {
+                *path = rule.path.clone();
+                path_perms.push(rule);
+            }
+        }
+        path_perms.extend(slim.path_perms.iter().cloned());
         for path in keep
             .include_paths
             .iter()
             .chain(&keep.include_bins)
             .chain(&keep.preserve_paths)
+            .chain(path_perms.iter().map(|p| &p.path))
         {
             if !path.starts_with('/') {
                 return Err(Error::Usage(format!(
@@ -427,6 +441,7 @@ impl BuildArgs {
             layer_store: !self.no_layer_store,
             sbom_path: self.sbom.clone(),
             acquire,
+            path_perms,
         })
     }
 }
@@ -938,6 +953,52 @@ mod tests {
                 vec!["app:1", "--pull", "--docker-config-path", "/nonexistent"],
                 "no docker config",
             ),
+        ] {
+            let err = build_args(&bad).unwrap_err();
+            assert!(err.to_string().contains(expected), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn permission_suffixes_are_split_off_kept_paths_and_path_perms_need_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("perms.txt");
+        std::fs::write(&file, "/etc/app.conf:0600#0#0\n").unwrap();
+        let options = build_args(&[
+            "app:1",
+            "--include-path",
+            "/app/data:0770#1000#1000",
+            "--preserve-path",
+            "/srv/a:b",
+            "--path-perms",
+            "/bin/tool:4755",
+            "--path-perms-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(options.keep.include_paths, ["/app/data"]);
+        assert_eq!(
+            options.keep.preserve_paths,
+            ["/srv/a:b"],
+            "a colon in a name stays"
+        );
+        let paths: Vec<(&str, u32)> = options
+            .path_perms
+            .iter()
+            .map(|p| (p.path.as_str(), p.mode))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("/app/data", 0o770),
+                ("/bin/tool", 0o4755),
+                ("/etc/app.conf", 0o600)
+            ]
+        );
+        for (bad, expected) in [
+            (vec!["app:1", "--path-perms", "/bin/tool"], "PATH:MODE"),
+            (vec!["app:1", "--path-perms", "/x:0755#me"], "not a number"),
+            (vec!["app:1", "--path-perms", "rel:0755"], "absolute"),
         ] {
             let err = build_args(&bad).unwrap_err();
             assert!(err.to_string().contains(expected), "{bad:?}: {err}");

@@ -11,6 +11,7 @@ use clap::Args;
 use crate::acquire::{Acquire, FatBuild, PullOptions};
 use crate::docker::{ImageBuild, MountSpec};
 use crate::image::config::ConfigEdits;
+use crate::image::perms::PathPerms;
 use crate::probe::slim::{self, SlimProbes};
 use crate::run::RunOptions;
 use crate::{Error, Result};
@@ -232,6 +233,14 @@ pub struct SlimArgs {
     /// A file of paths to preserve, one a line.
     #[arg(long, value_name = "FILE", help_heading = KEEP)]
     pub preserve_path_file: Option<PathBuf>,
+    /// Set the mode (octal; 4 digits also set setuid/setgid/sticky) and owner of a path of the
+    /// slim image: `PATH:MODE[#UID[#GID]]`, repeatable. `--include-path` and `--preserve-path`
+    /// take the same suffix.
+    #[arg(long, value_name = "PATH:MODE[#UID[#GID]]", help_heading = KEEP)]
+    pub path_perms: Vec<String>,
+    /// A file of `PATH:MODE[#UID[#GID]]` lines.
+    #[arg(long, value_name = "FILE", help_heading = KEEP)]
+    pub path_perms_file: Option<PathBuf>,
     /// Keep file permissions as in the image (minify always does); `=false` is refused.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", help_heading = KEEP)]
@@ -408,6 +417,8 @@ pub struct SlimOptions {
     pub include_sets: Vec<&'static str>,
     pub include_exes: Vec<String>,
     pub include_node_packages: Vec<String>,
+    /// `--path-perms` and `--path-perms-file`.
+    pub path_perms: Vec<PathPerms>,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -735,6 +746,20 @@ impl SlimArgs {
             )));
         }
         out.include_node_packages = self.include_node_package.clone();
+        let mut perms = self.path_perms.clone();
+        if let Some(file) = &self.path_perms_file {
+            perms.extend(slim::read_lines("--path-perms-file", file)?);
+        }
+        for raw in &perms {
+            match crate::image::perms::split(raw).map_err(|e| usage(format!("--path-perms {e}")))? {
+                Some(rule) => out.path_perms.push(rule),
+                None => {
+                    return Err(usage(format!(
+                        "--path-perms {raw:?}: expected PATH:MODE[#UID[#GID]], e.g. /app/data:0770#1000#1000"
+                    )))
+                }
+            }
+        }
         out.exclude = self.exclude_pattern.clone();
         for (on, set) in [
             (self.include_zoneinfo, "zoneinfo"),
@@ -1103,8 +1128,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("workdir-exclude", "use --exclude-pattern 'WORKDIR/…/**'"),
     ("exclude-varlock-files", "use --exclude-pattern '/var/lock/**' --exclude-pattern '/run/lock/**'"),
     ("exclude-mounts", "mounted paths are not in the image, so minify never keeps them"),
-    ("path-perms", "minify keeps each file's mode and owner as in the image and does not change them"),
-    ("path-perms-file", "minify keeps each file's mode and owner as in the image and does not change them"),
     ("obfuscate-metadata", "not supported: minify does not rewrite package metadata"),
     ("command-params-file", "not supported; pass the flags on the command line (or a --probes file for probes and keep rules)"),
 ];

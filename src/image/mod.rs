@@ -2,7 +2,8 @@
 //! - sources ([`source`]): a daemon's `docker save` stream or a tarball on disk, read once and
 //!   spooled layer by layer to a temp dir ([`archive`]) so nothing holds the image in RAM;
 //! - pure transforms: [`flatten`] (layers → one filesystem [`index`], whiteouts applied),
-//!   [`retain`] (keep only chosen paths), [`config`] (carry the source config over);
+//!   [`retain`] (keep only chosen paths), [`perms`] (docker-slim's `--path-perms` on them),
+//!   [`config`] (carry the source config over);
 //! - sinks ([`sink`]): a single-layer docker-archive, streamed into the daemon's load endpoint;
 //! - [`fs::ImageFs`]: a spooled image plus its index, readable path by path through
 //!   [`view::ImageView`] (what [`crate::closure`] inspects and the sink copies from).
@@ -14,6 +15,7 @@ pub mod fs;
 pub mod index;
 pub mod layerstore;
 pub mod manifest;
+pub mod perms;
 pub mod retain;
 pub mod sink;
 pub mod source;
