@@ -25,6 +25,10 @@ pub struct FakeContainer {
     pub exit_code: i64,
 }
 
+/// An image a fake registry serves: its summary, its `docker save` bytes and, when the
+/// registry wants a login, the (username, password) it accepts.
+pub type RegistryImage = (ImageSummary, Vec<u8>, Option<(String, String)>);
+
 #[derive(Debug, Default)]
 pub struct FakeDocker {
     /// Container id → container (shared with the "daemon side" of slow creates).
@@ -42,9 +46,8 @@ pub struct FakeDocker {
     pub create_delay: Duration,
     /// Every spec `create_container` was given, in order.
     pub specs: Mutex<Vec<ContainerSpec>>,
-    /// What a registry serves to `pull_image`, by reference: the image and, when the registry
-    /// wants a login, the (username, password) it accepts.
-    pub registry: Mutex<BTreeMap<String, (ImageSummary, Vec<u8>, Option<(String, String)>)>>,
+    /// What a registry serves to `pull_image`, by reference.
+    pub registry: Mutex<BTreeMap<String, RegistryImage>>,
     /// What `build_image` produces (tagged with the build's tag), else the build fails.
     pub buildable: Mutex<Option<(ImageSummary, Vec<u8>)>>,
     /// Every build `build_image` was asked for, with the paths in its context tar.
