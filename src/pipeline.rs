@@ -64,6 +64,10 @@ pub struct BuildOptions {
     pub config_edits: crate::image::config::ConfigEdits,
     /// More names for the slim image (`--tag` given more than once).
     pub extra_tags: Vec<String>,
+    /// How the source image gets into the daemon (there already, `--pull`, `--dockerfile`).
+    pub acquire: crate::acquire::Acquire,
+    /// Modes and owners to set on paths of the slim image (docker-slim's `--path-perms`).
+    pub path_perms: Vec<crate::image::perms::PathPerms>,
 }
 
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
@@ -106,7 +110,46 @@ pub async fn build<D: DockerApi>(
 ) -> Result<Report> {
     let started = Instant::now();
     let mut progress = Progress::default();
+    let (acquired, outcome) =
+        match crate::acquire::acquire(docker, &options.image, &options.acquire, phase).await {
+            Ok(acquired) => {
+                note_acquired(&acquired, &mut progress);
+                let outcome = build_acquired(docker, sensors, options, phase, started, progress);
+                (acquired, outcome.await)
+            }
+            Err(error) => (crate::acquire::Acquired::default(), Err(error)),
+        };
+    // `--delete-generated-fat-image` on every path out, as the other cleanups.
+    let released = crate::acquire::release(docker, &options.acquire, &acquired).await;
+    Error::after_cleanup(outcome, released.err().into_iter().collect())
+}
 
+/// The pull or fat-image build in the report: its time and a note.
+fn note_acquired(acquired: &crate::acquire::Acquired, progress: &mut Progress) {
+    let (phase, note) = match (&acquired.built, acquired.pulled) {
+        (Some(tag), _) => (
+            "building fat image",
+            format!("fat image {tag} built from the Dockerfile"),
+        ),
+        (None, true) => ("pulling image", "pulled by --pull".to_string()),
+        (None, false) => return,
+    };
+    progress
+        .timings
+        .phases
+        .push((phase.to_string(), acquired.ms));
+    progress.notes.insert("source_image".to_string(), note);
+}
+
+/// [`build`] once the source image is in the daemon.
+async fn build_acquired<D: DockerApi>(
+    docker: &D,
+    sensors: &dyn SensorFactory,
+    options: &BuildOptions,
+    phase: &dyn Fn(&str),
+    started: Instant,
+    mut progress: Progress,
+) -> Result<Report> {
     phase("inspecting image");
     let source = inspect_source(docker, options).await?;
     // Everything this build writes to disk (a `docker save` spool, the slim archive) lives in
@@ -142,6 +185,17 @@ pub async fn build<D: DockerApi>(
     run::check_interrupted()?;
     phase("writing slim image");
     let entries = retain::retain(&fs.index, |path| closure.kept.contains(path));
+    let (patched, missing) = crate::image::perms::patch(&entries, &options.path_perms);
+    for rule in missing {
+        progress.warnings.push(format!(
+            "--path-perms {}: the slim image does not hold this path, nothing to set",
+            rule.path
+        ));
+    }
+    let entries: Vec<&Entry> = entries
+        .into_iter()
+        .map(|e| patched.get(&e.path).unwrap_or(e))
+        .collect();
     let archive = write_slim(
         &fs,
         &entries,
@@ -1030,6 +1084,8 @@ mod tests {
             run: run::RunOptions::default(),
             config_edits: Default::default(),
             extra_tags: Vec::new(),
+            acquire: Default::default(),
+            path_perms: Vec::new(),
         }
     }
 
@@ -1161,5 +1217,76 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Usage(_)), "{err}");
         assert_eq!(docker.log(), ["inspect_image fake/app:1"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_pulled_source_is_minified_and_stays_in_the_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = docker_with_source();
+        let docker = FakeDocker::default();
+        let (summary, bytes) = source.find_image(SOURCE).unwrap();
+        docker
+            .registry
+            .lock()
+            .unwrap()
+            .insert(SOURCE.into(), (summary, bytes, None));
+        let mut options = options(dir.path());
+        let err = build(&docker, &sensors(&docker), &options, &|_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::ImageNotFound { .. }),
+            "without --pull: {err}"
+        );
+        options.acquire = crate::acquire::Acquire::Pull(Default::default());
+        let report = build(&docker, &sensors(&docker), &options, &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.notes["source_image"], "pulled by --pull");
+        assert!(
+            docker.find_image(SOURCE).is_some(),
+            "the pulled source stays"
+        );
+        assert!(docker.find_image(SLIM).is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_generated_fat_image_is_deleted_after_a_failed_build_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = docker_with_source();
+        let docker = FakeDocker::default();
+        *docker.buildable.lock().unwrap() = source.find_image(SOURCE);
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM base\n").unwrap();
+        let mut options = options(dir.path());
+        options.image = "fake/app.fat:1".into();
+        options.acquire = crate::acquire::Acquire::Build(crate::acquire::FatBuild {
+            context: ctx.clone(),
+            dockerfile: ctx.join("Dockerfile"),
+            build: crate::docker::ImageBuild {
+                tag: "fake/app.fat:1".into(),
+                ..Default::default()
+            },
+            delete_after: true,
+            show_log: false,
+        });
+        let mut failing = sensors(&docker);
+        failing.fail_start = true;
+        let err = build(&docker, &failing, &options, &|_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Sensor { .. }), "{err}");
+        assert!(
+            docker.find_image("fake/app.fat:1").is_none(),
+            "{:#?}",
+            docker.log()
+        );
+        let report = build(&docker, &sensors(&docker), &options, &|_| {})
+            .await
+            .unwrap();
+        assert!(report.notes["source_image"].contains("fake/app.fat:1"));
+        assert!(docker.find_image("fake/app.fat:1").is_none());
+        assert!(docker.find_image(SLIM).is_some());
     }
 }

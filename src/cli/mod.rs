@@ -23,7 +23,8 @@ pub mod exit {
     /// Anything not covered below (I/O, sensor, internal errors).
     pub const FAILURE: i32 = 1;
     pub const USAGE: i32 = 2;
-    /// Image missing, daemon unreachable or a Docker API call failed.
+    /// Image missing (or it could not be pulled or built), daemon unreachable or a Docker API
+    /// call failed.
     pub const IMAGE_OR_DAEMON: i32 = 3;
     /// The original image failed to start or to answer its probes.
     pub const PROBE_FAILED: i32 = 4;
@@ -39,9 +40,11 @@ pub mod exit {
 pub fn exit_code(error: &Error) -> i32 {
     match error.primary() {
         Error::Usage(_) | Error::ApiSpec(_) => exit::USAGE,
-        Error::DaemonUnreachable { .. } | Error::ImageNotFound { .. } | Error::Docker { .. } => {
-            exit::IMAGE_OR_DAEMON
-        }
+        Error::DaemonUnreachable { .. }
+        | Error::ImageNotFound { .. }
+        | Error::Pull { .. }
+        | Error::FatBuild { .. }
+        | Error::Docker { .. } => exit::IMAGE_OR_DAEMON,
         Error::ContainerExited { .. } | Error::Probe { .. } => exit::PROBE_FAILED,
         Error::VerifyFailed { .. } => exit::VERIFY_FAILED,
         Error::Interrupted => exit::INTERRUPTED,
@@ -220,7 +223,9 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The image to minify (name[:tag] or id; or --target IMAGE). It is never modified.
+    /// The image to minify (name[:tag] or id; or --target IMAGE). It is never modified. With
+    /// --dockerfile: the build context directory (docker-slim's meaning).
+    #[arg(value_name = "IMAGE")]
     pub image: Option<String>,
     /// Name of the slim image [default: REPO.slim:TAG]; repeatable: every name tags it.
     #[arg(
@@ -306,26 +311,11 @@ pub struct BuildArgs {
 impl BuildArgs {
     /// Checks every flag and turns them into library options; no daemon or kernel access.
     pub fn validate(&self) -> Result<BuildOptions> {
-        let image = match (&self.image, &self.slim.target) {
-            (Some(image), Some(target)) if image != target => {
-                return Err(Error::Usage(format!(
-                    "two images given: {image} and --target {target}"
-                )))
-            }
-            (Some(image), _) | (None, Some(image)) => image.clone(),
-            (None, None) => {
-                return Err(Error::Usage(
-                    "no image given: minify build IMAGE (or --target IMAGE)".into(),
-                ))
-            }
-        };
-        if image.trim().is_empty() {
-            return Err(Error::Usage("the image name is empty".into()));
-        }
         for tag in &self.tag {
             validate_reference(tag)?;
         }
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let (image, acquire) = self.slim.source(self.image.as_deref(), &self.tag, &cwd)?;
         let slim = self.slim.validate(&cwd)?;
         if self.slim.include_workdir && self.app_closure == crate::closure::lang::AppClosure::Off {
             return Err(Error::Usage(
@@ -353,11 +343,25 @@ impl BuildArgs {
             .extend(slim.include_node_packages.iter().cloned());
         keep.include_sets
             .extend(slim.include_sets.iter().map(|s| s.to_string()));
+        // docker-slim's `PATH:MODE#UID#GID` suffix: the path is kept, its perms are set.
+        let mut path_perms = Vec::new();
+        for path in keep
+            .include_paths
+            .iter_mut()
+            .chain(keep.preserve_paths.iter_mut())
+        {
+            if let Some(rule) = crate::image::perms::split(path).map_err(Error::Usage)? {
+                *path = rule.path.clone();
+                path_perms.push(rule);
+            }
+        }
+        path_perms.extend(slim.path_perms.iter().cloned());
         for path in keep
             .include_paths
             .iter()
             .chain(&keep.include_bins)
             .chain(&keep.preserve_paths)
+            .chain(path_perms.iter().map(|p| &p.path))
         {
             if !path.starts_with('/') {
                 return Err(Error::Usage(format!(
@@ -436,6 +440,8 @@ impl BuildArgs {
             app_closure: self.app_closure,
             layer_store: !self.no_layer_store,
             sbom_path: self.sbom.clone(),
+            acquire,
+            path_perms,
         })
     }
 }
@@ -817,6 +823,186 @@ mod tests {
         let on = build_args(&["--http-probe", "app:1"]).unwrap();
         assert!(on.slim_probes.is_none());
         assert_eq!(on.image, "app:1");
+    }
+
+    #[test]
+    fn docker_slim_pull_and_dockerfile_flags_say_how_the_source_gets_into_the_daemon() {
+        use crate::acquire::Acquire;
+        let pull = build_args(&[
+            "127.0.0.1:5000/x:1",
+            "--pull",
+            "--registry-account",
+            "u",
+            "--registry-secret",
+            "p",
+            "--show-plogs",
+        ])
+        .unwrap();
+        let Acquire::Pull(how) = &pull.acquire else {
+            panic!("{:?}", pull.acquire)
+        };
+        assert_eq!(pull.image, "127.0.0.1:5000/x:1");
+        assert_eq!(how.registry_account.as_deref(), Some("u"));
+        assert!(how.show_progress);
+        assert!(matches!(
+            build_args(&["app:1"]).unwrap().acquire,
+            Acquire::Local
+        ));
+        assert!(matches!(
+            build_args(&["app:1", "--pull=false"]).unwrap().acquire,
+            Acquire::Local
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile.app"), "FROM x\n").unwrap();
+        let ctx = dir.path().to_str().unwrap();
+        let built = build_args(&[
+            "--dockerfile",
+            "Dockerfile.app",
+            ctx,
+            "--tag",
+            "app:2",
+            "--cbo-build-arg",
+            "V=1",
+            "--cbo-label",
+            "team=web",
+            "--cbo-target",
+            "run",
+            "--cbo-network",
+            "none",
+            "--cbo-cache-from",
+            "app:1",
+            "--cbo-add-host",
+            "db:10.0.0.2",
+            "--delete-generated-fat-image",
+        ])
+        .unwrap();
+        let Acquire::Build(fat) = &built.acquire else {
+            panic!("{:?}", built.acquire)
+        };
+        assert_eq!(
+            built.image, "app.fat:2",
+            "docker-slim's fat name from --tag"
+        );
+        assert_eq!(built.tag, "app:2");
+        assert_eq!(fat.dockerfile, dir.path().join("Dockerfile.app"));
+        assert_eq!(fat.build.build_args["V"], "1");
+        assert_eq!(fat.build.labels["team"], "web");
+        assert_eq!(fat.build.target.as_deref(), Some("run"));
+        assert_eq!(fat.build.network.as_deref(), Some("none"));
+        assert_eq!(fat.build.cache_from, ["app:1"]);
+        assert_eq!(fat.build.extra_hosts, ["db:10.0.0.2"]);
+        assert!(fat.delete_after);
+        let named = build_args(&[
+            "--dockerfile",
+            "Dockerfile.app",
+            "--dockerfile-context",
+            ctx,
+            "--tag-fat",
+            "my/fat:1",
+        ])
+        .unwrap();
+        assert_eq!(named.image, "my/fat:1");
+        assert_eq!(named.tag, "my/fat.slim:1");
+
+        let dockerfile = dir.path().join("Dockerfile.app");
+        let dockerfile = dockerfile.to_str().unwrap();
+        for (bad, expected) in [
+            (vec!["app:1", "--tag-fat", "x"], "no --dockerfile"),
+            (vec!["app:1", "--cbo-build-arg", "A=1"], "no --dockerfile"),
+            (
+                vec!["--dockerfile", dockerfile, "--target", "app:1"],
+                "--target",
+            ),
+            (
+                vec!["--dockerfile", dockerfile, "/nonexistent"],
+                "not a directory",
+            ),
+            (vec!["--dockerfile", "Nope", ctx], "no such file"),
+            (
+                vec!["--dockerfile", dockerfile, ctx, "--tag-fat", "Bad Name"],
+                "not a valid image reference",
+            ),
+            (
+                vec![
+                    "--dockerfile",
+                    dockerfile,
+                    ctx,
+                    "--tag-fat",
+                    "a:1",
+                    "--tag",
+                    "a:1",
+                ],
+                "name of its own",
+            ),
+            (
+                vec![
+                    "--dockerfile",
+                    dockerfile,
+                    ctx,
+                    "--cbo-build-arg",
+                    "MINIFY_UNSET_ARG_X",
+                ],
+                "not set",
+            ),
+            (
+                vec!["app:1", "--pull", "--registry-account", "u"],
+                "go together",
+            ),
+            (
+                vec!["app:1", "--pull", "--docker-config-path", "/nonexistent"],
+                "no docker config",
+            ),
+        ] {
+            let err = build_args(&bad).unwrap_err();
+            assert!(err.to_string().contains(expected), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn permission_suffixes_are_split_off_kept_paths_and_path_perms_need_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("perms.txt");
+        std::fs::write(&file, "/etc/app.conf:0600#0#0\n").unwrap();
+        let options = build_args(&[
+            "app:1",
+            "--include-path",
+            "/app/data:0770#1000#1000",
+            "--preserve-path",
+            "/srv/a:b",
+            "--path-perms",
+            "/bin/tool:4755",
+            "--path-perms-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(options.keep.include_paths, ["/app/data"]);
+        assert_eq!(
+            options.keep.preserve_paths,
+            ["/srv/a:b"],
+            "a colon in a name stays"
+        );
+        let paths: Vec<(&str, u32)> = options
+            .path_perms
+            .iter()
+            .map(|p| (p.path.as_str(), p.mode))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("/app/data", 0o770),
+                ("/bin/tool", 0o4755),
+                ("/etc/app.conf", 0o600)
+            ]
+        );
+        for (bad, expected) in [
+            (vec!["app:1", "--path-perms", "/bin/tool"], "PATH:MODE"),
+            (vec!["app:1", "--path-perms", "/x:0755#me"], "not a number"),
+            (vec!["app:1", "--path-perms", "rel:0755"], "absolute"),
+        ] {
+            let err = build_args(&bad).unwrap_err();
+            assert!(err.to_string().contains(expected), "{bad:?}: {err}");
+        }
     }
 
     #[test]

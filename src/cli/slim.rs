@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::docker::MountSpec;
+use crate::acquire::{Acquire, FatBuild, PullOptions};
+use crate::docker::{ImageBuild, MountSpec};
 use crate::image::config::ConfigEdits;
+use crate::image::perms::PathPerms;
 use crate::probe::slim::{self, SlimProbes};
 use crate::run::RunOptions;
 use crate::{Error, Result};
@@ -19,6 +21,7 @@ const OTHER_PROBES: &str = "Other probes and when to stop (docker-slim)";
 const RUNNING: &str = "How the target runs (docker-slim)";
 const RESULT: &str = "The result image (docker-slim)";
 const KEEP: &str = "What to keep (docker-slim)";
+const SOURCE: &str = "Pulling or building the target (docker-slim)";
 
 /// docker-slim's `build` flags, flattened into `minify build`.
 #[derive(Debug, Args, Default)]
@@ -26,6 +29,64 @@ pub struct SlimArgs {
     /// The image to minify (docker-slim's spelling of the positional IMAGE).
     #[arg(long, value_name = "IMAGE", help_heading = "Target (docker-slim)")]
     pub target: Option<String>,
+
+    /// Pull the target from its registry when the daemon does not have it.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", help_heading = SOURCE)]
+    pub pull: Option<bool>,
+    /// The docker config whose `auths` (or credential helper) log --pull in: a config.json or
+    /// the directory holding one [default: $DOCKER_CONFIG/config.json, ~/.docker/config.json].
+    #[arg(long, value_name = "PATH", help_heading = SOURCE)]
+    pub docker_config_path: Option<PathBuf>,
+    /// The registry user for --pull (with --registry-secret; wins over the docker config).
+    #[arg(long, value_name = "USER", env = "DSLIM_REGISTRY_ACCOUNT", help_heading = SOURCE)]
+    pub registry_account: Option<String>,
+    /// The registry password or token for --pull.
+    #[arg(long, value_name = "SECRET", env = "DSLIM_REGISTRY_SECRET", hide_env_values = true,
+          help_heading = SOURCE)]
+    pub registry_secret: Option<String>,
+    /// Print the daemon's pull progress.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", help_heading = SOURCE)]
+    pub show_plogs: Option<bool>,
+    /// Build the target ("fat") image from this Dockerfile first, then minify it; the
+    /// positional IMAGE (or --dockerfile-context) is then the build context directory [default:
+    /// the current directory]. Relative to the context, else to the current directory.
+    #[arg(long, value_name = "FILE", help_heading = SOURCE)]
+    pub dockerfile: Option<PathBuf>,
+    /// The build context directory of --dockerfile.
+    #[arg(long, value_name = "DIR", help_heading = SOURCE)]
+    pub dockerfile_context: Option<PathBuf>,
+    /// The name of the fat image built from --dockerfile [default: the first --tag with `.fat`
+    /// added to its repository, else minify-tmp-fat-image.PID.SECONDS].
+    #[arg(long, value_name = "NAME[:TAG]", help_heading = SOURCE)]
+    pub tag_fat: Option<String>,
+    /// A build-time variable `NAME=VALUE` (or NAME, taken from the environment), repeatable.
+    #[arg(long, value_name = "NAME=VALUE", help_heading = SOURCE)]
+    pub cbo_build_arg: Vec<String>,
+    /// A label `KEY=VALUE` on the fat image, repeatable.
+    #[arg(long, value_name = "KEY=VALUE", help_heading = SOURCE)]
+    pub cbo_label: Vec<String>,
+    /// The stage of a multi-stage Dockerfile to build.
+    #[arg(long, value_name = "STAGE", help_heading = SOURCE)]
+    pub cbo_target: Option<String>,
+    /// The network mode of the RUN steps (`bridge`, `host`, `none`, a network name).
+    #[arg(long, value_name = "MODE", help_heading = SOURCE)]
+    pub cbo_network: Option<String>,
+    /// An image the build may take cached layers from, repeatable.
+    #[arg(long, value_name = "IMAGE", help_heading = SOURCE)]
+    pub cbo_cache_from: Vec<String>,
+    /// `HOST:IP` in /etc/hosts of the RUN steps, repeatable.
+    #[arg(long, value_name = "HOST:IP", help_heading = SOURCE)]
+    pub cbo_add_host: Vec<String>,
+    /// Remove the fat image built from --dockerfile when the build is over.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", help_heading = SOURCE)]
+    pub delete_generated_fat_image: Option<bool>,
+    /// Print the fat image's build output (it is printed on a failure anyway).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", help_heading = SOURCE)]
+    pub show_blogs: Option<bool>,
 
     /// Run the default HTTP probe (GET / on every probed port, crawled) when no probe command
     /// is given [default: true]. `--http-probe=false` turns it off.
@@ -179,6 +240,14 @@ pub struct SlimArgs {
     /// A file of paths to preserve, one a line.
     #[arg(long, value_name = "FILE", help_heading = KEEP)]
     pub preserve_path_file: Option<PathBuf>,
+    /// Set the mode (octal; 4 digits also set setuid/setgid/sticky) and owner of a path of the
+    /// slim image: `PATH:MODE[#UID[#GID]]`, repeatable. `--include-path` and `--preserve-path`
+    /// take the same suffix.
+    #[arg(long, value_name = "PATH:MODE[#UID[#GID]]", help_heading = KEEP)]
+    pub path_perms: Vec<String>,
+    /// A file of `PATH:MODE[#UID[#GID]]` lines.
+    #[arg(long, value_name = "FILE", help_heading = KEEP)]
+    pub path_perms_file: Option<PathBuf>,
     /// Keep file permissions as in the image (minify always does); `=false` is refused.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", help_heading = KEEP)]
@@ -355,6 +424,8 @@ pub struct SlimOptions {
     pub include_sets: Vec<&'static str>,
     pub include_exes: Vec<String>,
     pub include_node_packages: Vec<String>,
+    /// `--path-perms` and `--path-perms-file`.
+    pub path_perms: Vec<PathPerms>,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -362,6 +433,189 @@ fn usage(message: impl Into<String>) -> Error {
 }
 
 impl SlimArgs {
+    /// The image to minify and how it gets into the daemon, from the positional IMAGE and
+    /// the docker-slim target flags: `--target`/IMAGE as is, or pulled with `--pull`; with
+    /// `--dockerfile`, IMAGE (or `--dockerfile-context`, else the current directory) is the
+    /// build context and the image is the fat image built from it (named by [`fat_tag`]).
+    ///
+    /// [`fat_tag`]: crate::acquire::fat_tag
+    pub fn source(
+        &self,
+        positional: Option<&str>,
+        tags: &[String],
+        cwd: &Path,
+    ) -> Result<(String, Acquire)> {
+        let Some(dockerfile) = &self.dockerfile else {
+            for (given, flag) in [
+                (self.dockerfile_context.is_some(), "--dockerfile-context"),
+                (self.tag_fat.is_some(), "--tag-fat"),
+                (!self.cbo_build_arg.is_empty(), "--cbo-build-arg"),
+                (!self.cbo_label.is_empty(), "--cbo-label"),
+                (self.cbo_target.is_some(), "--cbo-target"),
+                (self.cbo_network.is_some(), "--cbo-network"),
+                (!self.cbo_cache_from.is_empty(), "--cbo-cache-from"),
+                (!self.cbo_add_host.is_empty(), "--cbo-add-host"),
+                (
+                    self.delete_generated_fat_image == Some(true),
+                    "--delete-generated-fat-image",
+                ),
+                (self.show_blogs == Some(true), "--show-blogs"),
+            ] {
+                if given {
+                    return Err(usage(format!(
+                        "{flag} is about the fat image built from --dockerfile FILE, and no \
+                         --dockerfile is given"
+                    )));
+                }
+            }
+            let image =
+                match (positional, self.target.as_deref()) {
+                    (Some(image), Some(target)) if image != target => {
+                        return Err(usage(format!(
+                            "two images given: {image} and --target {target}"
+                        )))
+                    }
+                    (Some(image), _) | (None, Some(image)) => image.to_string(),
+                    (None, None) => return Err(usage(
+                        "no image given: minify build IMAGE (or --target IMAGE, or --dockerfile \
+                         FILE to build it first)",
+                    )),
+                };
+            if image.trim().is_empty() {
+                return Err(usage("the image name is empty"));
+            }
+            let acquire = if self.pull.unwrap_or(false) {
+                Acquire::Pull(PullOptions {
+                    registry_account: self.registry_account.clone(),
+                    registry_secret: self.registry_secret.clone(),
+                    docker_config_path: self.docker_config_path.clone(),
+                    show_progress: self.show_plogs.unwrap_or(false),
+                })
+            } else {
+                Acquire::Local
+            };
+            if let Acquire::Pull(pull) = &acquire {
+                if pull.registry_account.is_some() != pull.registry_secret.is_some() {
+                    return Err(usage(
+                        "--registry-account and --registry-secret go together",
+                    ));
+                }
+                if let Some(path) = &pull.docker_config_path {
+                    let file = crate::docker::auth::config_path(Some(path)).unwrap_or_default();
+                    if !file.is_file() {
+                        return Err(usage(format!(
+                            "--docker-config-path {}: no docker config file at {}",
+                            path.display(),
+                            file.display()
+                        )));
+                    }
+                }
+            }
+            return Ok((image, acquire));
+        };
+        if let Some(target) = &self.target {
+            return Err(usage(format!(
+                "--target {target} names an image to minify, and --dockerfile builds it: give \
+                 one (with --dockerfile, IMAGE is the build context directory and --tag-fat \
+                 names the built image)"
+            )));
+        }
+        let context = match (&self.dockerfile_context, positional) {
+            (Some(dir), Some(arg)) if Path::new(arg) != dir => {
+                return Err(usage(format!(
+                    "two build contexts given: --dockerfile-context {} and {arg}",
+                    dir.display()
+                )))
+            }
+            (Some(dir), _) => dir.clone(),
+            (None, Some(arg)) => PathBuf::from(arg),
+            (None, None) => PathBuf::from("."),
+        };
+        let context = if context.is_absolute() {
+            context
+        } else {
+            cwd.join(context)
+        };
+        if !context.is_dir() {
+            return Err(usage(format!(
+                "with --dockerfile, IMAGE (or --dockerfile-context) is the build context \
+                 directory, and {} is not a directory (name the built image with --tag-fat)",
+                context.display()
+            )));
+        }
+        let file = crate::acquire::find_dockerfile(dockerfile, &context, cwd).ok_or_else(|| {
+            usage(format!(
+                "--dockerfile {}: no such file in the context {} or the current directory",
+                dockerfile.display(),
+                context.display()
+            ))
+        })?;
+        let tag =
+            crate::acquire::fat_tag(self.tag_fat.as_deref(), tags.first().map(String::as_str));
+        super::validate_reference(&tag).map_err(|_| {
+            usage(format!(
+                "the fat image name {tag:?} is not a valid image reference (--tag-fat NAME[:TAG], lowercase)"
+            ))
+        })?;
+        if tags.contains(&tag) {
+            return Err(usage(format!(
+                "--tag {tag} is also the fat image's name: the slim image needs a name of its own"
+            )));
+        }
+        let mut build = ImageBuild {
+            tag: tag.clone(),
+            target: self.cbo_target.clone(),
+            network: self.cbo_network.clone(),
+            cache_from: self.cbo_cache_from.clone(),
+            ..ImageBuild::default()
+        };
+        for raw in &self.cbo_build_arg {
+            let (k, v) = match raw.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                // docker build's rule: a bare NAME takes its value from the environment.
+                None => match std::env::var(raw) {
+                    Ok(v) => (raw.clone(), v),
+                    Err(_) => {
+                        return Err(usage(format!(
+                            "--cbo-build-arg {raw:?}: expected NAME=VALUE (a bare NAME takes \
+                             the value of that environment variable, which is not set)"
+                        )))
+                    }
+                },
+            };
+            if k.is_empty() {
+                return Err(usage(format!("--cbo-build-arg {raw:?}: the name is empty")));
+            }
+            build.build_args.insert(k, v);
+        }
+        for kv in &self.cbo_label {
+            let (k, v) = kv
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| usage(format!("--cbo-label {kv:?}: expected KEY=VALUE")))?;
+            build.labels.insert(k.to_string(), v.to_string());
+        }
+        for entry in &self.cbo_add_host {
+            if entry
+                .split_once(':')
+                .is_none_or(|(h, ip)| h.is_empty() || ip.is_empty())
+            {
+                return Err(usage(format!("--cbo-add-host {entry:?}: expected HOST:IP")));
+            }
+            build.extra_hosts.push(entry.clone());
+        }
+        Ok((
+            tag,
+            Acquire::Build(FatBuild {
+                context,
+                dockerfile: file,
+                build,
+                delete_after: self.delete_generated_fat_image.unwrap_or(false),
+                show_log: self.show_blogs.unwrap_or(false),
+            }),
+        ))
+    }
+
     /// Checks and converts every docker-slim flag; reads the files they name.
     pub fn validate(&self, cwd: &Path) -> Result<SlimOptions> {
         let mut out = SlimOptions {
@@ -507,6 +761,20 @@ impl SlimArgs {
             )));
         }
         out.include_node_packages = self.include_node_package.clone();
+        let mut perms = self.path_perms.clone();
+        if let Some(file) = &self.path_perms_file {
+            perms.extend(slim::read_lines("--path-perms-file", file)?);
+        }
+        for raw in &perms {
+            match crate::image::perms::split(raw).map_err(|e| usage(format!("--path-perms {e}")))? {
+                Some(rule) => out.path_perms.push(rule),
+                None => {
+                    return Err(usage(format!(
+                        "--path-perms {raw:?}: expected PATH:MODE[#UID[#GID]], e.g. /app/data:0770#1000#1000"
+                    )))
+                }
+            }
+        }
         out.exclude = self.exclude_pattern.clone();
         for (on, set) in [
             (self.include_zoneinfo, "zoneinfo"),
@@ -829,25 +1097,9 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("target-kube-workload-image", "Kubernetes targets are not supported"),
     ("kube-manifest-file", "Kubernetes targets are not supported"),
     ("kube-kubeconfig-file", "Kubernetes targets are not supported"),
-    ("pull", "pulling is not supported yet; run `docker pull IMAGE` first"),
-    ("docker-config-path", "pulling is not supported yet; run `docker pull IMAGE` (with `docker login`) first"),
-    ("registry-account", "pulling is not supported yet; run `docker login` and `docker pull IMAGE` first"),
-    ("registry-secret", "pulling is not supported yet; run `docker login` and `docker pull IMAGE` first"),
-    ("show-plogs", "pulling is not supported yet; run `docker pull IMAGE` first"),
-    ("dockerfile", "building the fat image is not supported yet; run `docker build -t NAME .` first, then `minify build NAME`"),
-    ("dockerfile-context", "building the fat image is not supported yet; run `docker build` first"),
-    ("tag-fat", "building the fat image is not supported yet; run `docker build -t NAME` first"),
-    ("cbo-add-host", "building the fat image is not supported yet; run `docker build` first"),
-    ("cbo-build-arg", "building the fat image is not supported yet; run `docker build` first"),
-    ("cbo-cache-from", "building the fat image is not supported yet; run `docker build` first"),
-    ("cbo-label", "building the fat image is not supported yet; run `docker build` first"),
-    ("cbo-target", "building the fat image is not supported yet; run `docker build` first"),
-    ("cbo-network", "building the fat image is not supported yet; run `docker build` first"),
-    ("delete-generated-fat-image", "building the fat image is not supported yet"),
     ("image-build-engine", "minify writes the slim image itself and loads it into the daemon; there is no engine to choose"),
     ("image-build-arch", "the slim image has the source image's architecture"),
     ("show-clogs", "minify prints the container's last log lines when it exits or fails its probes"),
-    ("show-blogs", "minify builds no image through the daemon"),
     ("enable-mondel", "the report (--report) lists every kept path and why"),
     ("copy-meta-artifacts", "minify writes its artifacts where you say: --report FILE and --seccomp FILE"),
     ("remove-file-artifacts", "minify keeps no artifacts besides --report and --seccomp"),
@@ -889,8 +1141,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("workdir-exclude", "use --exclude-pattern 'WORKDIR/…/**'"),
     ("exclude-varlock-files", "use --exclude-pattern '/var/lock/**' --exclude-pattern '/run/lock/**'"),
     ("exclude-mounts", "mounted paths are not in the image, so minify never keeps them"),
-    ("path-perms", "minify keeps each file's mode and owner as in the image and does not change them"),
-    ("path-perms-file", "minify keeps each file's mode and owner as in the image and does not change them"),
     ("obfuscate-metadata", "not supported: minify does not rewrite package metadata"),
     ("command-params-file", "not supported; pass the flags on the command line (or a --probes file for probes and keep rules)"),
 ];
@@ -1132,8 +1382,8 @@ mod tests {
         );
         let out = rewrite_args(argv(&["minify", "--report", "off", "build", "x"])).unwrap();
         assert_eq!(out, argv(&["minify", "build", "x"]));
-        let err = rewrite_args(argv(&["minify", "build", "x", "--pull"])).unwrap_err();
-        assert!(err.to_string().contains("docker pull"), "{err}");
+        let err = rewrite_args(argv(&["minify", "build", "x", "--show-clogs"])).unwrap_err();
+        assert!(err.to_string().contains("last log lines"), "{err}");
         let err =
             rewrite_args(argv(&["minify", "build", "--compose-file=c.yml", "x"])).unwrap_err();
         assert!(err.to_string().contains("--network"), "{err}");
@@ -1141,13 +1391,13 @@ mod tests {
         assert!(err.to_string().contains("stderr"), "{err}");
         assert!(rewrite_args(argv(&["minify", "--log-format", "json", "build"])).is_err());
         assert!(rewrite_args(argv(&["minify", "--bogus", "build"])).is_err());
-        let out = rewrite_args(argv(&["minify", "-v", "build", "x", "--pull"]));
+        let out = rewrite_args(argv(&["minify", "-v", "build", "x", "--show-clogs"]));
         assert!(
             out.is_err(),
             "a short flag before the command does not hide it"
         );
         // Other commands are left alone.
-        let out = rewrite_args(argv(&["minify", "xray", "--pull"])).unwrap();
-        assert_eq!(out, argv(&["minify", "xray", "--pull"]));
+        let out = rewrite_args(argv(&["minify", "xray", "--show-clogs"])).unwrap();
+        assert_eq!(out, argv(&["minify", "xray", "--show-clogs"]));
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
-use crate::docker::{ContainerSpec, ContainerState, DockerApi, ImageSummary, Labelled};
+use crate::docker::{
+    auth, ContainerSpec, ContainerState, DockerApi, ImageBuild, ImageSummary, Labelled,
+};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -22,6 +24,10 @@ pub struct FakeContainer {
     pub running: bool,
     pub exit_code: i64,
 }
+
+/// An image a fake registry serves: its summary, its `docker save` bytes and, when the
+/// registry wants a login, the (username, password) it accepts.
+pub type RegistryImage = (ImageSummary, Vec<u8>, Option<(String, String)>);
 
 #[derive(Debug, Default)]
 pub struct FakeDocker {
@@ -40,6 +46,12 @@ pub struct FakeDocker {
     pub create_delay: Duration,
     /// Every spec `create_container` was given, in order.
     pub specs: Mutex<Vec<ContainerSpec>>,
+    /// What a registry serves to `pull_image`, by reference.
+    pub registry: Mutex<BTreeMap<String, RegistryImage>>,
+    /// What `build_image` produces (tagged with the build's tag), else the build fails.
+    pub buildable: Mutex<Option<(ImageSummary, Vec<u8>)>>,
+    /// Every build `build_image` was asked for, with the paths in its context tar.
+    pub builds: Mutex<Vec<(ImageBuild, Vec<String>)>>,
 }
 
 impl FakeDocker {
@@ -190,6 +202,70 @@ impl DockerApi for FakeDocker {
             }
         }
         Ok(())
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        credentials: Option<&auth::Credentials>,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<()> {
+        self.call("pull_image", image)?;
+        let fail = |message: &str| Error::Pull {
+            image: image.to_string(),
+            message: message.to_string(),
+        };
+        let (mut summary, bytes, login) = self
+            .registry
+            .lock()
+            .unwrap()
+            .get(image)
+            .cloned()
+            .ok_or_else(|| fail("manifest unknown"))?;
+        if let Some((user, password)) = login {
+            match credentials {
+                Some(c) if c.username == user && c.password == password => {}
+                _ => return Err(fail("unauthorized: authentication required")),
+            }
+        }
+        progress("Pull complete");
+        summary.repo_tags = vec![image.to_string()];
+        self.add_image(summary, bytes);
+        Ok(())
+    }
+
+    async fn build_image(
+        &self,
+        build: &ImageBuild,
+        context: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> Result<String> {
+        use futures_util::TryStreamExt;
+        self.call("build_image", &build.tag)?;
+        let chunks: Vec<Bytes> = context
+            .try_collect()
+            .await
+            .map_err(Error::io("reading the build context"))?;
+        let tar_bytes = chunks.concat();
+        let mut paths = Vec::new();
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        for member in archive
+            .entries()
+            .map_err(Error::io("reading the context"))?
+        {
+            let member = member.map_err(Error::io("reading the context"))?;
+            paths.push(String::from_utf8_lossy(&member.path_bytes()).into_owned());
+        }
+        self.builds.lock().unwrap().push((build.clone(), paths));
+        let Some((mut summary, bytes)) = self.buildable.lock().unwrap().clone() else {
+            return Err(Error::FatBuild {
+                tag: build.tag.clone(),
+                message: "scripted build failure".into(),
+                output: "Step 1/2 : FROM base".into(),
+            });
+        };
+        summary.repo_tags = vec![build.tag.clone()];
+        self.add_image(summary, bytes);
+        Ok(format!("Successfully tagged {}\n", build.tag))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {

@@ -10,6 +10,8 @@ use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::{Error, Result};
 
+pub mod auth;
+pub mod context;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod ssh;
@@ -100,6 +102,24 @@ pub struct ContainerState {
     pub stop_signal: Option<String>,
 }
 
+/// How the daemon builds an image (`docker build`) from a context tar streamed to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageBuild {
+    /// The name the built image gets.
+    pub tag: String,
+    /// The Dockerfile's path inside the context tar.
+    pub dockerfile: String,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// The stage of a multi-stage Dockerfile to build.
+    pub target: Option<String>,
+    /// The network mode of the RUN steps.
+    pub network: Option<String>,
+    pub cache_from: Vec<String>,
+    /// `host:ip` lines added to /etc/hosts of the RUN steps.
+    pub extra_hosts: Vec<String>,
+}
+
 /// A container found by label: its id, name (without the leading `/`) and the label's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Labelled {
@@ -119,6 +139,22 @@ pub trait DockerApi {
     /// `docker load` of a docker-archive file, streamed from disk.
     async fn load_image(&self, archive: &Path) -> Result<()>;
     async fn remove_image(&self, image: &str) -> Result<()>;
+    /// Pulls `image` (its tag or digest; `latest` when it names neither) from its registry,
+    /// logging in with `credentials`; `progress` is told each status line the daemon sends.
+    async fn pull_image(
+        &self,
+        image: &str,
+        credentials: Option<&auth::Credentials>,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<()>;
+    /// Builds an image as `build` says from the context tar `context` (streamed, never held
+    /// whole); returns the build's output. The daemon removes the intermediate containers, also
+    /// of a failed build.
+    async fn build_image(
+        &self,
+        build: &ImageBuild,
+        context: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> Result<String>;
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
     async fn start_container(&self, id: &str) -> Result<()>;
     async fn inspect_container(&self, id: &str) -> Result<ContainerState>;
@@ -358,6 +394,35 @@ fn api_error(call: &'static str) -> impl Fn(bollard::errors::Error) -> Error {
     }
 }
 
+/// The daemon's own words for a failed streamed call (a pull's or build's `errorDetail`).
+fn stream_error_message(e: bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerStreamError { error } => error,
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `fromImage` and `tag` of a pull: the repository and its tag or digest, `latest` when the
+/// reference names neither (without a tag the daemon would pull every tag).
+pub fn pull_reference(image: &str) -> (String, String) {
+    if let Some((repo, digest)) = image.split_once('@') {
+        return (repo.to_string(), digest.to_string());
+    }
+    match image.rfind(':') {
+        Some(colon) if !image[colon..].contains('/') => {
+            (image[..colon].to_string(), image[colon + 1..].to_string())
+        }
+        _ => (image.to_string(), "latest".to_string()),
+    }
+}
+
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
@@ -439,6 +504,86 @@ impl DockerApi for Bollard {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(api_error("remove image")(e)),
         }
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        credentials: Option<&auth::Credentials>,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<()> {
+        let (from_image, tag) = pull_reference(image);
+        let options = bollard::query_parameters::CreateImageOptions {
+            from_image: Some(from_image),
+            tag: Some(tag),
+            ..Default::default()
+        };
+        let credentials = credentials.map(|c| bollard::auth::DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            serveraddress: Some(c.server.clone()),
+            ..Default::default()
+        });
+        let fail = |message: String| Error::Pull {
+            image: image.to_string(),
+            message,
+        };
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| fail(stream_error_message(e)))?;
+            if let Some(status) = info.status {
+                let line = match info.id {
+                    Some(id) => format!("{id}: {status}"),
+                    None => status,
+                };
+                progress(&line);
+            }
+        }
+        Ok(())
+    }
+
+    async fn build_image(
+        &self,
+        build: &ImageBuild,
+        context: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> Result<String> {
+        let map =
+            |m: &BTreeMap<String, String>| (!m.is_empty()).then(|| m.clone().into_iter().collect());
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: build.dockerfile.clone(),
+            t: Some(build.tag.clone()),
+            rm: true,
+            // Also the intermediate containers of a failed step.
+            forcerm: true,
+            buildargs: map(&build.build_args),
+            labels: map(&build.labels),
+            target: build.target.clone().unwrap_or_default(),
+            networkmode: build.network.clone(),
+            cachefrom: (!build.cache_from.is_empty()).then(|| build.cache_from.clone()),
+            extrahosts: (!build.extra_hosts.is_empty()).then(|| build.extra_hosts.join(",")),
+            ..Default::default()
+        };
+        let mut output = String::new();
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_try_stream(context)));
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream.or(info.status) {
+                        output.push_str(&text);
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::FatBuild {
+                        tag: build.tag.clone(),
+                        message: stream_error_message(e),
+                        output: tail_lines(&output, 30),
+                    })
+                }
+            }
+        }
+        Ok(output)
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
@@ -688,6 +833,25 @@ mod tests {
             parse_remote("tcp://host:2375").map(|t| (t.scheme, t.port)),
             Some(("tcp".to_string(), Some(2375)))
         );
+    }
+
+    #[test]
+    fn pulls_name_the_tag_or_digest_and_default_to_latest() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            pull_reference("127.0.0.1:5000/x:1"),
+            pair("127.0.0.1:5000/x", "1")
+        );
+        assert_eq!(
+            pull_reference("127.0.0.1:5000/x"),
+            pair("127.0.0.1:5000/x", "latest")
+        );
+        assert_eq!(pull_reference("nginx"), pair("nginx", "latest"));
+        assert_eq!(
+            pull_reference("app@sha256:abcd"),
+            pair("app", "sha256:abcd")
+        );
+        assert_eq!(tail_lines("a\nb\nc", 2), "b\nc");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!   spooled layer by layer to a temp dir ([`archive`]) so nothing holds the image in RAM;
 //! - one layer-tar member decoder ([`layer`]) for every reader of layers, build's and xray's;
 //! - pure transforms: [`flatten`] (layers → one filesystem [`index`], whiteouts applied),
-//!   [`retain`] (keep only chosen paths), [`config`] (carry the source config over);
+//!   [`retain`] (keep only chosen paths), [`perms`] (docker-slim's `--path-perms` on them),
+//!   [`config`] (carry the source config over);
 //! - sinks ([`sink`]): a single-layer docker-archive, streamed into the daemon's load endpoint;
 //! - [`fs::ImageFs`]: a spooled image plus its index, readable path by path through
 //!   [`view::ImageView`] (what [`crate::closure`] inspects and the sink copies from).
@@ -16,6 +17,7 @@ pub mod index;
 pub mod layer;
 pub mod layerstore;
 pub mod manifest;
+pub mod perms;
 pub mod retain;
 pub mod sink;
 pub mod source;
