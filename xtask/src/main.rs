@@ -363,6 +363,7 @@ const APP_FIXTURES: &[&str] = &[
     "minify-fixture/redis:1",
     "minify-fixture/flask:1",
     "minify-fixture/flaskpkg:1",
+    "minify-fixture/apispec:1",
     "minify-fixture/express:1",
     "minify-fixture/php:1",
     "minify-fixture/sinatra:1",

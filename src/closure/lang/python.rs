@@ -1347,6 +1347,12 @@ enum Block {
     /// A `def` body, or `if __name__ == "__main__":` (runs only when the file is the script):
     /// its imports run when that code does, not when the module is imported.
     Lazy,
+    /// `except ImportError:` after a `try:` whose imports all resolved: the fallback
+    /// (`_pydecimal` for `_decimal`) runs only if that import fails, so its imports count as
+    /// lazy ones — followed in the app's files, and in a library's only when they bring no new
+    /// code. After a `try:` with an import the image lacks, the fallback is what runs: a
+    /// plain [`Block::Try`].
+    Fallback,
 }
 
 /// How the statement at hand runs.
@@ -1394,6 +1400,10 @@ struct Scan<'a, V: ?Sized> {
     /// (path, when) pairs already in `found`: a path may be loaded both at load and later.
     kept: HashSet<(String, When)>,
     dists_kept: HashSet<(usize, When)>,
+    /// Imports that resolved / that named nothing in the image, so far: a `try:` whose imports
+    /// all resolved makes its `except ImportError:` fallbacks unneeded ([`Block::Fallback`]).
+    imports_found: u32,
+    imports_missing: u32,
     /// When the statement being scanned runs.
     when: When,
 }
@@ -1453,6 +1463,8 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             found: Found::default(),
             kept,
             dists_kept: HashSet::new(),
+            imports_found: 0,
+            imports_missing: 0,
             // The file's own needs (package inits, bytecode, metadata, package data).
             when: When::Anytime,
         }
@@ -1558,30 +1570,51 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
     /// Walks the statements, tracking the blocks that make imports optional.
     fn walk(&mut self, toks: &[Token]) {
         let mut blocks: Vec<(u32, Block)> = Vec::new();
+        // Per open `try:`, the import counters when it opened.
+        let mut tries: Vec<(u32, u32)> = Vec::new();
+        // The `try:` just closed at this indent, and whether all its imports resolved.
+        let mut closed_try: Option<(u32, bool)> = None;
         let mut stmt_start = true;
         let mut i = 0;
         while i < toks.len() {
             let tok = toks[i];
             if let Some(indent) = tok.indent {
                 let mut closed_platform = false;
+                let mut just_closed = None;
                 while let Some(&(open, block)) = blocks.last() {
                     if open < indent {
                         break;
                     }
                     closed_platform |= open == indent && block == Block::Platform;
+                    if block == Block::Try {
+                        let (found, missing) = tries.pop().unwrap_or_default();
+                        let resolved =
+                            self.imports_missing == missing && self.imports_found > found;
+                        just_closed = Some((open, resolved));
+                    }
                     blocks.pop();
                 }
+                if just_closed.is_some() {
+                    closed_try = just_closed;
+                }
                 stmt_start = true;
-                if let Some(block) = self.opens_block(toks, i, closed_platform) {
+                let resolved_try =
+                    closed_try.is_some_and(|(at, resolved)| at == indent && resolved);
+                if let Some(block) = self.opens_block(toks, i, closed_platform, resolved_try) {
+                    if block == Block::Try {
+                        tries.push((self.imports_found, self.imports_missing));
+                    }
                     blocks.push((indent, block));
                 }
             }
             let context = Context {
                 optional: blocks
                     .iter()
-                    .any(|(_, b)| matches!(b, Block::Try | Block::Platform)),
+                    .any(|(_, b)| matches!(b, Block::Try | Block::Platform | Block::Fallback)),
                 never_runs: blocks.iter().any(|(_, b)| *b == Block::TypeChecking),
-                lazy: blocks.iter().any(|(_, b)| *b == Block::Lazy),
+                lazy: blocks
+                    .iter()
+                    .any(|(_, b)| matches!(b, Block::Lazy | Block::Fallback)),
             };
             self.when = if context.lazy {
                 When::Later
@@ -1623,7 +1656,13 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
     }
 
     /// The block the logical line starting at `i` opens, if it is one that matters.
-    fn opens_block(&self, toks: &[Token], i: usize, closed_platform: bool) -> Option<Block> {
+    fn opens_block(
+        &self,
+        toks: &[Token],
+        i: usize,
+        closed_platform: bool,
+        after_resolved_try: bool,
+    ) -> Option<Block> {
         let word = self.name(toks, i)?;
         let header: Vec<&str> = toks[i + 1..]
             .iter()
@@ -1638,6 +1677,11 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             "async" if self.name(toks, i + 1) == Some("def") => Some(Block::Lazy),
             "if" if has("__name__") && self.mentions_main(toks, i) => Some(Block::Lazy),
             "try" => Some(Block::Try),
+            "except"
+                if after_resolved_try && (has("ImportError") || has("ModuleNotFoundError")) =>
+            {
+                Some(Block::Fallback)
+            }
             "with" if has("ImportError") || has("ModuleNotFoundError") => Some(Block::Try),
             "if" | "elif" if has("TYPE_CHECKING") && !has("not") => Some(Block::TypeChecking),
             "if" | "elif" => {
@@ -2011,9 +2055,13 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
         }
         let search = self.search.clone();
         match self.import_chain(search, parts, true, why) {
-            Chain::Module(module) => self.import_names(&module, &dotted, names, why),
-            Chain::Attribute => {}
+            Chain::Module(module) => {
+                self.imports_found += 1;
+                self.import_names(&module, &dotted, names, why)
+            }
+            Chain::Attribute => self.imports_found += 1,
             Chain::Missing(k) => {
+                self.imports_missing += 1;
                 let expected = k == 0
                     && (BUILTIN_MODULES.contains(&top)
                         || OTHER_PLATFORM_MODULES.contains(&top)
@@ -2056,9 +2104,13 @@ impl<'a, V: ImageView + ?Sized> Scan<'a, V> {
             }
         } else {
             match self.import_chain(vec![base], parts, false, why) {
-                Chain::Module(module) => module,
+                Chain::Module(module) => {
+                    self.imports_found += 1;
+                    module
+                }
                 Chain::Attribute => return,
                 Chain::Missing(k) => {
+                    self.imports_missing += 1;
                     if !optional {
                         let missing = format!("{}{}", ".".repeat(level), parts[..=k].join("."));
                         self.unresolved(
@@ -2694,6 +2746,41 @@ import missing_thing
             found.unresolved[0].message,
             "import missing_thing: no module missing_thing in the image"
         );
+    }
+
+    #[test]
+    fn an_import_error_fallback_after_an_import_that_resolved_is_lazy_but_after_a_missing_one_runs()
+    {
+        let mut image = bookworm();
+        image.file("/usr/lib/python3.11/_pydecimal.py", b"");
+        let source = "\
+try:
+    from _csv import *
+except ImportError:
+    from _pydecimal import *
+try:
+    import simplejson as json
+except (ImportError, AttributeError):
+    import json
+";
+        let found = scan(&image, "/usr/lib/python3.11/decimal.py", source);
+        let when = |suffix: &str| {
+            found
+                .paths
+                .iter()
+                .filter(|d| d.path.ends_with(suffix))
+                .map(|d| d.when)
+                .collect::<Vec<_>>()
+        };
+        // _csv is there: the pure-Python fallback runs only if loading it fails.
+        assert_eq!(when("/_pydecimal.py"), [When::Later]);
+        assert_eq!(
+            when("/_csv.cpython-311-x86_64-linux-gnu.so"),
+            [When::OnLoad]
+        );
+        // simplejson is not: the fallback is what runs when the module loads.
+        assert_eq!(when("/json/__init__.py"), [When::OnLoad]);
+        assert!(found.unresolved.is_empty(), "{:?}", found.unresolved);
     }
 
     #[test]
