@@ -42,6 +42,7 @@ if [[ $DEMO == 0 ]]; then
         chromium python3-pip                   # xray tests: HTML in a headless browser; pip for dive
         redis-tools                            # redis-cli for the host-command probe tests
         openssh-server openssh-client          # DOCKER_HOST=ssh:// test (runs its own sshd)
+        golang-go                              # a real Go binary for the Go build-info reader test
     )
 fi
 missing=()
