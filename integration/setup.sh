@@ -44,6 +44,7 @@ if [[ $DEMO == 0 ]]; then
         redis-tools                            # redis-cli for the host-command probe tests
         openssh-server openssh-client          # DOCKER_HOST=ssh:// test (runs its own sshd)
         docker-registry apache2-utils          # --pull tests: loopback registries, htpasswd -B
+        golang-go                              # a real Go binary for the Go build-info reader test
     )
 fi
 missing=()

@@ -51,8 +51,9 @@ pub struct BuildOptions {
     pub app_closure: AppClosure,
     /// Read the image from the local daemon's layer store when it can be (else `docker save`).
     pub layer_store: bool,
-    /// `--sbom`: where the slim image's CycloneDX 1.5 SBOM goes.
+    /// `--sbom`: where the slim image's SBOM goes, and in which format.
     pub sbom_path: Option<PathBuf>,
+    pub sbom_format: crate::sbom::Format,
     /// docker-slim's probing flags, merged into `probes` once the exposed ports are known.
     pub slim_probes: Option<crate::probe::slim::SlimProbes>,
     /// A failing probe of the probe file fails the build (docker-slim's
@@ -242,17 +243,15 @@ async fn build_acquired<D: DockerApi>(
     discard_if_interrupted(docker, options, &loaded).await?;
     report.write_json(&options.report_path)?;
     if let Some(path) = &options.sbom_path {
-        let bom = crate::sbom::cyclonedx(
+        // The kept files are read from the source image: the slim one holds the same bytes.
+        crate::sbom::write(
+            options.sbom_format,
+            path,
             &options.tag,
             &report.result.id,
             &report.packages,
-            &crate::sbom::now_rfc3339(),
-        );
-        let text = serde_json::to_vec_pretty(&bom).map_err(|e| Error::File {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        std::fs::write(path, text).map_err(Error::io(format!("writing {}", path.display())))?;
+            &fs,
+        )?;
     }
     if let Some(verification) = report.verification.as_ref().filter(|v| !v.passed()) {
         return Err(Error::VerifyFailed {
@@ -467,19 +466,14 @@ fn close_over(
     let mut extra_paths = rules::include_paths(&options.keep, &fs.index);
     // With a package database, the slim image gets one that lists what it holds (and the
     // os-release scanners identify the distribution by); see [`crate::packages`].
-    let has_dpkg = fs.index.get(packages::DPKG_STATUS).is_some();
-    if has_dpkg {
-        for path in [packages::DPKG_STATUS, "/etc/os-release"] {
-            if fs.index.get(path).is_some() {
-                extra_paths.push((
-                    path.to_string(),
-                    Reason::Runtime {
-                        note: "package scanners read it (the database is rewritten to list what is kept)"
-                            .into(),
-                    },
-                ));
-            }
-        }
+    for path in packages::database_files(&fs.index) {
+        extra_paths.push((
+            path.to_string(),
+            Reason::Runtime {
+                note: "package scanners read it (the database is rewritten to list what is kept)"
+                    .into(),
+            },
+        ));
     }
     let mut closure = tokio::task::block_in_place(|| {
         closure::compute(
@@ -539,7 +533,7 @@ fn inventory(
     closure: &closure::Closure,
 ) -> (Packages, crate::surface::SurfaceChange) {
     let kept = |path: &str| closure.kept.contains(path);
-    let (summary, status) = packages::take_inventory(fs, kept);
+    let (summary, database) = packages::take_inventory(fs, kept);
     if let Some(line) = summary.line() {
         eprintln!("minify: {line}");
     }
@@ -548,8 +542,8 @@ fn inventory(
         after: crate::surface::surface(&fs.index, kept),
     };
     eprintln!("minify: {}", surface.line());
-    let replaced = status
-        .map(|status| (packages::DPKG_STATUS.to_string(), status.into_bytes()))
+    let replaced = database
+        .map(|(path, content)| (path, content.into_bytes()))
         .into_iter()
         .collect();
     (Packages { replaced, summary }, surface)
@@ -558,7 +552,8 @@ fn inventory(
 /// The slim image's package inventory and the database contents rewritten for it.
 #[derive(Debug)]
 struct Packages {
-    /// Files whose content the slim image gets from here (the rewritten dpkg status).
+    /// Files whose content the slim image gets from here (the rewritten dpkg status or apk
+    /// database).
     replaced: BTreeMap<String, Vec<u8>>,
     summary: packages::PackageSummary,
 }
@@ -1079,6 +1074,7 @@ mod tests {
             app_closure: AppClosure::Imports,
             layer_store: false,
             sbom_path: None,
+            sbom_format: crate::sbom::Format::Cyclonedx,
             slim_probes: None,
             probe_exit_on_failure: true,
             run: run::RunOptions::default(),

@@ -654,6 +654,8 @@ fn a_pid1_that_ignores_sigterm_is_killed_at_once() {
 /// The slim image's dpkg database lists exactly the packages the report says are (partly)
 /// kept; the report counts every package `dpkg-query` sees installed in the fat image; the
 /// slim database still reads with dpkg's own tools; a package whose files all went is absent.
+/// The SPDX SBOM (`--sbom-format spdx`; CycloneDX is checked by xray_e2e) is schema-valid and
+/// lists those packages, each with its kept files, whose checksums are the slim image's bytes.
 #[test]
 fn the_slim_images_package_database_lists_only_what_it_holds() {
     let _serial = serial();
@@ -675,6 +677,8 @@ fn the_slim_images_package_database_lists_only_what_it_holds() {
         report_path.to_str().unwrap(),
         "--sbom",
         sbom_path.to_str().unwrap(),
+        "--sbom-format",
+        "spdx",
     ]);
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value =
@@ -742,32 +746,70 @@ fn the_slim_images_package_database_lists_only_what_it_holds() {
     assert!(listed.contains("nginx-light") || listed.iter().any(|p| p.starts_with("nginx")));
     assert!(listed.is_disjoint(&gone));
 
-    // The SBOM: valid CycloneDX 1.5, one component per kept package, with Debian purls.
+    // The SBOM: valid SPDX 2.3, one package per kept package, with Debian purls.
     let bom: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&sbom_path).unwrap()).unwrap();
-    let errors = cyclonedx_errors(&bom);
+    let errors = sbom_errors(&bom);
     assert!(
         errors.is_empty(),
-        "SBOM invalid against CycloneDX 1.5: {errors:#?}"
+        "SBOM invalid against SPDX 2.3: {errors:#?}"
     );
     let mut broken = bom.clone();
-    broken["components"][0]["type"] = "not-a-type".into();
-    assert!(
-        !cyclonedx_errors(&broken).is_empty(),
-        "the schema check checks"
-    );
-    let components: std::collections::BTreeSet<String> = bom["components"]
+    broken["packages"][1]["SPDXID"] = "not an id".into();
+    assert!(!sbom_errors(&broken).is_empty(), "the schema check checks");
+    let packages = bom["packages"].as_array().unwrap();
+    assert_eq!(packages[0]["primaryPackagePurpose"], "CONTAINER");
+    let names: std::collections::BTreeSet<String> = packages[1..]
+        .iter()
+        .map(|p| {
+            let purl = p["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+            assert!(purl.starts_with("pkg:deb/debian/"), "{purl}");
+            assert!(purl.contains("distro=debian-12"), "{purl}");
+            p["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(names, kept);
+    // nginx's own binary is one of its package's files, with the slim image's checksum.
+    let files: std::collections::BTreeMap<&str, &serde_json::Value> = bom["files"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| {
-            let purl = c["purl"].as_str().unwrap();
-            assert!(purl.starts_with("pkg:deb/debian/"), "{purl}");
-            assert!(purl.contains("distro=debian-12"), "{purl}");
-            c["name"].as_str().unwrap().to_string()
-        })
+        .map(|f| (f["SPDXID"].as_str().unwrap(), f))
         .collect();
-    assert_eq!(components, kept);
+    let nginx = packages
+        .iter()
+        .find(|p| {
+            p["hasFiles"].as_array().is_some_and(|ids| {
+                ids.iter()
+                    .any(|id| files[id.as_str().unwrap()]["fileName"] == "./usr/sbin/nginx")
+            })
+        })
+        .expect("a package holds /usr/sbin/nginx");
+    assert!(
+        nginx["name"].as_str().unwrap().starts_with("nginx"),
+        "{nginx}"
+    );
+    assert!(nginx["packageVerificationCode"]["packageVerificationCodeValue"].is_string());
+    let container = docker(&["create", &tag]);
+    let out = std::process::Command::new("docker")
+        .args(["cp", &format!("{container}:/usr/sbin/nginx"), "-"])
+        .output()
+        .unwrap();
+    docker(&["rm", &container]);
+    let mut archive = tar::Archive::new(&out.stdout[..]);
+    let mut member = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut binary = Vec::new();
+    std::io::Read::read_to_end(&mut member, &mut binary).unwrap();
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&binary))
+    };
+    let listed = files
+        .values()
+        .find(|f| f["fileName"] == "./usr/sbin/nginx")
+        .unwrap();
+    assert_eq!(listed["checksums"][1]["algorithm"], "SHA256");
+    assert_eq!(listed["checksums"][1]["checksumValue"], sha256.as_str());
 }
 
 /// `--ci` gates on what the slim image still holds: nginx's keeps no shell, package manager or

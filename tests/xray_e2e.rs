@@ -474,7 +474,7 @@ fn xray_sbom_lists_what_dpkg_and_pip_see_inside_the_image() {
         String::from_utf8_lossy(&out.stderr)
     );
     let bom: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
-    let errors = cyclonedx_errors(&bom);
+    let errors = sbom_errors(&bom);
     assert!(errors.is_empty(), "{errors:#?}");
     let names = |prefix: &str, location: Option<&str>| -> std::collections::BTreeSet<String> {
         bom["components"]

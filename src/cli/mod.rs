@@ -277,10 +277,19 @@ pub struct BuildArgs {
     /// bytes are read then).
     #[arg(long)]
     pub no_layer_store: bool,
-    /// Write a CycloneDX 1.5 JSON SBOM of the slim image: its OS packages still (partly) there,
-    /// with purls and how much of each was kept.
+    /// Write an SBOM of the slim image: its OS and language packages still (partly) there,
+    /// with purls, declared licenses and how much of each was kept.
     #[arg(long, value_name = "FILE")]
     pub sbom: Option<PathBuf>,
+    /// The SBOM's format: CycloneDX 1.5 JSON or SPDX 2.3 JSON (with each package's kept files).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "cyclonedx|spdx",
+        default_value_t,
+        requires = "sbom"
+    )]
+    pub sbom_format: crate::sbom::Format,
     /// Which sensor records the run: host-side eBPF (local daemon, root), the in-container
     /// ptrace wrapper (remote daemons, no BPF rights), or auto (eBPF when possible).
     #[arg(long, value_enum, default_value_t = SensorChoice::Auto)]
@@ -442,6 +451,7 @@ impl BuildArgs {
             sbom_path: self.sbom.clone(),
             acquire,
             path_perms,
+            sbom_format: self.sbom_format,
         })
     }
 }

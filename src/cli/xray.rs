@@ -94,9 +94,18 @@ pub struct XrayArgs {
     /// Always read the image through `docker save`, never the daemon's layer store.
     #[arg(long)]
     pub no_layer_store: bool,
-    /// Write a CycloneDX 1.5 JSON SBOM of the image (OS, Python and npm packages with purls).
+    /// Write an SBOM of the image (OS and language packages with purls and licenses).
     #[arg(long, value_name = "FILE")]
     pub sbom: Option<PathBuf>,
+    /// The SBOM's format: CycloneDX 1.5 JSON or SPDX 2.3 JSON (with each package's files).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "cyclonedx|spdx",
+        default_value_t,
+        requires = "sbom"
+    )]
+    pub sbom_format: crate::sbom::Format,
     #[command(flatten)]
     pub gates: GateArgs,
 }
@@ -184,7 +193,7 @@ fn image_fs(
     })
 }
 
-/// `minify xray --sbom`: the image's inventory as CycloneDX 1.5.
+/// `minify xray --sbom`: the image's inventory as CycloneDX 1.5 or SPDX 2.3.
 fn write_sbom(args: &XrayArgs, path: &Path) -> Result<()> {
     let (fs, id, _spool) = image_fs(
         args.image.as_deref(),
@@ -198,14 +207,9 @@ fn write_sbom(args: &XrayArgs, path: &Path) -> Result<()> {
             .cloned()
             .unwrap_or_else(|| "image".into())
     });
-    let bom = crate::sbom::cyclonedx(&name, &id, &inventory, &crate::sbom::now_rfc3339());
-    let text = serde_json::to_string_pretty(&bom).map_err(|e| Error::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    write(path, &text)?;
+    crate::sbom::write(args.sbom_format, path, &name, &id, &inventory, &fs)?;
     eprintln!(
-        "sbom: {} ({} Debian, {} Python/npm packages)",
+        "sbom: {} ({} OS, {} language packages)",
         path.display(),
         inventory.total,
         inventory.language.len()

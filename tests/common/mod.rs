@@ -286,30 +286,39 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Validation errors of `bom` against the official CycloneDX 1.5 JSON schema and the two it
-/// references (vendored from the cyclonedx-python-lib 7.6.2 wheel, cyclonedx/schema/_res/).
-pub fn cyclonedx_errors(bom: &serde_json::Value) -> Vec<String> {
+/// Validation errors of an SBOM against its official schema, vendored in tests/sbom/: CycloneDX
+/// 1.5 (`bomFormat`; with the two schemas it references, from the cyclonedx-python-lib 7.6.2
+/// wheel, cyclonedx/schema/_res/) or SPDX 2.3 (`spdxVersion`; from the lib4sbom 0.10.4 wheel,
+/// lib4sbom/schemas/spdx/2.3-schema.json, byte-identical to spdx-spec's schemas/spdx-schema.json
+/// at tag v2.3).
+pub fn sbom_errors(bom: &serde_json::Value) -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom");
     let load = |name: &str| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
     };
-    let registry = jsonschema::Registry::new()
-        .add(
-            "http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json",
-            load("spdx.SNAPSHOT.schema.json"),
-        )
-        .unwrap()
-        .add(
-            "http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json",
-            load("jsf-0.82.SNAPSHOT.schema.json"),
-        )
-        .unwrap()
-        .prepare()
-        .unwrap();
-    let validator = jsonschema::options()
-        .with_registry(&registry)
-        .build(&load("bom-1.5.SNAPSHOT.schema.json"))
-        .expect("the CycloneDX schema compiles");
+    let validator = if bom.get("spdxVersion").is_some() {
+        jsonschema::options()
+            .build(&load("spdx-schema-2.3.json"))
+            .expect("the SPDX schema compiles")
+    } else {
+        let registry = jsonschema::Registry::new()
+            .add(
+                "http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json",
+                load("spdx.SNAPSHOT.schema.json"),
+            )
+            .unwrap()
+            .add(
+                "http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json",
+                load("jsf-0.82.SNAPSHOT.schema.json"),
+            )
+            .unwrap()
+            .prepare()
+            .unwrap();
+        jsonschema::options()
+            .with_registry(&registry)
+            .build(&load("bom-1.5.SNAPSHOT.schema.json"))
+            .expect("the CycloneDX schema compiles")
+    };
     validator
         .iter_errors(bom)
         .map(|e| format!("{} at {}", e, e.instance_path()))

@@ -1,6 +1,8 @@
-//! Package inventory: the OS packages an image holds (Debian/Ubuntu's dpkg database today) and,
-//! for a slim image, what became of each — kept whole, kept partly (n of m files) or gone — and
-//! the slim image's own package database rewritten to list only what is (partly) still there.
+//! Package inventory: the OS packages an image holds (Debian/Ubuntu's dpkg database, Alpine's
+//! apk database) and its language packages (Python distributions, npm packages, Ruby gems, Java
+//! jars, Go modules of Go binaries), with their declared licenses; for a slim image, what became
+//! of each — kept whole, kept partly (n of m files) or gone — and the slim image's own package
+//! database rewritten to list only what is (partly) still there.
 //!
 //! Why rewrite it: scanners (Trivy, Grype, Docker Scout) read `/var/lib/dpkg/status` to decide
 //! what is inside. A slim image carrying the full database makes them report CVEs for packages
@@ -8,9 +10,18 @@
 //! knows exactly which files it kept, so the database it writes says the truth; a partly kept
 //! package stays listed (its remaining files can still carry its vulnerabilities).
 
+pub mod apk;
+mod gem;
+pub mod golang;
+mod java;
+pub mod licenses;
+mod zip;
+
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+
+pub use licenses::License;
 
 use crate::closure::resolve::resolve;
 use crate::image::{EntryKind, ImageView};
@@ -21,17 +32,28 @@ const DPKG_INFO: &str = "/var/lib/dpkg/info";
 /// Bounds what is read of the database (a full Debian desktop's status is ~3 MB).
 const MAX_DB_BYTES: usize = 64 << 20;
 
-/// One installed Debian package, as its status stanza and file list say.
+/// One installed OS package (dpkg or apk), as its database record and file list say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DebPackage {
+pub struct OsPackage {
     pub name: String,
     pub version: String,
     pub architecture: String,
-    /// Its stanza of the status file, verbatim (no trailing blank line).
+    /// Its record of the database (a dpkg status stanza, an apk `installed` record), verbatim
+    /// (no trailing blank line).
     pub stanza: String,
-    /// The non-directory paths its `info/*.list` names, resolved to where they are in the image
+    /// The non-directory paths it installed, resolved to where they are in the image
     /// (bookworm's `/lib/…` is `/usr/lib/…` behind the `/lib` symlink), with their sizes.
     pub files: Vec<(String, u64)>,
+    /// What it declares: Debian's machine-readable `copyright`, apk's `L:`.
+    pub license: Option<License>,
+}
+
+/// Where Debian keeps a package's copyright file (DEP-5 when machine-readable).
+fn debian_license<V: ImageView + ?Sized>(view: &V, name: &str) -> Option<License> {
+    // `/usr/share/doc/PKG` may be a symlink to the doc dir of the package it was built with.
+    let path = resolve(view, &format!("/usr/share/doc/{name}/copyright"), true).ok()?;
+    let text = view.read(&path.path, 1 << 20).ok()?;
+    licenses::dep5(&String::from_utf8_lossy(&text))
 }
 
 /// The field `name` of a stanza (first line only; continuation lines are not needed here).
@@ -45,7 +67,7 @@ fn field<'a>(stanza: &'a str, name: &str) -> Option<&'a str> {
 
 /// The installed packages of the image's dpkg database, in database order; empty when there is
 /// none (Alpine, distroless, `FROM scratch`).
-pub fn debian_packages<V: ImageView + ?Sized>(view: &V) -> Vec<DebPackage> {
+pub fn debian_packages<V: ImageView + ?Sized>(view: &V) -> Vec<OsPackage> {
     let Ok(status) = view.read(DPKG_STATUS, MAX_DB_BYTES) else {
         return Vec::new();
     };
@@ -77,12 +99,13 @@ pub fn debian_packages<V: ImageView + ?Sized>(view: &V) -> Vec<DebPackage> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        packages.push(DebPackage {
+        packages.push(OsPackage {
             name: name.to_string(),
             version: field(stanza, "Version").unwrap_or_default().to_string(),
             architecture,
             stanza: stanza.to_string(),
             files,
+            license: debian_license(view, name),
         });
     }
     packages
@@ -90,7 +113,7 @@ pub fn debian_packages<V: ImageView + ?Sized>(view: &V) -> Vec<DebPackage> {
 
 /// Where a `.list` path is in the image (its directories' symlinks followed, not the file's
 /// own) and its size; `None` for directories and for files no longer there.
-fn package_file<V: ImageView + ?Sized>(view: &V, listed: &str) -> Option<(String, u64)> {
+pub(crate) fn package_file<V: ImageView + ?Sized>(view: &V, listed: &str) -> Option<(String, u64)> {
     // A listed directory the image has as a symlink to one (merged /usr: `/lib`) is a directory.
     let followed = resolve(view, listed, true).ok()?;
     if view
@@ -127,11 +150,16 @@ pub struct PackageFate {
     pub files_total: usize,
     pub bytes_kept: u64,
     pub bytes_total: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<License>,
+    /// The kept files themselves (for the SPDX document's per-package files; not in the report).
+    #[serde(skip)]
+    pub kept_paths: Vec<String>,
 }
 
 /// The fate of each package given which paths the slim image keeps. A package with no files
 /// at all (a metapackage) follows the database: it is kept when anything is.
-pub fn fates(packages: &[DebPackage], kept: impl Fn(&str) -> bool) -> Vec<PackageFate> {
+pub fn fates(packages: &[OsPackage], kept: impl Fn(&str) -> bool) -> Vec<PackageFate> {
     let any_kept = packages
         .iter()
         .any(|p| p.files.iter().any(|(path, _)| kept(path)));
@@ -156,14 +184,17 @@ pub fn fates(packages: &[DebPackage], kept: impl Fn(&str) -> bool) -> Vec<Packag
                 files_total: p.files.len(),
                 bytes_kept: kept_files.iter().map(|(_, size)| size).sum(),
                 bytes_total: p.files.iter().map(|(_, size)| size).sum(),
+                license: p.license.clone(),
+                kept_paths: kept_files.iter().map(|(path, _)| path.clone()).collect(),
             }
         })
         .collect()
 }
 
-/// The slim image's `/var/lib/dpkg/status`: the stanzas of the packages still (partly) there,
-/// in the original order, in dpkg's own format (stanzas separated by one blank line).
-pub fn rewritten_status(packages: &[DebPackage], fates: &[PackageFate]) -> String {
+/// The slim image's `/var/lib/dpkg/status` (or apk `installed`): the records of the packages
+/// still (partly) there, in the original order, in the database's own format (records
+/// separated by one blank line, as dpkg and apk both write them).
+pub fn rewritten_status(packages: &[OsPackage], fates: &[PackageFate]) -> String {
     let mut out = String::new();
     for (package, fate) in packages.iter().zip(fates) {
         if fate.kept != Kept::Gone {
@@ -174,25 +205,67 @@ pub fn rewritten_status(packages: &[DebPackage], fates: &[PackageFate]) -> Strin
     out
 }
 
-/// A language package (Python distribution, npm package) and its fate in the slim image.
+/// A language package (Python distribution, npm package, gem, jar, Go module) and its fate in
+/// the slim image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LanguagePackage {
-    /// `pypi` or `npm` (the purl type).
+    /// The purl type: `pypi`, `npm`, `gem`, `maven`, `golang`.
     pub ecosystem: &'static str,
+    /// Maven's groupId.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub name: String,
     pub version: String,
     /// From the metadata, where it says.
-    pub license: Option<String>,
-    /// Where its metadata is (`…/site-packages/flask-3.0.3.dist-info`, `…/node_modules/ms`).
+    pub license: Option<License>,
+    /// Where its metadata is (`…/site-packages/flask-3.0.3.dist-info`, `…/node_modules/ms`,
+    /// a gemspec, a jar, a Go binary).
     pub location: String,
     pub kept: Kept,
     pub files_kept: usize,
     pub files_total: usize,
+    /// The kept files themselves (for the SPDX document; not in the report).
+    #[serde(skip)]
+    pub kept_paths: Vec<String>,
 }
 
-/// The Python distributions (`*.dist-info` with a RECORD, in site-/dist-packages) and npm
-/// packages (`node_modules/NAME/package.json`, scoped too) of the image, with what the slim
-/// image keeps of their files (`kept`).
+impl LanguagePackage {
+    /// A package whose files are `files`, given which the slim image keeps.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        ecosystem: &'static str,
+        group: Option<String>,
+        name: String,
+        version: String,
+        license: Option<License>,
+        location: &str,
+        files: &[&str],
+        kept: &impl Fn(&str) -> bool,
+    ) -> Self {
+        let kept_paths: Vec<String> = files
+            .iter()
+            .filter(|f| kept(f))
+            .map(|f| f.to_string())
+            .collect();
+        LanguagePackage {
+            ecosystem,
+            group,
+            name,
+            version,
+            license,
+            location: location.to_string(),
+            kept: fate_of(kept_paths.len(), files.len()),
+            files_kept: kept_paths.len(),
+            files_total: files.len(),
+            kept_paths,
+        }
+    }
+}
+
+/// The Python distributions (`*.dist-info` with a RECORD, in site-/dist-packages), npm
+/// packages (`node_modules/NAME/package.json`, scoped too), Ruby gems (`specifications/*.gemspec`),
+/// Java archives (`*.jar`, `*.war`, `*.ear`) and Go binaries' modules of the image, with what the
+/// slim image keeps of their files (`kept`).
 pub fn language_packages<V: ImageView + ?Sized>(
     index: &crate::image::FsIndex,
     view: &V,
@@ -205,13 +278,15 @@ pub fn language_packages<V: ImageView + ?Sized>(
             .strip_suffix("/METADATA")
             .filter(|d| d.ends_with(".dist-info"))
         {
-            if let Some(package) = python_distribution(index, view, dist, &kept) {
-                out.push(package);
-            }
+            out.extend(python_distribution(index, view, dist, &kept));
         } else if let Some(dir) = path.strip_suffix("/package.json") {
-            if let Some(package) = npm_package(index, view, dir, &kept) {
-                out.push(package);
-            }
+            out.extend(npm_package(index, view, dir, &kept));
+        } else if path.ends_with(".gemspec") {
+            out.extend(gem::gem(index, view, path, &kept));
+        } else if entry.kind == EntryKind::File && java::is_archive(path) {
+            out.extend(java::archive(view, entry, &kept));
+        } else if golang::may_be_binary(entry) {
+            out.extend(golang::binary(view, entry, &kept));
         }
     }
     out
@@ -241,10 +316,7 @@ fn python_distribution<V: ImageView + ?Sized>(
     let headers = metadata.split("\n\n").next().unwrap_or_default();
     let name = field(headers, "Name")?.to_string();
     let version = field(headers, "Version").unwrap_or_default().to_string();
-    let license = field(headers, "License-Expression")
-        .or_else(|| field(headers, "License"))
-        .filter(|l| !l.is_empty() && l.len() < 100)
-        .map(str::to_string);
+    let license = licenses::python(headers);
     let record = view
         .read(&format!("{dist}/RECORD"), 16 << 20)
         .unwrap_or_default();
@@ -255,17 +327,10 @@ fn python_distribution<V: ImageView + ?Sized>(
         .map(|rel| crate::closure::resolve::normalize_lexically(&format!("{site}/{rel}")))
         .filter(|path| index.get(path).is_some() && !path.contains(".dist-info/"))
         .collect();
-    let files_kept = files.iter().filter(|f| kept(f)).count();
-    Some(LanguagePackage {
-        ecosystem: "pypi",
-        name,
-        version,
-        license,
-        location: dist.to_string(),
-        kept: fate_of(files_kept, files.len()),
-        files_kept,
-        files_total: files.len(),
-    })
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    Some(LanguagePackage::new(
+        "pypi", None, name, version, license, dist, &files, kept,
+    ))
 }
 
 fn npm_package<V: ImageView + ?Sized>(
@@ -294,17 +359,32 @@ fn npm_package<V: ImageView + ?Sized>(
         .filter(|(p, e)| !p.starts_with(&nested) && e.kind != EntryKind::Dir)
         .map(|(p, _)| p.as_str())
         .collect();
-    let files_kept = files.iter().filter(|f| kept(f)).count();
-    Some(LanguagePackage {
-        ecosystem: "npm",
+    // `license` is an SPDX expression; the legacy `licenses: [{type}]` array lists a choice.
+    let license = match &json["license"] {
+        serde_json::Value::String(text) => licenses::parse(text),
+        serde_json::Value::Object(legacy) => legacy
+            .get("type")
+            .and_then(|t| t.as_str())
+            .and_then(licenses::parse),
+        _ => json["licenses"].as_array().and_then(|all| {
+            let names: Vec<String> = all
+                .iter()
+                .filter_map(|l| l["type"].as_str().or(l.as_str()))
+                .map(str::to_string)
+                .collect();
+            licenses::any_of(&names)
+        }),
+    };
+    Some(LanguagePackage::new(
+        "npm",
+        None,
         name,
-        version: json["version"].as_str().unwrap_or_default().to_string(),
-        license: json["license"].as_str().map(str::to_string),
-        location: dir.to_string(),
-        kept: fate_of(files_kept, files.len()),
-        files_kept,
-        files_total: files.len(),
-    })
+        json["version"].as_str().unwrap_or_default().to_string(),
+        license,
+        dir,
+        &files,
+        kept,
+    ))
 }
 
 /// `(ID, ID-VERSION_ID)` of the image's os-release (`/etc/os-release`, else
@@ -336,7 +416,7 @@ pub fn os_release<V: ImageView + ?Sized>(view: &V) -> (String, String) {
 /// The report's summary of the OS packages, and the fates themselves.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PackageSummary {
-    /// Which database was read (`dpkg`), empty when the image has none.
+    /// Which database was read (`dpkg`, `apk`), empty when the image has none.
     pub database: String,
     /// `ID` of the image's os-release (`debian`, `ubuntu`): the purl namespace.
     pub os_id: String,
@@ -347,15 +427,16 @@ pub struct PackageSummary {
     pub partly: usize,
     pub gone: usize,
     pub packages: Vec<PackageFate>,
-    /// Python distributions and npm packages, and what is kept of each.
+    /// Python distributions, npm packages, gems, jars and Go modules, and what is kept of each.
     pub language: Vec<LanguagePackage>,
 }
 
 impl PackageSummary {
-    pub fn new(fates: Vec<PackageFate>) -> Self {
+    /// The summary of `fates`, read from `database` (`dpkg`, `apk`).
+    pub fn new(database: &str, fates: Vec<PackageFate>) -> Self {
         let count = |k: Kept| fates.iter().filter(|f| f.kept == k).count();
         PackageSummary {
-            database: if fates.is_empty() { "" } else { "dpkg" }.into(),
+            database: if fates.is_empty() { "" } else { database }.into(),
             os_id: String::new(),
             distro: String::new(),
             total: fates.len(),
@@ -367,13 +448,22 @@ impl PackageSummary {
         }
     }
 
+    /// What the database's packages are called on stderr.
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self.database.as_str() {
+            "apk" => ("Alpine", "apk database"),
+            _ => ("Debian", "dpkg status"),
+        }
+    }
+
     /// One line for stderr, e.g. "removed 212 of 246 Debian packages (30 kept whole, 4 partly)".
     pub fn line(&self) -> Option<String> {
         let mut parts = Vec::new();
         if self.total > 0 {
+            let (kind, database) = self.kind();
             parts.push(format!(
-                "removed {} of {} Debian packages ({} kept whole, {} partly; the slim image's \
-                 dpkg status lists only those)",
+                "removed {} of {} {kind} packages ({} kept whole, {} partly; the slim image's \
+                 {database} lists only those)",
                 self.gone, self.total, self.whole, self.partly
             ));
         }
@@ -384,7 +474,7 @@ impl PackageSummary {
                 .filter(|p| p.kept != Kept::Gone)
                 .count();
             parts.push(format!(
-                "kept {kept} of {} Python/npm packages (whole or partly)",
+                "kept {kept} of {} language packages (whole or partly)",
                 self.language.len()
             ));
         }
@@ -392,22 +482,42 @@ impl PackageSummary {
     }
 }
 
-/// The inventory of `fs` given which paths the slim image keeps (dpkg packages, os-release,
-/// Python and npm packages), and the slim image's dpkg status (`None` without a dpkg database).
+/// The package database files the slim image keeps when the source has them (rewritten to list
+/// what is kept), and the release files scanners identify the distribution by.
+pub fn database_files(index: &crate::image::FsIndex) -> Vec<&'static str> {
+    let (database, release): (&str, &[&str]) = if index.get(DPKG_STATUS).is_some() {
+        (DPKG_STATUS, &["/etc/os-release"])
+    } else if index.get(apk::INSTALLED).is_some() {
+        (apk::INSTALLED, &["/etc/os-release", "/etc/alpine-release"])
+    } else {
+        return Vec::new();
+    };
+    std::iter::once(database)
+        .chain(release.iter().copied().filter(|p| index.get(p).is_some()))
+        .collect()
+}
+
+/// The inventory of `fs` given which paths the slim image keeps (dpkg or apk packages,
+/// os-release, language packages), and the slim image's package database rewritten as
+/// `(path, content)` (`None` without a database).
 pub fn take_inventory(
     fs: &crate::image::ImageFs,
     kept: impl Fn(&str) -> bool,
-) -> (PackageSummary, Option<String>) {
-    let installed = debian_packages(fs);
+) -> (PackageSummary, Option<(String, String)>) {
+    let (database, path, installed) = if fs.index.get(DPKG_STATUS).is_some() {
+        ("dpkg", DPKG_STATUS, debian_packages(fs))
+    } else {
+        ("apk", apk::INSTALLED, apk::packages(fs))
+    };
     let fates = fates(&installed, &kept);
-    let status = fs
+    let rewritten = fs
         .index
-        .get(DPKG_STATUS)
-        .map(|_| rewritten_status(&installed, &fates));
-    let mut summary = PackageSummary::new(fates);
+        .get(path)
+        .map(|_| (path.to_string(), rewritten_status(&installed, &fates)));
+    let mut summary = PackageSummary::new(database, fates);
     (summary.os_id, summary.distro) = os_release(fs);
     summary.language = language_packages(&fs.index, fs, &kept);
-    (summary, status)
+    (summary, rewritten)
 }
 
 /// The whole inventory of an image as it is (every package kept whole), for `minify xray
@@ -440,6 +550,10 @@ mod tests {
             b"/.\n/lib\n/lib/libc.so.6\n/lib/ld.so\n/usr/share/doc/libc6/gone\n",
         );
         image.file(
+            "/usr/share/doc/libc6/copyright",
+            b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: LGPL-2.1+\n\nFiles: debian/*\nLicense: GPL-2+\n",
+        );
+        image.file(
             "/var/lib/dpkg/info/apt.list",
             b"/usr\n/usr/bin\n/usr/bin/apt\n",
         );
@@ -460,6 +574,12 @@ mod tests {
             ]
         );
         assert_eq!(packages[1].files, [("/usr/bin/apt".to_string(), 300)]);
+        // Licenses from the machine-readable copyright file; apt has none in this image.
+        assert_eq!(
+            packages[0].license.as_ref().unwrap().expression,
+            "LGPL-2.1-or-later AND GPL-2.0-or-later"
+        );
+        assert!(packages[1].license.is_none());
         assert!(packages[2].files.is_empty());
     }
 
@@ -486,7 +606,7 @@ mod tests {
             "{status}"
         );
         assert!(!status.contains("Package: apt"), "{status}");
-        let summary = PackageSummary::new(fates);
+        let summary = PackageSummary::new("dpkg", fates);
         assert_eq!(
             (summary.total, summary.whole, summary.partly, summary.gone),
             (3, 1, 1, 1)
@@ -553,8 +673,11 @@ mod tests {
                 ("pypi", "Flask", "3.0.3", Kept::Partly, 1, 3),
             ]
         );
-        assert_eq!(found[2].license.as_deref(), Some("BSD-3-Clause"));
-        assert_eq!(found[1].license.as_deref(), Some("MIT"));
+        assert_eq!(
+            found[2].license.as_ref().unwrap().expression,
+            "BSD-3-Clause"
+        );
+        assert_eq!(found[1].license.as_ref().unwrap().expression, "MIT");
     }
 
     #[test]
@@ -563,7 +686,7 @@ mod tests {
         image.file("/bin/app", b"x");
         let packages = debian_packages(&image);
         assert!(packages.is_empty());
-        assert!(PackageSummary::new(fates(&packages, |_| true))
+        assert!(PackageSummary::new("dpkg", fates(&packages, |_| true))
             .line()
             .is_none());
     }
