@@ -214,16 +214,66 @@ async fn build_acquired<D: DockerApi>(
     // build never leaves an image behind either.
     discard_if_interrupted(docker, options, &loaded).await?;
 
-    let verification = if options.verify {
-        phase("verifying slim image");
-        let verified = verify_slim(docker, options, &run, &mut progress).await;
-        if matches!(verified, Err(Error::Interrupted)) {
-            discard_if_interrupted(docker, options, &loaded).await?;
+    // The SBOM (which reads every kept file for its checksums) is written while the slim
+    // image is verified: it needs the kept set and the loaded image's id, not the verdict.
+    let sbom_started = Instant::now();
+    let (verification, sbom) = std::thread::scope(|scope| {
+        let sbom = options.sbom_path.as_ref().map(|path| {
+            let (id, summary, fs) = (&loaded.result.id, &packages.summary, &fs);
+            scope.spawn(move || {
+                // The kept files are read from the source image: the slim one holds the same
+                // bytes.
+                crate::sbom::write(options.sbom_format, path, &options.tag, id, summary, fs)
+                    .map(|()| sbom_started.elapsed())
+            })
+        });
+        let verification = if options.verify {
+            phase("verifying slim image");
+            Some(tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(verify_slim(
+                    docker,
+                    options,
+                    &run,
+                    &mut progress,
+                ))
+            }))
+        } else {
+            None
+        };
+        let sbom = sbom.map(|writer| {
+            writer.join().unwrap_or_else(|_| {
+                Err(Error::File {
+                    path: options.sbom_path.clone().unwrap_or_default(),
+                    message: "the SBOM writer panicked (a bug in minify)".into(),
+                })
+            })
+        });
+        (verification, sbom)
+    });
+    // A build that fails from here leaves no SBOM of an image it did not make.
+    let remove_sbom = || {
+        if let Some(path) = &options.sbom_path {
+            let _ = std::fs::remove_file(path);
         }
-        Some(verified?)
-    } else {
-        None
     };
+    let verification = match verification {
+        Some(Err(e)) => {
+            remove_sbom();
+            if matches!(e, Error::Interrupted) {
+                discard_if_interrupted(docker, options, &loaded).await?;
+            }
+            return Err(e);
+        }
+        Some(Ok(v)) => Some(v),
+        None => None,
+    };
+    if let Some(written) = sbom {
+        let took = written.inspect_err(|_| remove_sbom())?;
+        progress.timings.phases.push((
+            "sbom (while verifying)".to_string(),
+            took.as_millis() as u64,
+        ));
+    }
     progress.timings.total_ms = started.elapsed().as_millis() as u64;
 
     let report = assemble_report(
@@ -240,19 +290,10 @@ async fn build_acquired<D: DockerApi>(
         verification,
         progress,
     );
-    discard_if_interrupted(docker, options, &loaded).await?;
+    discard_if_interrupted(docker, options, &loaded)
+        .await
+        .inspect_err(|_| remove_sbom())?;
     report.write_json(&options.report_path)?;
-    if let Some(path) = &options.sbom_path {
-        // The kept files are read from the source image: the slim one holds the same bytes.
-        crate::sbom::write(
-            options.sbom_format,
-            path,
-            &options.tag,
-            &report.result.id,
-            &report.packages,
-            &fs,
-        )?;
-    }
     if let Some(verification) = report.verification.as_ref().filter(|v| !v.passed()) {
         return Err(Error::VerifyFailed {
             image: options.tag.clone(),
