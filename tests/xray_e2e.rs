@@ -346,6 +346,58 @@ fn html_page_renders_in_headless_chromium() {
         .take(3)
         .collect();
     assert_eq!(cells, expected, "treemap top entries");
+
+    // The attack surface table: a row per kind with the count xray found, and what xray found
+    // is what the image holds (its setuid/setgid files as `find` sees them inside).
+    let surface = &x["attack_surface"];
+    for kind in [
+        "shells",
+        "package_managers",
+        "setuid_setgid",
+        "world_writable_dirs",
+    ] {
+        let row = dom
+            .split(&format!("data-kind=\"{kind}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {kind} row: {dom}"));
+        let count = row
+            .split("class=\"count\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        assert_eq!(
+            count,
+            surface[kind].as_array().unwrap().len().to_string(),
+            "{kind}"
+        );
+    }
+    assert!(!surface["shells"].as_array().unwrap().is_empty());
+    let found: std::collections::BTreeSet<String> = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "find",
+        image,
+        "/",
+        "-xdev",
+        "-type",
+        "f",
+        "-perm",
+        "/6000",
+    ])
+    .lines()
+    .map(String::from)
+    .collect();
+    let listed: std::collections::BTreeSet<String> = surface["setuid_setgid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert!(!found.is_empty());
+    assert_eq!(listed, found);
 }
 
 fn make_archive(dir: &Path, layer_setup: impl Fn(&Path) -> Vec<String>) -> std::path::PathBuf {

@@ -38,6 +38,8 @@ pub struct RawEntry {
     pub link: Option<Box<str>>,
     /// Content fingerprint, when the hash policy asked for one (duplicate detection).
     pub hash: Option<u64>,
+    /// Carries file capabilities (a `security.capability` xattr in its PAX header).
+    pub capability: bool,
 }
 
 impl RawEntry {
@@ -152,6 +154,15 @@ pub fn scan_layer(
                 .map(|l| String::from_utf8_lossy(&l).into_owned().into_boxed_str()),
             _ => None,
         };
+        let capability = entry
+            .pax_extensions()
+            .ok()
+            .flatten()
+            .is_some_and(|mut pax| {
+                pax.any(|ext| {
+                    ext.is_ok_and(|ext| ext.key_bytes() == b"SCHILY.xattr.security.capability")
+                })
+            });
         let hash = match policy {
             HashPolicy::AtLeast(min) if kind == Kind::File && size >= min => Some(
                 hash_exact(&mut entry, size)
@@ -169,6 +180,7 @@ pub fn scan_layer(
             gid,
             link,
             hash,
+            capability,
         });
     }
     check_hardlinks(&scan, layer, warnings);
