@@ -71,13 +71,40 @@ pub fn surface(index: &FsIndex, kept: impl Fn(&str) -> bool) -> Surface {
 }
 
 fn classify(entry: &Entry, s: &mut Surface) {
-    let path = entry.path.clone();
-    let runnable = matches!(
-        entry.kind,
-        EntryKind::File | EntryKind::Symlink { .. } | EntryKind::Hardlink { .. }
+    add(
+        s,
+        &Item {
+            path: &entry.path,
+            runnable: matches!(
+                entry.kind,
+                EntryKind::File | EntryKind::Symlink { .. } | EntryKind::Hardlink { .. }
+            ),
+            regular: matches!(entry.kind, EntryKind::File | EntryKind::Hardlink { .. }),
+            dir: entry.kind == EntryKind::Dir,
+            mode: entry.mode,
+            capability: entry.xattrs.iter().any(|(k, _)| k == "security.capability"),
+        },
     );
-    if runnable {
-        if let Some(name) = in_bin_dir(&entry.path) {
+}
+
+/// One filesystem entry as the surface sees it (an image index entry, an xray layer entry).
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    pub path: &'a str,
+    /// A file, symlink or hard link (something `exec` can start).
+    pub runnable: bool,
+    /// A file or hard link (what mode bits and capabilities are about).
+    pub regular: bool,
+    pub dir: bool,
+    pub mode: u32,
+    pub capability: bool,
+}
+
+/// Adds `item` to the surface `s` where it belongs (paths keep the order they come in).
+pub fn add(s: &mut Surface, item: &Item) {
+    let path = item.path.to_string();
+    if item.runnable {
+        if let Some(name) = in_bin_dir(item.path) {
             if SHELLS.contains(&name) {
                 s.shells.push(path.clone());
             } else if PACKAGE_MANAGERS.contains(&name) {
@@ -91,15 +118,15 @@ fn classify(entry: &Entry, s: &mut Surface) {
             }
         }
     }
-    if matches!(entry.kind, EntryKind::File | EntryKind::Hardlink { .. }) {
-        if entry.mode & 0o6000 != 0 {
+    if item.regular {
+        if item.mode & 0o6000 != 0 {
             s.setuid_setgid.push(path.clone());
         }
-        if entry.xattrs.iter().any(|(k, _)| k == "security.capability") {
+        if item.capability {
             s.capabilities.push(path.clone());
         }
     }
-    if entry.kind == EntryKind::Dir && entry.mode & 0o002 != 0 {
+    if item.dir && item.mode & 0o002 != 0 {
         s.world_writable_dirs.push(path);
     }
 }

@@ -346,6 +346,58 @@ fn html_page_renders_in_headless_chromium() {
         .take(3)
         .collect();
     assert_eq!(cells, expected, "treemap top entries");
+
+    // The attack surface table: a row per kind with the count xray found, and what xray found
+    // is what the image holds (its setuid/setgid files as `find` sees them inside).
+    let surface = &x["attack_surface"];
+    for kind in [
+        "shells",
+        "package_managers",
+        "setuid_setgid",
+        "world_writable_dirs",
+    ] {
+        let row = dom
+            .split(&format!("data-kind=\"{kind}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {kind} row: {dom}"));
+        let count = row
+            .split("class=\"count\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        assert_eq!(
+            count,
+            surface[kind].as_array().unwrap().len().to_string(),
+            "{kind}"
+        );
+    }
+    assert!(!surface["shells"].as_array().unwrap().is_empty());
+    let found: std::collections::BTreeSet<String> = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "find",
+        image,
+        "/",
+        "-xdev",
+        "-type",
+        "f",
+        "-perm",
+        "/6000",
+    ])
+    .lines()
+    .map(String::from)
+    .collect();
+    let listed: std::collections::BTreeSet<String> = surface["setuid_setgid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert!(!found.is_empty());
+    assert_eq!(listed, found);
 }
 
 fn make_archive(dir: &Path, layer_setup: impl Fn(&Path) -> Vec<String>) -> std::path::PathBuf {
@@ -539,4 +591,298 @@ fn xray_sbom_lists_what_dpkg_and_pip_see_inside_the_image() {
         })
         .collect();
     assert_eq!(names("pkg:pypi/", Some("/app/venv/")), pip);
+
+    // Licenses as each distribution's METADATA declares them: a License-Expression verbatim,
+    // classifiers or a License field as some license, nothing as nothing.
+    let declared = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/app/venv/bin/python",
+        image,
+        "-c",
+        "import importlib.metadata as m\n\
+         for d in m.distributions():\n\
+         \x20md = d.metadata\n\
+         \x20some = bool(md.get('License') or [c for c in md.get_all('Classifier') or [] if c.startswith('License ::')])\n\
+         \x20print(md['Name'], md.get('License-Expression') or '-', some)",
+    ]);
+    let license_of = |name: &str| -> Option<Value> {
+        bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                c["name"] == name
+                    && c["properties"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["value"].as_str().unwrap().starts_with("/app/venv/"))
+            })
+            .map(|c| c["licenses"].clone())
+    };
+    let mut checked = 0;
+    for line in declared.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let licenses = license_of(fields[0]).expect(fields[0]);
+        match (fields[1], fields[2]) {
+            ("-", "False") => assert!(licenses.is_null(), "{line}: {licenses}"),
+            ("-", _) => assert!(licenses.is_array(), "{line}: {licenses}"),
+            (expression, _) => {
+                let as_id = &licenses[0]["license"]["id"];
+                let as_expression = &licenses[0]["expression"];
+                assert!(
+                    as_id == expression || as_expression == expression,
+                    "{line}: {licenses}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 3,
+        "Flask, Werkzeug, click declare License-Expression: {declared}"
+    );
+}
+
+/// The sinatra fixture's Ruby gems (Debian's ruby-* packages and Ruby's default and bundled
+/// gems) are what `gem list` says, with the licenses their gemspecs declare; the Debian
+/// packages with a machine-readable copyright file carry its licenses; both SBOM formats are
+/// valid, and every LicenseRef the SPDX document uses is defined in it.
+#[test]
+fn xray_sbom_lists_gems_and_licenses_as_ruby_and_debian_declare_them() {
+    let image = "minify-fixture/sinatra:1";
+    if !require_fixture(image) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sbom = |format: &str| -> Value {
+        let path = dir.path().join(format!("{format}.json"));
+        let out = Command::new(env!("CARGO_BIN_EXE_minify"))
+            .args(["xray", image, "--json", "--sbom"])
+            .arg(&path)
+            .args(["--sbom-format", format])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bom: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let errors = sbom_errors(&bom);
+        assert!(errors.is_empty(), "{format}: {errors:#?}");
+        bom
+    };
+    let cyclonedx = sbom("cyclonedx");
+    let components = cyclonedx["components"].as_array().unwrap();
+
+    // What Ruby itself sees: every spec with its licenses.
+    let specs = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "ruby",
+        image,
+        "-e",
+        "Gem::Specification.each { |s| puts [s.name, s.version, s.licenses.join(',')].join(' ') }",
+    ]);
+    let ruby: std::collections::BTreeSet<String> = specs
+        .lines()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    let gems: std::collections::BTreeSet<String> = components
+        .iter()
+        .filter(|c| c["purl"].as_str().unwrap().starts_with("pkg:gem/"))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["name"].as_str().unwrap(),
+                c["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(gems.contains("sinatra 3.0.5"), "{gems:?}");
+    assert_eq!(gems, ruby);
+    let mut checked = 0;
+    for line in specs.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (name, version, declared) = (fields[0], fields[1], fields.get(2).unwrap_or(&""));
+        let component = components
+            .iter()
+            .find(|c| c["purl"] == format!("pkg:gem/{name}@{version}"))
+            .unwrap();
+        let names: Vec<&str> = declared.split(',').filter(|n| !n.is_empty()).collect();
+        // Gemspecs mostly name SPDX ids already: then the SBOM says exactly that choice.
+        let spdx_ids = ["MIT", "Ruby", "BSD-2-Clause", "Apache-2.0", "BSD-3-Clause"];
+        if !names.is_empty() && names.iter().all(|n| spdx_ids.contains(n)) {
+            let licenses = &component["licenses"][0];
+            let said = licenses["license"]["id"]
+                .as_str()
+                .or(licenses["expression"].as_str())
+                .unwrap_or_default();
+            assert_eq!(said, names.join(" OR "), "{line}");
+            checked += 1;
+        } else if names.is_empty() {
+            assert!(component["licenses"].is_null(), "{line}");
+        }
+    }
+    assert!(checked > 20, "{specs}");
+
+    // Debian: a license exactly for the packages whose copyright file is machine-readable.
+    let dep5: std::collections::BTreeSet<String> = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "for p in $(dpkg-query -W -f '${Package}\\n'); do \
+           f=/usr/share/doc/$p/copyright; head -1 $f 2>/dev/null | grep -q '^Format:' && echo $p; \
+         done; true",
+    ])
+    .lines()
+    .map(String::from)
+    .collect();
+    let licensed: std::collections::BTreeSet<String> = components
+        .iter()
+        .filter(|c| c["purl"].as_str().unwrap().starts_with("pkg:deb/") && c["licenses"].is_array())
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(dep5.len() > 50, "{dep5:?}");
+    assert_eq!(licensed, dep5);
+    let sinatra = components
+        .iter()
+        .find(|c| c["name"] == "ruby-sinatra")
+        .unwrap();
+    // Its copyright file says `Expat`, which is SPDX's MIT.
+    assert_eq!(sinatra["licenses"][0]["license"]["id"], "MIT");
+
+    let spdx = sbom("spdx");
+    let packages = spdx["packages"].as_array().unwrap();
+    let spdx_gems: std::collections::BTreeSet<String> = packages
+        .iter()
+        .filter(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("pkg:gem/"))
+        })
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap(),
+                p["versionInfo"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(spdx_gems, ruby);
+    let defined: std::collections::BTreeSet<&str> = spdx["hasExtractedLicensingInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["licenseId"].as_str().unwrap())
+        .collect();
+    for package in packages {
+        let declared = package["licenseDeclared"].as_str().unwrap();
+        for word in declared.split([' ', '(', ')']) {
+            if word.starts_with("LicenseRef-") {
+                assert!(
+                    defined.contains(word),
+                    "{word} of {} undefined",
+                    package["name"]
+                );
+            }
+        }
+    }
+    let ruby_sinatra = packages
+        .iter()
+        .find(|p| p["name"] == "ruby-sinatra")
+        .unwrap();
+    assert_eq!(ruby_sinatra["licenseDeclared"], "MIT");
+    assert_eq!(ruby_sinatra["filesAnalyzed"], true);
+}
+
+/// The Go build-info reader on a real Go binary (built here with the host's Go toolchain): the
+/// main module, a dependency (a local replacement keeps its required version) and the Go
+/// version, as `go version -m` prints them.
+#[test]
+fn go_build_info_of_a_real_binary_matches_go_version_m() {
+    let go = Command::new("go").arg("version").output();
+    if !require(
+        "the Go toolchain (golang-go, integration/setup.sh)",
+        match &go {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    let dep = dir.path().join("dep");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::create_dir_all(&dep).unwrap();
+    std::fs::write(dep.join("go.mod"), "module example.com/dep\n\ngo 1.18\n").unwrap();
+    std::fs::write(
+        dep.join("dep.go"),
+        "package dep\n\nfunc Name() string { return \"dep\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("go.mod"),
+        "module example.com/app\n\ngo 1.18\n\nrequire example.com/dep v1.2.3\n\nreplace example.com/dep => ../dep\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("main.go"),
+        "package main\n\nimport \"example.com/dep\"\n\nfunc main() { println(dep.Name()) }\n",
+    )
+    .unwrap();
+    let binary = dir.path().join("app-bin");
+    let build = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .current_dir(&app)
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", dir.path().join("cache"))
+        .env("GOPATH", dir.path().join("gopath"))
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let info =
+        minify::packages::golang::build_info(&std::fs::read(&binary).unwrap()).expect("build info");
+    let printed = Command::new("go")
+        .args(["version", "-m"])
+        .arg(&binary)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&printed.stdout).to_string();
+    // `BINARY: go1.19.8` then tab-indented `path`, `mod`, `dep`, `=>`, `build` lines.
+    assert!(
+        printed.contains(&format!(": {}\n", info.go_version)),
+        "{printed}"
+    );
+    let main = info.main.expect("main module");
+    assert!(
+        printed.contains(&format!("\tmod\t{}\t{}", main.path, main.version)),
+        "{printed}"
+    );
+    assert_eq!(main.path, "example.com/app");
+    let deps: Vec<(&str, &str)> = info
+        .deps
+        .iter()
+        .map(|m| (m.path.as_str(), m.version.as_str()))
+        .collect();
+    assert_eq!(deps, [("example.com/dep", "v1.2.3")]);
+    assert!(
+        printed.contains("\tdep\texample.com/dep\tv1.2.3"),
+        "{printed}"
+    );
 }

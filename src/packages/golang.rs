@@ -140,7 +140,7 @@ pub fn build_info(bytes: &[u8]) -> Option<BuildInfo> {
 }
 
 /// The `mod` and `dep` lines of module info, a `=>` replacement applied to the line before it
-/// when it names a module version (a local directory replacement keeps the required version).
+/// when it names another module (a local directory replacement keeps the required version).
 fn modules(modinfo: &str) -> (Option<Module>, Vec<Module>) {
     let mut main = None;
     let mut deps: Vec<Module> = Vec::new();
@@ -153,7 +153,12 @@ fn modules(modinfo: &str) -> (Option<Module>, Vec<Module>) {
         match fields[0] {
             "mod" => main = Some(module()),
             "dep" => deps.push(module()),
-            "=>" if fields.get(2).is_some_and(|v| !v.is_empty()) => {
+            // A directory replacement (`=> ../dep (devel)`) is no module version: the
+            // required one is what the binary is known by.
+            "=>" if !fields.get(1).is_some_and(|p| {
+                p.starts_with("./") || p.starts_with("../") || p.starts_with('/')
+            }) =>
+            {
                 if let Some(last) = deps.last_mut() {
                     *last = module();
                 }
@@ -194,7 +199,7 @@ mod tests {
             "{sentinel}path\texample.com/app\nmod\texample.com/app\t(devel)\t\n\
              dep\tgolang.org/x/text\tv0.3.7\th1:abc=\n\
              dep\texample.com/old\tv1.0.0\th1:x=\n=>\texample.com/new\tv1.1.0\th1:y=\n\
-             dep\texample.com/local\tv1.2.3\n=>\t./local\t\t\nbuild\t-compiler=gc\n{sentinel}"
+             dep\texample.com/local\tv1.2.3\n=>\t../local\t(devel)\t\nbuild\t-compiler=gc\n{sentinel}"
         );
         let parsed = build_info(&blob("go1.19.8", &info)).unwrap();
         assert_eq!(parsed.go_version, "go1.19.8");

@@ -361,6 +361,7 @@ mod tests {
                 gid: 0,
                 link: None,
                 hash: None,
+                capability: false,
             })
             .collect();
         let content_bytes = entries.iter().map(|e| e.size).sum();

@@ -216,5 +216,7 @@ mod tests {
         );
         assert!(!page.contains("http://") && !page.contains("https://"));
         assert!(page.contains("\"removed\"") || page.contains("/usr/share"));
+        // The attack surface table, which the script fills from the report's before/after.
+        assert!(page.contains("id=\"surface\"") && page.contains("r.attack_surface"));
     }
 }

@@ -145,6 +145,9 @@ pub struct Xray {
     pub secrets: Vec<SecretFinding>,
     pub runtime_extras: Vec<Category>,
     pub setuid_setgid: Vec<SpecialFile>,
+    /// Shells, package managers, interpreters, network tools, SSH, setuid/setgid files, files
+    /// with capabilities, world-writable dirs of the final filesystem.
+    pub attack_surface: crate::surface::Surface,
     pub config: config::ConfigSummary,
     pub dockerfile: String,
     pub treemap: TreeNode,
@@ -319,8 +322,20 @@ pub fn analyze(name: &str, raw: RawImage, started: std::time::Instant) -> Xray {
     type CategoryTally<'a> = (usize, u64, Vec<(&'a str, u64)>);
     let mut cats: Vec<CategoryTally> = vec![(0, 0, Vec::new()); findings::CATEGORIES.len()];
     let mut special = Vec::new();
+    let mut attack_surface = crate::surface::Surface::default();
     for (path, loc) in &fs {
         let e = entry(loc);
+        crate::surface::add(
+            &mut attack_surface,
+            &crate::surface::Item {
+                path,
+                runnable: matches!(e.kind, Kind::File | Kind::Symlink | Kind::Hardlink),
+                regular: matches!(e.kind, Kind::File | Kind::Hardlink),
+                dir: e.kind == Kind::Dir,
+                mode: e.mode,
+                capability: e.capability,
+            },
+        );
         if e.kind == Kind::Dir {
             final_dirs += 1;
             dir_sizes.entry(path).or_insert(0);
@@ -430,6 +445,7 @@ pub fn analyze(name: &str, raw: RawImage, started: std::time::Instant) -> Xray {
         secrets,
         runtime_extras,
         setuid_setgid: special,
+        attack_surface,
         dockerfile: config::dockerfile(&steps),
         config: summary,
         treemap,

@@ -42,6 +42,8 @@ pub struct RawEntry {
     pub link: Option<Box<str>>,
     /// Content fingerprint, when the hash policy asked for one (duplicate detection).
     pub hash: Option<u64>,
+    /// Carries file capabilities (a `security.capability` xattr in its PAX header).
+    pub capability: bool,
 }
 
 impl RawEntry {
@@ -141,6 +143,11 @@ pub fn scan_layer(
             // dive counts every `.wh.` name as a whiteout, aufs bookkeeping included.
             MemberKind::Whiteout { .. } | MemberKind::AufsMeta => (Kind::Whiteout, None),
         };
+        // Files with capabilities are part of the attack surface.
+        let capability = member
+            .xattrs
+            .iter()
+            .any(|(name, _)| name == "security.capability");
         let (path, size, mode, uid, gid) = (
             member.path,
             member.header_size,
@@ -165,6 +172,7 @@ pub fn scan_layer(
             gid,
             link,
             hash,
+            capability,
         });
     }
     check_hardlinks(&scan, layer, warnings);
