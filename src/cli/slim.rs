@@ -1257,8 +1257,12 @@ mod tests {
         let err = rewrite_args(argv(&["minify", "build", "x", "--pull"])).unwrap_err();
         assert!(err.to_string().contains("docker pull"), "{err}");
         let err =
-            rewrite_args(argv(&["minify", "build", "--compose-file=c.yml", "x"])).unwrap_err();
-        assert!(err.to_string().contains("--network"), "{err}");
+            rewrite_args(argv(&["minify", "build", "--prestart-compose-svc=s", "x"])).unwrap_err();
+        assert!(
+            err.to_string().contains("service_completed_successfully"),
+            "{err}"
+        );
+        assert!(rewrite_args(argv(&["minify", "build", "--compose-file=c.yml", "x"])).is_ok());
         let err = rewrite_args(argv(&["minify", "--log", "f", "build", "x"])).unwrap_err();
         assert!(err.to_string().contains("stderr"), "{err}");
         assert!(rewrite_args(argv(&["minify", "--log-format", "json", "build"])).is_err());

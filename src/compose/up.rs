@@ -154,9 +154,8 @@ async fn wait_for<D: DockerApi>(
                 started.elapsed().as_secs_f64()
             ));
         }
-        if !state.running
-            && !(condition == Condition::CompletedSuccessfully && state.exit_code == 0)
-        {
+        // A run to exit 0 was done above: any other exit fails the condition.
+        if !state.running {
             return Err(failed(format!(
                 "exited with code {} before {}.\nLast log lines:\n{}",
                 if state.oom_killed {
@@ -214,4 +213,124 @@ pub async fn down<D: DockerApi>(docker: &D, plan: &Plan) -> Vec<Error> {
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::plan::{plan, PlanOptions};
+    use crate::docker::fake::FakeDocker;
+    use crate::docker::ImageSummary;
+
+    const FILE: &str = "services:\n  app:\n    image: app:1\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: db:1\n    healthcheck: {test: ok}\n    networks: [default, back]\n    volumes: [data:/data, ext:/ext]\nvolumes:\n  data:\n  ext: {external: true}\nnetworks:\n  back:\n";
+
+    fn setup() -> (FakeDocker, Plan) {
+        let docker = FakeDocker::default();
+        for image in ["app:1", "db:1"] {
+            docker.add_image(
+                ImageSummary {
+                    id: format!("sha256:{image}"),
+                    repo_tags: vec![image.into()],
+                    ..ImageSummary::default()
+                },
+                Vec::new(),
+            );
+        }
+        let dir = std::path::PathBuf::from("/p");
+        let project =
+            super::super::parse::parse(FILE, &dir.join("c.yaml"), dir, &Default::default())
+                .unwrap();
+        let options = PlanOptions {
+            target: Some("app".into()),
+            run_name: "minify-compose-1-x".into(),
+            wait_timeout: Duration::from_secs(2),
+            ..PlanOptions::default()
+        };
+        (docker, plan(&project, &options).unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn up_labels_what_it_creates_and_down_removes_only_that() {
+        let (docker, plan) = setup();
+        // A volume of the user's with the external one's name: used, never removed.
+        docker
+            .volumes
+            .lock()
+            .unwrap()
+            .insert("ext".into(), Default::default());
+        let log = up(&docker, &plan, &|_| {}).await.unwrap();
+        assert!(
+            log.iter().any(|l| l.starts_with("db: service_healthy")),
+            "{log:?}"
+        );
+        assert_eq!(
+            docker.networks_of("minify-compose-1-x-db"),
+            ["minify-compose-1-x_default", "minify-compose-1-x_back"],
+            "created on default, back joined before the start"
+        );
+        let networks = docker.networks.lock().unwrap().clone();
+        assert_eq!(
+            networks["minify-compose-1-x_default"][PROJECT_LABEL],
+            "minify-compose-1-x"
+        );
+        assert!(networks["minify-compose-1-x_back"].contains_key(OWNER_PROCESS_LABEL));
+        assert!(!docker.log().iter().any(|c| c == "create_volume ext"));
+        assert!(down(&docker, &plan).await.is_empty());
+        assert!(docker.container_names().is_empty());
+        assert!(docker.networks.lock().unwrap().is_empty());
+        let volumes: Vec<String> = docker.volumes.lock().unwrap().keys().cloned().collect();
+        assert_eq!(volumes, ["ext"]);
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_dependency_fails_up_and_down_still_cleans_up() {
+        let (mut docker, plan) = setup();
+        docker.unhealthy_images.insert("db:1".into());
+        let err = up(&docker, &plan, &|_| {}).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Dependency { service, .. } if service == "db"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("unhealthy"), "{err}");
+        assert!(down(&docker, &plan).await.is_empty());
+        assert!(docker.container_names().is_empty());
+        assert!(docker.networks.lock().unwrap().is_empty());
+        assert!(docker.volumes.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_dependency_image_fails_before_anything_is_created() {
+        let (docker, mut plan) = setup();
+        plan.services[0].image = "nope:1".into();
+        let err = up(&docker, &plan, &|_| {}).await.unwrap_err();
+        assert!(err.to_string().contains("compose service db"), "{err}");
+        assert!(!docker.log().iter().any(|c| c.starts_with("create_")));
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_compose_resources_of_gone_runs_only() {
+        let docker = FakeDocker::default();
+        let mut gone = resource_labels("minify-compose-9-old");
+        gone.insert(OWNER_PROCESS_LABEL.into(), "no-such-boot:4999999:1".into());
+        docker
+            .networks
+            .lock()
+            .unwrap()
+            .insert("old_default".into(), gone.clone());
+        docker
+            .volumes
+            .lock()
+            .unwrap()
+            .insert("old_data".into(), gone);
+        docker
+            .volumes
+            .lock()
+            .unwrap()
+            .insert("live_data".into(), resource_labels("minify-compose-live"));
+        let swept = run::sweep_orphans(&docker).await.unwrap();
+        assert_eq!(swept.networks, ["old_default"]);
+        assert_eq!(swept.volumes, ["old_data"]);
+        let left: Vec<String> = docker.volumes.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, ["live_data"]);
+    }
 }

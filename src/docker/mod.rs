@@ -222,6 +222,12 @@ pub trait DockerApi {
     ) -> Result<Vec<LabelledResource>>;
 }
 
+/// A listed network's or volume's name and labels, as bollard gives them.
+type NamedLabels = (
+    Option<String>,
+    Option<std::collections::HashMap<String, String>>,
+);
+
 /// [`DockerApi`] over bollard.
 #[derive(Clone)]
 pub struct Bollard {
@@ -820,10 +826,7 @@ impl DockerApi for Bollard {
             "label".to_string(),
             vec![key.to_string()],
         )]));
-        let found: Vec<(
-            Option<String>,
-            Option<std::collections::HashMap<String, String>>,
-        )> = match kind {
+        let found: Vec<NamedLabels> = match kind {
             ResourceKind::Network => self
                 .docker
                 .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
