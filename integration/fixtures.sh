@@ -222,14 +222,23 @@ build_express() {
     SECONDS_TAKEN[$name]=$((SECONDS - t0))   # with the install
 }
 
+# The compose app is FROM the python fixture: its hash includes that image's id, so a rebuilt
+# python fixture rebuilds it.
+build_compose_app() {
+    local h
+    h="$( (context_hash "$FIX/compose"; docker image inspect -f '{{.Id}}' minify-fixture/python:1) | sha256sum | cut -c1-16)"
+    docker_build minify-fixture/compose-app:1 "$FIX/compose" "" "$h"
+}
+
 wanted() { [[ -z "$ONLY" || "$ONLY" == *",$1,"* ]]; }
 
 build_base
 IMAGES=(minify-fixture/base:bookworm)
-for f in nginx python apispec static redis cgi flask flaskpkg express php sinatra; do
+for f in nginx python apispec static redis cgi flask flaskpkg express php sinatra compose-app; do
     wanted "$f" || continue
     case $f in
         static) build_static ;;
+        compose-app) build_compose_app ;;
         flask | flaskpkg) build_pip_fixture "$f" ;;
         express) build_express ;;
         *) docker_build "minify-fixture/$f:1" "$FIX/$f" ;;

@@ -67,6 +67,16 @@ pub enum Error {
     #[error("the in-container sensor failed: {message}")]
     InContainerSensor { message: String },
 
+    /// A compose file minify cannot read or run (bad YAML, an unknown service, a key that
+    /// changes the run and is not supported, a variable that must be set).
+    #[error("compose file {file}: {message}")]
+    Compose { file: PathBuf, message: String },
+
+    /// A compose service started as a dependency did not come up as its `depends_on`
+    /// condition asks (exited, unhealthy, no healthcheck, timed out).
+    #[error("compose service {service} (a dependency) {message}")]
+    Dependency { service: String, message: String },
+
     #[error("verification failed: the slim image {image} answered differently from the original:\n{differences}")]
     VerifyFailed { image: String, differences: String },
 

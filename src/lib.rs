@@ -4,13 +4,14 @@
 //! [`acquire`] the source image (there, pulled or built) → [`image`] source → [`run`] the
 //! container → [`sense`] its file accesses → [`probe`] it → [`closure`] of what it needs → [`image`] sink → [`report`], with [`verify`] replaying the
 //! probes against the slim image and [`seccomp`] turning the syscalls seen into a profile.
-//! [`pipeline`] strings them together. Beside it: [`xray`] analyses an image layer by layer and
+//! [`pipeline`] strings them together; [`compose`] starts a compose target's dependencies. Beside it: [`xray`] analyses an image layer by layer and
 //! [`lint`] audits Dockerfiles. `main.rs` and [`cli`] only parse flags and print; [`docker`] is
 //! the one narrow trait over the Docker API and [`sys`] holds the raw kernel interfaces.
 
 pub mod acquire;
 pub mod cli;
 pub mod closure;
+pub mod compose;
 pub mod docker;
 pub mod error;
 pub mod image;

@@ -69,6 +69,9 @@ pub struct BuildOptions {
     pub acquire: crate::acquire::Acquire,
     /// Modes and owners to set on paths of the slim image (docker-slim's `--path-perms`).
     pub path_perms: Vec<crate::image::perms::PathPerms>,
+    /// Compose services to start before the traced run and to keep running through the
+    /// verification (`--compose-file`); `run` already puts the target on their networks.
+    pub compose: Option<crate::compose::plan::Plan>,
 }
 
 /// How long a container with nothing to probe runs when `--continue-after` is not given.
@@ -102,7 +105,9 @@ struct Loaded {
 /// Runs the whole build and returns the report (also written to `options.report_path`).
 /// `sensors` starts the sensor (the kernel's in production, a fake in tests); `phase` is told
 /// the name of each phase as it starts (for progress display). Each phase is a function below,
-/// in the order they run.
+/// in the order they run. With compose dependencies they start first and are taken down on
+/// every path out, after the target's containers are gone (a cleanup failure is kept next to
+/// the build's error).
 pub async fn build<D: DockerApi>(
     docker: &D,
     sensors: &dyn SensorFactory,
@@ -142,8 +147,50 @@ fn note_acquired(acquired: &crate::acquire::Acquired, progress: &mut Progress) {
     progress.notes.insert("source_image".to_string(), note);
 }
 
-/// [`build`] once the source image is in the daemon.
+/// [`build`] once the source image is in the daemon. With compose dependencies they start
+/// first and are taken down on every path out, after the target's containers are gone (a
+/// cleanup failure is kept next to the build's error).
 async fn build_acquired<D: DockerApi>(
+    docker: &D,
+    sensors: &dyn SensorFactory,
+    options: &BuildOptions,
+    phase: &dyn Fn(&str),
+    started: Instant,
+    mut progress: Progress,
+) -> Result<Report> {
+    let Some(plan) = &options.compose else {
+        return build_image(docker, sensors, options, phase, started, progress).await;
+    };
+    run::check_interrupted()?;
+    // Leftovers of killed runs first: their networks could hold this run's names otherwise.
+    sweep_leftovers(docker, &mut progress).await;
+    phase("starting compose dependencies");
+    let up_started = Instant::now();
+    let up = run::interruptible(crate::compose::up::up(docker, plan, phase)).await;
+    progress.timings.record("compose up", up_started);
+    let built = match up {
+        Ok(log) => {
+            for line in &log {
+                eprintln!("minify: compose: {line}");
+            }
+            progress.notes.insert(
+                "compose".to_string(),
+                format!("{}: {}", plan.file.display(), log.join("; ")),
+            );
+            progress
+                .warnings
+                .extend(plan.warnings.iter().map(|w| format!("compose: {w}")));
+            build_image(docker, sensors, options, phase, started, progress).await
+        }
+        Err(e) => Err(e),
+    };
+    phase("stopping compose dependencies");
+    let cleanup = crate::compose::up::down(docker, plan).await;
+    Error::after_cleanup(built, cleanup)
+}
+
+/// [`build`] of the image, with whatever runs beside it already up.
+async fn build_image<D: DockerApi>(
     docker: &D,
     sensors: &dyn SensorFactory,
     options: &BuildOptions,
@@ -163,7 +210,9 @@ async fn build_acquired<D: DockerApi>(
     // The image is read while the container runs: both take seconds and neither needs the other.
     let reading = start_reading(docker, options, &source, work_dir.path());
 
-    sweep_leftovers(docker, &mut progress).await;
+    if options.compose.is_none() {
+        sweep_leftovers(docker, &mut progress).await;
+    }
     let run = traced_run(docker, sensors, options, &source, &mut progress, phase).await;
     if run.is_err() {
         reading.abort();
@@ -345,9 +394,8 @@ fn start_reading<D: DockerApi>(
 async fn sweep_leftovers<D: DockerApi>(docker: &D, progress: &mut Progress) {
     match run::sweep_orphans(docker).await {
         Ok(removed) if !removed.is_empty() => progress.warnings.push(format!(
-            "removed {} container(s) left by minify runs that are gone: {}",
-            removed.len(),
-            removed.join(", ")
+            "removed what minify runs that are gone left behind: {}",
+            removed.describe()
         )),
         Ok(_) => {}
         Err(e) => progress
@@ -1123,6 +1171,7 @@ mod tests {
             extra_tags: Vec::new(),
             acquire: Default::default(),
             path_perms: Vec::new(),
+            compose: None,
         }
     }
 

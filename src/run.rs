@@ -23,6 +23,67 @@ pub fn unique_run_name(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos:08x}", std::process::id())
 }
 
+/// Splits a command line like a POSIX shell: quotes, backslash escapes; no expansion (how
+/// docker-slim reads `--cmd` and compose a string `command`).
+pub fn shell_words(text: &str) -> std::result::Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("unterminated double quote".into()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated double quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(c) = chars.next() {
+                    word.push(c);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
 /// The spec for running `image` under the run name `run_name`, publishing its TCP ports.
 pub fn container_spec(run_name: &str, image: &str, exposed_ports: &[String]) -> ContainerSpec {
     container_spec_with(run_name, image, exposed_ports, &RunOptions::default())
@@ -56,6 +117,12 @@ pub struct RunOptions {
     pub sysctls: BTreeMap<String, String>,
     /// Labels on the container (docker-slim's runtime `--label`); minify's own stay.
     pub labels: BTreeMap<String, String>,
+    /// DNS aliases on [`RunOptions::network`] (a compose service's name).
+    pub network_aliases: Vec<String>,
+    /// More networks to join (name, aliases): a compose service on several networks.
+    pub more_networks: Vec<(String, Vec<String>)>,
+    /// Replaces the image's HEALTHCHECK (a compose service's `healthcheck`).
+    pub healthcheck: Option<crate::docker::HealthcheckSpec>,
 }
 
 impl RunOptions {
@@ -122,12 +189,15 @@ pub fn container_spec_with(
         port_bindings,
         shm_size: options.shm_size,
         sysctls: options.sysctls.clone(),
+        network_aliases: options.network_aliases.clone(),
+        more_networks: options.more_networks.clone(),
+        healthcheck: options.healthcheck.clone(),
         ..ContainerSpec::default()
     }
 }
 
-/// Creates the container, extracts `uploads` (directory, tar) into it, and starts it; removes it
-/// again if anything fails.
+/// Creates the container, extracts `uploads` (directory, tar) into it, joins its further
+/// networks, and starts it; removes it again if anything fails.
 pub async fn create_and_start<D: DockerApi>(
     docker: &D,
     spec: &ContainerSpec,
@@ -140,6 +210,12 @@ pub async fn create_and_start<D: DockerApi>(
         if started.is_err() {
             break;
         }
+    }
+    for (network, aliases) in &spec.more_networks {
+        if started.is_err() {
+            break;
+        }
+        started = docker.connect_network(network, &id, aliases).await;
     }
     if started.is_ok() {
         started = docker.start_container(&id).await;
@@ -260,18 +336,69 @@ pub async fn remove_run<D: DockerApi>(docker: &D, run_name: &str) -> Result<()> 
     first_error.map_or(Ok(()), Err)
 }
 
-/// Removes the containers of minify processes that are gone (see [`owner_alive`]); never those
-/// of a live run. Returns the names removed.
-pub async fn sweep_orphans<D: DockerApi>(docker: &D) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
+/// Label on every network and volume minify creates for a compose project (value: the
+/// project), beside [`OWNER_LABEL`] and [`OWNER_PROCESS_LABEL`]: what carries it is minify's
+/// to remove. A volume Docker creates for a `--mount` carries only the other two, so that it is
+/// never removed (it is the user's data).
+pub const PROJECT_LABEL: &str = "dev.minify.project";
+
+/// What a sweep removed, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+impl Swept {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+    }
+
+    /// `2 container(s): a, b; 1 network(s): n` (the kinds with something in them).
+    pub fn describe(&self) -> String {
+        [
+            ("container", &self.containers),
+            ("network", &self.networks),
+            ("volume", &self.volumes),
+        ]
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(noun, names)| format!("{} {noun}(s): {}", names.len(), names.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+    }
+}
+
+/// Removes the containers of minify processes that are gone (see [`owner_alive`]), then the
+/// networks and volumes they created for compose projects ([`PROJECT_LABEL`]); never those of
+/// a live run. Containers go first: a network with a container on it cannot be removed.
+pub async fn sweep_orphans<D: DockerApi>(docker: &D) -> Result<Swept> {
+    let mut swept = Swept::default();
     for container in docker.list_labelled(OWNER_PROCESS_LABEL).await? {
         if owner_alive(&container.label_value) {
             continue;
         }
         docker.remove_container(&container.id).await?;
-        removed.push(container.name);
+        swept.containers.push(container.name);
     }
-    Ok(removed)
+    for kind in [
+        crate::docker::ResourceKind::Network,
+        crate::docker::ResourceKind::Volume,
+    ] {
+        for resource in docker.list_labelled_resources(kind, PROJECT_LABEL).await? {
+            let owner = resource.labels.get(OWNER_PROCESS_LABEL);
+            if owner.is_none_or(|owner| owner_alive(owner)) {
+                continue;
+            }
+            docker.remove_resource(kind, &resource.name).await?;
+            match kind {
+                crate::docker::ResourceKind::Network => swept.networks.push(resource.name),
+                crate::docker::ResourceKind::Volume => swept.volumes.push(resource.name),
+            }
+        }
+    }
+    Ok(swept)
 }
 
 /// How long an interrupted run waits for Docker calls that create something to finish, so that
@@ -460,7 +587,7 @@ mod tests {
             format!("another-boot:{}:1", std::process::id()),
         );
         docker.create_container(&rebooted).await.unwrap();
-        let mut removed = sweep_orphans(&docker).await.unwrap();
+        let mut removed = sweep_orphans(&docker).await.unwrap().containers;
         removed.sort();
         assert_eq!(removed, vec!["minify-gone", "minify-rebooted"]);
         assert_eq!(docker.container_names(), vec!["minify-live"]);

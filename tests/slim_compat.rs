@@ -486,8 +486,22 @@ fn refused_docker_slim_flags_fail_before_any_work_and_name_the_closest_feature()
             "no --dockerfile",
         ),
         (
-            vec!["build", "app:1", "--compose-file", "c.yml"],
-            "--network",
+            vec!["build", "app:1", "--container-probe-compose-svc", "probe"],
+            "--host-exec",
+        ),
+        (
+            vec![
+                "build",
+                "--compose-file",
+                "missing.yml",
+                "--target-compose-svc",
+                "app",
+            ],
+            "compose file missing.yml: cannot read it",
+        ),
+        (
+            vec!["build", "app:1", "--target-compose-svc", "app"],
+            "--target-compose-svc needs --compose-file FILE",
         ),
         (
             vec!["build", "app:1", "--http-probe-proxy-port", "8080"],

@@ -39,13 +39,15 @@ pub mod exit {
 /// The exit code for an error, per [`exit`].
 pub fn exit_code(error: &Error) -> i32 {
     match error.primary() {
-        Error::Usage(_) | Error::ApiSpec(_) => exit::USAGE,
+        Error::Usage(_) | Error::ApiSpec(_) | Error::Compose { .. } => exit::USAGE,
         Error::DaemonUnreachable { .. }
         | Error::ImageNotFound { .. }
         | Error::Pull { .. }
         | Error::FatBuild { .. }
         | Error::Docker { .. } => exit::IMAGE_OR_DAEMON,
-        Error::ContainerExited { .. } | Error::Probe { .. } => exit::PROBE_FAILED,
+        Error::ContainerExited { .. } | Error::Probe { .. } | Error::Dependency { .. } => {
+            exit::PROBE_FAILED
+        }
         Error::VerifyFailed { .. } => exit::VERIFY_FAILED,
         Error::Interrupted => exit::INTERRUPTED,
         _ => exit::FAILURE,
@@ -88,7 +90,8 @@ pub enum Command {
     #[command(subcommand)]
     Probes(ProbesCommand),
     /// Remove what minify runs that are gone (killed, crashed, rebooted) left behind: their
-    /// containers and cgroups. Never touches a live run's objects.
+    /// containers, the networks and volumes of their compose dependencies, and cgroups. Never
+    /// touches a live run's objects.
     Gc,
 }
 
@@ -324,8 +327,23 @@ impl BuildArgs {
             validate_reference(tag)?;
         }
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        let (image, acquire) = self.slim.source(self.image.as_deref(), &self.tag, &cwd)?;
-        let slim = self.slim.validate(&cwd)?;
+        let mut slim = self.slim.validate(&cwd)?;
+        // With --target-compose-svc the service's image is the source unless one is named, and
+        // one that is named must be it.
+        let service_image = slim.compose.as_ref().and_then(|c| c.target.image.clone());
+        let named = self.image.as_ref().or(self.slim.target.as_ref());
+        if let (Some(service), Some(named)) = (&service_image, named) {
+            if service != named {
+                return Err(Error::Usage(format!(
+                    "two images given: {named} and the image of --target-compose-svc, {service}"
+                )));
+            }
+        }
+        let positional = self.image.clone().or(match self.slim.target {
+            None => service_image,
+            Some(_) => None,
+        });
+        let (image, acquire) = self.slim.source(positional.as_deref(), &self.tag, &cwd)?;
         if self.slim.include_workdir && self.app_closure == crate::closure::lang::AppClosure::Off {
             return Err(Error::Usage(
                 "--include-workdir keeps the WORKDIR tree through the app closure: drop \
@@ -422,7 +440,16 @@ impl BuildArgs {
         let tag = tags.remove(0);
         tags.retain(|t| t != &tag);
         tags.dedup();
+        let ready_timeout =
+            Duration::from_secs(slim.ready_timeout_s.unwrap_or(self.probe.ready_timeout));
+        let compose = slim.compose.take().map(|setup| {
+            let mut plan = setup.plan;
+            // Each depends_on condition may take as long as the target's ports.
+            plan.wait_timeout = ready_timeout;
+            plan
+        });
         Ok(BuildOptions {
+            compose,
             sensor: self.sensor,
             seccomp_path,
             tag,
@@ -433,9 +460,7 @@ impl BuildArgs {
                 .continue_after
                 .clone()
                 .or_else(|| probes.as_ref().and_then(|p| p.continue_after.clone())),
-            ready_timeout: Duration::from_secs(
-                slim.ready_timeout_s.unwrap_or(self.probe.ready_timeout),
-            ),
+            ready_timeout,
             stop_timeout_secs: self.probe.stop_timeout as i64,
             crawl,
             slim_probes: (!slim.probes.is_default()).then(|| slim.probes.clone()),
@@ -534,7 +559,7 @@ pub fn validate_reference(reference: &str) -> Result<()> {
 }
 
 /// Splits `repo[:tag]`, aware of registry ports (`host:5000/app`) and digests (`app@sha256:…`).
-fn split_reference(reference: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_reference(reference: &str) -> (&str, Option<&str>) {
     let reference = reference.split('@').next().unwrap_or(reference);
     match reference.rfind(':') {
         Some(colon) if !reference[colon..].contains('/') => {
@@ -558,12 +583,19 @@ pub fn default_slim_tag(image: &str) -> String {
 
 /// `minify verify ORIGINAL SLIM`: probes the original, replays the same requests on the slim
 /// image, prints the differences; [`Error::VerifyFailed`] if there are any.
-/// `minify gc`: sweeps the containers and cgroups of minify processes that are gone.
+/// `minify gc`: sweeps the containers, compose networks and volumes, and cgroups of minify
+/// processes that are gone.
 pub async fn run_gc() -> Result<i32> {
     let docker = crate::docker::Bollard::connect().await?;
-    let containers = crate::run::sweep_orphans(&docker).await?;
-    for name in &containers {
+    let swept = crate::run::sweep_orphans(&docker).await?;
+    for name in &swept.containers {
         eprintln!("removed container {name}");
+    }
+    for name in &swept.networks {
+        eprintln!("removed network {name}");
+    }
+    for name in &swept.volumes {
+        eprintln!("removed volume {name}");
     }
     // Cgroups exist only with a local daemon and root; elsewhere there is nothing to sweep.
     let cgroups = if crate::docker::endpoint_is_local(crate::docker::DockerApi::endpoint(&docker))
@@ -577,8 +609,10 @@ pub async fn run_gc() -> Result<i32> {
         eprintln!("removed cgroup {}", path.display());
     }
     eprintln!(
-        "gc: removed {} container(s) and {} cgroup dir(s) of minify runs that are gone",
-        containers.len(),
+        "gc: removed {} container(s), {} network(s), {} volume(s) and {} cgroup dir(s) of minify runs that are gone",
+        swept.containers.len(),
+        swept.networks.len(),
+        swept.volumes.len(),
         cgroups.len()
     );
     Ok(exit::OK)
@@ -589,8 +623,11 @@ pub async fn run_verify(args: &VerifyArgs) -> Result<i32> {
     let run_options = args.run.options()?;
     let docker = crate::docker::Bollard::connect().await?;
     if let Ok(removed) = crate::run::sweep_orphans(&docker).await {
-        for name in removed {
-            eprintln!("minify: removed container {name} left by a minify run that is gone");
+        if !removed.is_empty() {
+            eprintln!(
+                "minify: removed what minify runs that are gone left behind: {}",
+                removed.describe()
+            );
         }
     }
     let (original, verification) = crate::verify::verify_images(

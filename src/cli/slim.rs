@@ -22,6 +22,7 @@ const RUNNING: &str = "How the target runs (docker-slim)";
 const RESULT: &str = "The result image (docker-slim)";
 const KEEP: &str = "What to keep (docker-slim)";
 const SOURCE: &str = "Pulling or building the target (docker-slim)";
+const COMPOSE: &str = "Services that need others: compose (docker-slim)";
 
 /// docker-slim's `build` flags, flattened into `minify build`.
 #[derive(Debug, Args, Default)]
@@ -157,6 +158,8 @@ pub struct SlimArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub compose: ComposeArgs,
     /// docker-slim runs the target as the image's USER (minify always does); `=false` is refused.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", help_heading = RUNNING)]
@@ -252,6 +255,198 @@ pub struct SlimArgs {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", help_heading = KEEP)]
     pub keep_perms: Option<bool>,
+}
+
+/// docker-slim's compose flags: start the services the target needs, then trace the target.
+#[derive(Debug, Args, Default)]
+pub struct ComposeArgs {
+    /// A compose file whose services are started (through the Docker API, labelled as
+    /// minify's) before the target runs, and removed afterwards.
+    #[arg(long, value_name = "FILE", help_heading = COMPOSE)]
+    pub compose_file: Vec<PathBuf>,
+    /// The service to minify: its image, run with its settings on the project's networks
+    /// (reachable there by its name).
+    #[arg(long, value_name = "NAME", help_heading = COMPOSE)]
+    pub target_compose_svc: Option<String>,
+    /// Another image for the target service: `TAG` or `IMAGE:TAG`.
+    #[arg(long, value_name = "TAG|IMAGE:TAG", help_heading = COMPOSE)]
+    pub target_compose_svc_image: Option<String>,
+    /// Do not bind the target's `ports:` to the host ports the file names (they are still
+    /// published on random loopback ports and probed).
+    #[arg(long, help_heading = COMPOSE)]
+    pub target_compose_svc_no_ports: bool,
+    /// Start only this service as a dependency (repeatable), with what it depends on.
+    #[arg(long, value_name = "NAME", help_heading = COMPOSE)]
+    pub dep_include_compose_svc: Vec<String>,
+    /// Do not start this service (repeatable).
+    #[arg(long, value_name = "NAME", help_heading = COMPOSE)]
+    pub dep_exclude_compose_svc: Vec<String>,
+    /// Start what this service depends on (transitively), not the service itself.
+    #[arg(long, value_name = "NAME", help_heading = COMPOSE)]
+    pub dep_include_compose_svc_deps: Option<String>,
+    /// Start what the target service depends on (transitively) instead of every service.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", help_heading = COMPOSE)]
+    pub dep_include_target_compose_svc_deps: Option<bool>,
+    /// Start no dependency at all.
+    #[arg(long, help_heading = COMPOSE)]
+    pub dep_exclude_compose_svc_all: bool,
+    /// Seconds to wait before starting each dependency.
+    #[arg(long, value_name = "SECONDS", help_heading = COMPOSE)]
+    pub compose_svc_start_wait: Option<u64>,
+    /// The compose network the target joins (repeatable) [default: its service's networks].
+    #[arg(long, value_name = "NAME", help_heading = COMPOSE)]
+    pub compose_net: Vec<String>,
+    /// Interpolate `${VAR}` from the env file only, not from the host environment.
+    #[arg(long, help_heading = COMPOSE)]
+    pub compose_env_nohost: bool,
+    /// Variables for `${VAR}` in the compose file [default: the project dir's .env]; the host
+    /// environment overrides them.
+    #[arg(long, value_name = "FILE", help_heading = COMPOSE)]
+    pub compose_env_file: Option<PathBuf>,
+    /// The project dir (relative bind mounts, env_file, .env) [default: the file's directory].
+    #[arg(long, value_name = "DIR", help_heading = COMPOSE)]
+    pub compose_workdir: Option<PathBuf>,
+    /// The project name: volumes are named NAME_VOLUME as compose names them (an existing
+    /// one is used and never removed) [default: a unique name, fresh volumes].
+    #[arg(long, value_name = "NAME", help_heading = COMPOSE)]
+    pub compose_project_name: Option<String>,
+}
+
+/// What the compose flags give a build.
+#[derive(Debug, Clone)]
+pub struct ComposeSetup {
+    pub plan: crate::compose::plan::Plan,
+    pub target: crate::compose::plan::TargetRun,
+}
+
+impl ComposeArgs {
+    fn any_set(&self) -> Option<&'static str> {
+        [
+            (self.target_compose_svc.is_some(), "--target-compose-svc"),
+            (
+                self.target_compose_svc_image.is_some(),
+                "--target-compose-svc-image",
+            ),
+            (
+                self.target_compose_svc_no_ports,
+                "--target-compose-svc-no-ports",
+            ),
+            (
+                !self.dep_include_compose_svc.is_empty(),
+                "--dep-include-compose-svc",
+            ),
+            (
+                !self.dep_exclude_compose_svc.is_empty(),
+                "--dep-exclude-compose-svc",
+            ),
+            (
+                self.dep_include_compose_svc_deps.is_some(),
+                "--dep-include-compose-svc-deps",
+            ),
+            (
+                self.dep_include_target_compose_svc_deps.is_some(),
+                "--dep-include-target-compose-svc-deps",
+            ),
+            (
+                self.dep_exclude_compose_svc_all,
+                "--dep-exclude-compose-svc-all",
+            ),
+            (
+                self.compose_svc_start_wait.is_some(),
+                "--compose-svc-start-wait",
+            ),
+            (!self.compose_net.is_empty(), "--compose-net"),
+            (self.compose_env_nohost, "--compose-env-nohost"),
+            (self.compose_env_file.is_some(), "--compose-env-file"),
+            (self.compose_workdir.is_some(), "--compose-workdir"),
+            (
+                self.compose_project_name.is_some(),
+                "--compose-project-name",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag))
+    }
+
+    /// Reads the compose file and plans the dependencies; `None` without `--compose-file`.
+    pub fn setup(&self) -> Result<Option<ComposeSetup>> {
+        let file = match self.compose_file.as_slice() {
+            [] => {
+                if let Some(flag) = self.any_set() {
+                    return Err(usage(format!("{flag} needs --compose-file FILE")));
+                }
+                return Ok(None);
+            }
+            [file] => file.clone(),
+            [..] => {
+                return Err(usage(
+                    "--compose-file given more than once: minify reads one compose file (merge                      the overrides into it, e.g. with `docker compose config`)",
+                ))
+            }
+        };
+        if self.target_compose_svc_image.is_some() && self.target_compose_svc.is_none() {
+            return Err(usage(
+                "--target-compose-svc-image replaces the image of --target-compose-svc; name the service",
+            ));
+        }
+        let target_deps = self.dep_include_target_compose_svc_deps.unwrap_or(false);
+        if target_deps && self.target_compose_svc.is_none() {
+            return Err(usage(
+                "--dep-include-target-compose-svc-deps needs --target-compose-svc",
+            ));
+        }
+        if target_deps && self.dep_include_compose_svc_deps.is_some() {
+            return Err(usage(
+                "--dep-include-target-compose-svc-deps and --dep-include-compose-svc-deps both                  name the service whose dependencies start: give one",
+            ));
+        }
+        let host_env = if self.compose_env_nohost {
+            Default::default()
+        } else {
+            std::env::vars().collect()
+        };
+        let project = crate::compose::load(&crate::compose::LoadOptions {
+            file,
+            env_file: self.compose_env_file.clone(),
+            host_env,
+            workdir: self.compose_workdir.clone(),
+        })?;
+        let options = crate::compose::plan::PlanOptions {
+            target: self.target_compose_svc.clone(),
+            selection: crate::compose::Selection {
+                include: self.dep_include_compose_svc.clone(),
+                exclude: self.dep_exclude_compose_svc.clone(),
+                deps_of: if target_deps {
+                    self.target_compose_svc.clone()
+                } else {
+                    self.dep_include_compose_svc_deps.clone()
+                },
+                none: self.dep_exclude_compose_svc_all,
+            },
+            run_name: crate::run::unique_run_name("minify-compose"),
+            project_name: self.compose_project_name.clone(),
+            no_ports: self.target_compose_svc_no_ports,
+            target_networks: self.compose_net.clone(),
+            start_wait: std::time::Duration::from_secs(self.compose_svc_start_wait.unwrap_or(0)),
+            wait_timeout: std::time::Duration::from_secs(60),
+        };
+        let (plan, mut target) = crate::compose::plan::plan(&project, &options)?;
+        if let (Some(image), Some(replacement)) = (&target.image, &self.target_compose_svc_image) {
+            target.image = Some(replace_image(image, replacement));
+        }
+        Ok(Some(ComposeSetup { plan, target }))
+    }
+}
+
+/// docker-slim's `--target-compose-svc-image`: `IMAGE:TAG` replaces the image, a bare `TAG` only
+/// its tag.
+fn replace_image(image: &str, replacement: &str) -> String {
+    if replacement.contains(':') || replacement.contains('/') {
+        return replacement.to_string();
+    }
+    let (repo, _) = crate::cli::split_reference(image);
+    format!("{repo}:{replacement}")
 }
 
 /// How the target runs (docker-slim's run flags): for `minify build` and `minify verify`.
@@ -426,6 +621,9 @@ pub struct SlimOptions {
     pub include_node_packages: Vec<String>,
     /// `--path-perms` and `--path-perms-file`.
     pub path_perms: Vec<PathPerms>,
+    /// `--compose-file`: the dependencies to start and the target's image (`run` already has
+    /// the target service's settings under the flags).
+    pub compose: Option<ComposeSetup>,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -678,6 +876,16 @@ impl SlimArgs {
         }
 
         out.run = self.run.options()?;
+        out.compose = self.compose.setup()?;
+        if let Some(compose) = &out.compose {
+            if out.run.network.is_some() {
+                return Err(usage(
+                    "--network with --compose-file: the target joins the compose project's \
+                     networks; choose among them with --compose-net",
+                ));
+            }
+            out.run = crate::compose::plan::overlay(compose.target.run.clone(), &out.run);
+        }
 
         // The result's config: the runtime options --image-overrides persists, then --new-*,
         // then --remove-* (docker-slim's order).
@@ -809,65 +1017,7 @@ pub fn parse_exec(flag: &str, value: &str) -> Result<Vec<String>> {
     shell_words(value).map_err(|e| usage(format!("{flag} {value:?}: {e}")))
 }
 
-/// Splits like a POSIX shell: quotes, backslash escapes; no expansion.
-pub fn shell_words(text: &str) -> std::result::Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("unterminated double quote".into()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if let Some(c) = chars.next() {
-                    word.push(c);
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
-}
+pub use crate::run::shell_words;
 
 /// A `KEY=value` with a non-empty key and value (docker-slim skips the others; minify says so).
 fn check_env(flag: &str, kv: &str) -> Result<String> {
@@ -1072,25 +1222,10 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("http-probe-proxy-port", "minify probes the published port directly; there is no probe proxy"),
     ("http-crawl-concurrency", "minify crawls one page at a time (what the sensor sees stays ordered); bound it with --http-crawl-max-page-count"),
     ("http-max-concurrent-crawlers", "minify crawls one page at a time; bound it with --http-crawl-max-page-count"),
-    ("compose-file", "compose targets are not supported yet (issue 13 part 3); start the dependencies yourself and join their network with --network"),
-    ("target-compose-svc", "compose targets are not supported yet; start the dependencies yourself and use --network/--link"),
-    ("target-compose-svc-image", "compose targets are not supported yet"),
-    ("compose-svc-start-wait", "compose targets are not supported yet"),
-    ("target-compose-svc-no-ports", "compose targets are not supported yet"),
-    ("dep-exclude-compose-svc-all", "compose targets are not supported yet"),
-    ("dep-include-compose-svc", "compose targets are not supported yet"),
-    ("dep-exclude-compose-svc", "compose targets are not supported yet"),
-    ("dep-include-compose-svc-deps", "compose targets are not supported yet"),
-    ("dep-include-target-compose-svc-deps", "compose targets are not supported yet"),
-    ("compose-net", "compose targets are not supported yet; use --network"),
-    ("compose-env-nohost", "compose targets are not supported yet"),
-    ("compose-env-file", "compose targets are not supported yet; --env-file sets the target's environment"),
-    ("compose-workdir", "compose targets are not supported yet"),
-    ("compose-project-name", "compose targets are not supported yet"),
-    ("prestart-compose-svc", "compose targets are not supported yet"),
-    ("poststart-compose-svc", "compose targets are not supported yet"),
-    ("prestart-compose-wait-exit", "compose targets are not supported yet"),
-    ("container-probe-compose-svc", "compose targets are not supported yet; use --host-exec for a probe from outside"),
+    ("prestart-compose-svc", "not supported (a placeholder in docker-slim too); make the service a depends_on of the target with condition: service_completed_successfully"),
+    ("poststart-compose-svc", "not supported (a placeholder in docker-slim too); probe the target with --exec or --host-exec"),
+    ("prestart-compose-wait-exit", "not supported; depends_on with condition: service_completed_successfully waits for a service to exit 0"),
+    ("container-probe-compose-svc", "not supported; probe the target from outside with --host-exec (dependencies run on the compose network, the target's ports are published)"),
     ("target-kube-workload", "Kubernetes targets are not supported: minify runs the image through Docker"),
     ("target-kube-workload-namespace", "Kubernetes targets are not supported"),
     ("target-kube-workload-container", "Kubernetes targets are not supported"),
@@ -1385,8 +1520,12 @@ mod tests {
         let err = rewrite_args(argv(&["minify", "build", "x", "--show-clogs"])).unwrap_err();
         assert!(err.to_string().contains("last log lines"), "{err}");
         let err =
-            rewrite_args(argv(&["minify", "build", "--compose-file=c.yml", "x"])).unwrap_err();
-        assert!(err.to_string().contains("--network"), "{err}");
+            rewrite_args(argv(&["minify", "build", "--prestart-compose-svc=s", "x"])).unwrap_err();
+        assert!(
+            err.to_string().contains("service_completed_successfully"),
+            "{err}"
+        );
+        assert!(rewrite_args(argv(&["minify", "build", "--compose-file=c.yml", "x"])).is_ok());
         let err = rewrite_args(argv(&["minify", "--log", "f", "build", "x"])).unwrap_err();
         assert!(err.to_string().contains("stderr"), "{err}");
         assert!(rewrite_args(argv(&["minify", "--log-format", "json", "build"])).is_err());

@@ -2,7 +2,8 @@
 //! keeps containers and images in memory, can make any call fail, can report a container that
 //! exits on start, can serve an image's `docker save` bytes and load an archive, and can make
 //! `create_container` take time (to test what happens when a run is interrupted while a create
-//! is in flight).
+//! is in flight). Networks and volumes are kept too, and containers with a healthcheck report
+//! `healthy` once started unless their image is scripted as unhealthy.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,6 +15,7 @@ use futures_util::stream::BoxStream;
 
 use crate::docker::{
     auth, ContainerSpec, ContainerState, DockerApi, ImageBuild, ImageSummary, Labelled,
+    LabelledResource, NetworkSpec, ResourceKind, VolumeSpec,
 };
 use crate::{Error, Result};
 
@@ -23,6 +25,11 @@ pub struct FakeContainer {
     pub labels: BTreeMap<String, String>,
     pub running: bool,
     pub exit_code: i64,
+    pub image: String,
+    /// Whether it was created with a healthcheck.
+    pub healthcheck: bool,
+    /// Networks it is on: the create's, then those joined.
+    pub networks: Vec<String>,
 }
 
 /// An image a fake registry serves: its summary, its `docker save` bytes and, when the
@@ -52,6 +59,14 @@ pub struct FakeDocker {
     pub buildable: Mutex<Option<(ImageSummary, Vec<u8>)>>,
     /// Every build `build_image` was asked for, with the paths in its context tar.
     pub builds: Mutex<Vec<(ImageBuild, Vec<String>)>>,
+    /// Containers of these images exit at once with this code when started.
+    pub exit_images: BTreeMap<String, i64>,
+    /// Containers of these images report `unhealthy` instead of `healthy`.
+    pub unhealthy_images: BTreeSet<String>,
+    /// Networks by name, with their labels.
+    pub networks: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Volumes by name, with their labels.
+    pub volumes: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl FakeDocker {
@@ -91,6 +106,17 @@ impl FakeDocker {
             .values()
             .find(|(s, _)| s.id == image || s.repo_tags.iter().any(|t| t == image))
             .cloned()
+    }
+
+    /// The networks a container (by name) is on.
+    pub fn networks_of(&self, name: &str) -> Vec<String> {
+        self.containers
+            .lock()
+            .unwrap()
+            .values()
+            .find(|c| c.name == name)
+            .map(|c| c.networks.clone())
+            .unwrap_or_default()
     }
 
     /// Every call made so far.
@@ -278,6 +304,9 @@ impl DockerApi for FakeDocker {
             labels: spec.labels.clone(),
             running: false,
             exit_code: 0,
+            image: spec.image.clone(),
+            healthcheck: spec.healthcheck.is_some(),
+            networks: spec.network.iter().cloned().collect(),
         };
         let containers = self.containers.clone();
         let delay = self.create_delay;
@@ -294,9 +323,11 @@ impl DockerApi for FakeDocker {
     async fn start_container(&self, id: &str) -> Result<()> {
         self.call("start_container", id)?;
         let found = self.find(id);
-        let exit = self.exit_on_start;
         match found.and_then(|id| {
             self.containers.lock().unwrap().get_mut(&id).map(|c| {
+                let exit = self
+                    .exit_on_start
+                    .or_else(|| self.exit_images.get(&c.image).copied());
                 c.running = exit.is_none();
                 c.exit_code = exit.unwrap_or(0);
             })
@@ -311,19 +342,23 @@ impl DockerApi for FakeDocker {
 
     async fn inspect_container(&self, id: &str) -> Result<ContainerState> {
         self.call("inspect_container", id)?;
-        let (running, exit_code) = self
+        let found = self
             .find(id)
-            .and_then(|id| {
-                self.containers
-                    .lock()
-                    .unwrap()
-                    .get(&id)
-                    .map(|c| (c.running, c.exit_code))
-            })
-            .unwrap_or((false, 0));
+            .and_then(|id| self.containers.lock().unwrap().get(&id).cloned());
+        let Some(c) = found else {
+            return Ok(ContainerState::default());
+        };
+        let health = (c.healthcheck && c.running).then(|| {
+            if self.unhealthy_images.contains(&c.image) {
+                "unhealthy".to_string()
+            } else {
+                "healthy".to_string()
+            }
+        });
         Ok(ContainerState {
-            running,
-            exit_code,
+            running: c.running,
+            exit_code: c.exit_code,
+            health,
             ..ContainerState::default()
         })
     }
@@ -379,6 +414,96 @@ impl DockerApi for FakeDocker {
                     label_value: c.labels.get(key)?.clone(),
                 })
             })
+            .collect())
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<()> {
+        self.call("create_network", &spec.name)?;
+        let mut networks = self.networks.lock().unwrap();
+        if networks.contains_key(&spec.name) {
+            return Err(Error::Docker {
+                call: "create_network",
+                message: format!("network {} exists", spec.name),
+            });
+        }
+        networks.insert(spec.name.clone(), spec.labels.clone());
+        Ok(())
+    }
+
+    async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        self.call(
+            "connect_network",
+            &format!("{network} {container} {}", aliases.join(",")),
+        )?;
+        if !self.networks.lock().unwrap().contains_key(network) {
+            return Err(Error::Docker {
+                call: "connect_network",
+                message: format!("no network {network}"),
+            });
+        }
+        if let Some(id) = self.find(container) {
+            if let Some(c) = self.containers.lock().unwrap().get_mut(&id) {
+                c.networks.push(network.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<()> {
+        self.call("create_volume", &spec.name)?;
+        self.volumes
+            .lock()
+            .unwrap()
+            .entry(spec.name.clone())
+            .or_insert_with(|| spec.labels.clone());
+        Ok(())
+    }
+
+    async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<()> {
+        match kind {
+            ResourceKind::Network => {
+                self.call("remove_network", name)?;
+                let attached = self
+                    .containers
+                    .lock()
+                    .unwrap()
+                    .values()
+                    .any(|c| c.networks.iter().any(|n| n == name));
+                if attached {
+                    return Err(Error::Docker {
+                        call: "remove_network",
+                        message: format!("network {name} has active endpoints"),
+                    });
+                }
+                self.networks.lock().unwrap().remove(name);
+            }
+            ResourceKind::Volume => {
+                self.call("remove_volume", name)?;
+                self.volumes.lock().unwrap().remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_labelled_resources(
+        &self,
+        kind: ResourceKind,
+        key: &str,
+    ) -> Result<Vec<LabelledResource>> {
+        self.call("list_labelled_resources", &format!("{} {key}", kind.noun()))?;
+        let store = match kind {
+            ResourceKind::Network => self.networks.lock().unwrap().clone(),
+            ResourceKind::Volume => self.volumes.lock().unwrap().clone(),
+        };
+        Ok(store
+            .into_iter()
+            .filter(|(_, labels)| labels.contains_key(key))
+            .map(|(name, labels)| LabelledResource { name, labels })
             .collect())
     }
 }

@@ -71,6 +71,68 @@ pub struct ContainerSpec {
     pub shm_size: Option<i64>,
     /// Namespaced kernel parameters.
     pub sysctls: BTreeMap<String, String>,
+    /// DNS aliases on [`ContainerSpec::network`] (a compose service's name).
+    pub network_aliases: Vec<String>,
+    /// More networks (name, aliases) the container joins after it is created, before it
+    /// starts: API 1.41 takes only one network in the create request.
+    pub more_networks: Vec<(String, Vec<String>)>,
+    /// Replaces the image's HEALTHCHECK (a compose service's `healthcheck`).
+    pub healthcheck: Option<HealthcheckSpec>,
+}
+
+/// A container healthcheck as the Docker API takes it (durations in nanoseconds; 0 = the
+/// daemon's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthcheckSpec {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]` (disabled).
+    pub test: Vec<String>,
+    pub interval_ns: i64,
+    pub timeout_ns: i64,
+    pub start_period_ns: i64,
+    pub retries: i64,
+}
+
+/// A network minify creates (for a compose project), labelled as minify's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSpec {
+    pub name: String,
+    /// `bridge` when `None`.
+    pub driver: Option<String>,
+    /// No route out of the network (compose's `internal: true`).
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A named volume minify creates (for a compose project), labelled as minify's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeSpec {
+    pub name: String,
+    /// `local` when `None`.
+    pub driver: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The kinds of daemon objects besides containers that minify creates and must remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Network,
+    Volume,
+}
+
+impl ResourceKind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            ResourceKind::Network => "network",
+            ResourceKind::Volume => "volume",
+        }
+    }
+}
+
+/// A network or volume found by label: its name and all its labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledResource {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A bind mount (`source` is an absolute host path) or a named volume.
@@ -100,6 +162,8 @@ pub struct ContainerState {
     pub pid: u32,
     /// The container's STOPSIGNAL (`SIGTERM` when the image sets none).
     pub stop_signal: Option<String>,
+    /// Its healthcheck's status (`starting`, `healthy`, `unhealthy`); `None` without one.
+    pub health: Option<String>,
 }
 
 /// How the daemon builds an image (`docker build`) from a context tar streamed to it.
@@ -173,7 +237,32 @@ pub trait DockerApi {
     async fn exec(&self, id: &str, command: &[String]) -> Result<(i64, String)>;
     /// Every container (running or not) that carries label `key`, with the label's value.
     async fn list_labelled(&self, key: &str) -> Result<Vec<Labelled>>;
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<()>;
+    /// Joins a created container to one more network, with DNS aliases there.
+    async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<()>;
+    /// Creates the volume, or returns the one of that name that exists (as the daemon does:
+    /// its labels are then not changed).
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<()>;
+    /// Removes a network or volume; an absent one is not an error.
+    async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<()>;
+    /// Every network or volume that carries label `key`, with all its labels.
+    async fn list_labelled_resources(
+        &self,
+        kind: ResourceKind,
+        key: &str,
+    ) -> Result<Vec<LabelledResource>>;
 }
+
+/// A listed network's or volume's name and labels, as bollard gives them.
+type NamedLabels = (
+    Option<String>,
+    Option<std::collections::HashMap<String, String>>,
+);
 
 /// [`DockerApi`] over bollard.
 #[derive(Clone)]
@@ -360,7 +449,34 @@ pub fn create_body(spec: &ContainerSpec, bind_ip: &str) -> bollard::models::Cont
         })
         .collect();
     let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    // The aliases go with the network the container is created on; further networks are
+    // joined with their own aliases before the start (`DockerApi::connect_network`).
+    let networking_config = match (&spec.network, spec.network_aliases.is_empty()) {
+        (Some(network), false) => Some(bollard::models::NetworkingConfig {
+            endpoints_config: Some(std::collections::HashMap::from([(
+                network.clone(),
+                bollard::models::EndpointSettings {
+                    aliases: Some(spec.network_aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        _ => None,
+    };
+    let healthcheck = spec
+        .healthcheck
+        .as_ref()
+        .map(|h| bollard::models::HealthConfig {
+            test: Some(h.test.clone()),
+            interval: Some(h.interval_ns),
+            timeout: Some(h.timeout_ns),
+            retries: Some(h.retries),
+            start_period: Some(h.start_period_ns),
+            ..Default::default()
+        });
     ContainerCreateBody {
+        networking_config,
+        healthcheck,
         image: Some(spec.image.clone()),
         entrypoint: spec.entrypoint.clone(),
         cmd: spec.cmd.clone(),
@@ -635,6 +751,11 @@ impl DockerApi for Bollard {
             published,
             pid: state.pid.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
             stop_signal: info.config.and_then(|c| c.stop_signal),
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none"),
         })
     }
 
@@ -771,6 +892,117 @@ impl DockerApi for Bollard {
                         .to_string(),
                     label_value,
                 })
+            })
+            .collect())
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<()> {
+        let request = bollard::models::NetworkCreateRequest {
+            name: spec.name.clone(),
+            driver: Some(spec.driver.clone().unwrap_or_else(|| "bridge".into())),
+            internal: Some(spec.internal),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(request)
+            .await
+            .map(|_| ())
+            .map_err(api_error("create network"))
+    }
+
+    async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        let request = bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(bollard::models::EndpointSettings {
+                aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(network, request)
+            .await
+            .map_err(api_error("connect network"))
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<()> {
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(spec.name.clone()),
+            driver: spec.driver.clone(),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(api_error("create volume"))
+    }
+
+    async fn remove_resource(&self, kind: ResourceKind, name: &str) -> Result<()> {
+        let removed = match kind {
+            ResourceKind::Network => self.docker.remove_network(name).await,
+            ResourceKind::Volume => {
+                let options = bollard::query_parameters::RemoveVolumeOptions { force: false };
+                self.docker.remove_volume(name, Some(options)).await
+            }
+        };
+        match removed {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api_error(match kind {
+                ResourceKind::Network => "remove network",
+                ResourceKind::Volume => "remove volume",
+            })(e)),
+        }
+    }
+
+    async fn list_labelled_resources(
+        &self,
+        kind: ResourceKind,
+        key: &str,
+    ) -> Result<Vec<LabelledResource>> {
+        let filters = Some(std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![key.to_string()],
+        )]));
+        let found: Vec<NamedLabels> = match kind {
+            ResourceKind::Network => self
+                .docker
+                .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                    filters,
+                }))
+                .await
+                .map_err(api_error("list networks"))?
+                .into_iter()
+                .map(|n| (n.name, n.labels))
+                .collect(),
+            ResourceKind::Volume => self
+                .docker
+                .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                    filters,
+                }))
+                .await
+                .map_err(api_error("list volumes"))?
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| (Some(v.name), Some(v.labels)))
+                .collect(),
+        };
+        Ok(found
+            .into_iter()
+            .filter_map(|(name, labels)| {
+                let labels: BTreeMap<String, String> = labels?.into_iter().collect();
+                let name = name?;
+                labels
+                    .contains_key(key)
+                    .then_some(LabelledResource { name, labels })
             })
             .collect())
     }

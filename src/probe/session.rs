@@ -1025,6 +1025,9 @@ mod tests {
                 labels: Default::default(),
                 running: true,
                 exit_code: 0,
+                image: String::new(),
+                healthcheck: false,
+                networks: Vec::new(),
             },
         );
         docker
