@@ -1,5 +1,12 @@
 //! Typed errors of the library. Every variant carries the context a user needs to act on it;
 //! `main` turns them into a one-paragraph message and an exit code.
+//!
+//! A failure of a dependency (the Docker API, I/O, JSON, a task, the probe's wait) is kept as
+//! its typed `#[source]`, never flattened into a string, so callers can match on it (a 404 from
+//! the daemon, an `io::ErrorKind`). Strings are only for minify's own words: a usage message, a
+//! format violation it found, the daemon's text of a streamed pull/build error. Each variant's
+//! message also says its source's, because the message is what lands in warnings, reports and
+//! logs; so [`Error::paragraph`] (what `main` prints) does not walk the source chain again.
 
 use std::path::PathBuf;
 
@@ -10,8 +17,21 @@ pub enum Error {
     #[error("invalid usage: {0}")]
     Usage(String),
 
-    #[error("cannot reach the Docker daemon at {endpoint}: {message}. Is dockerd running and is DOCKER_HOST right?")]
-    DaemonUnreachable { endpoint: String, message: String },
+    #[error("cannot reach the Docker daemon at {endpoint}: {source}. Is dockerd running and is DOCKER_HOST right?")]
+    DaemonUnreachable {
+        endpoint: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// `DOCKER_HOST` names a daemon in a form minify cannot connect to.
+    #[error(
+        "cannot reach the Docker daemon at {endpoint}: expected {expected}. Is DOCKER_HOST right?"
+    )]
+    BadDockerHost {
+        endpoint: String,
+        expected: &'static str,
+    },
 
     #[error("image {image} was not found in the Docker daemon (pass --pull to pull it from its registry, or build or load it first)")]
     ImageNotFound { image: String },
@@ -26,14 +46,64 @@ pub enum Error {
         output: String,
     },
 
-    #[error("Docker API call {call} failed: {message}")]
-    Docker { call: &'static str, message: String },
+    #[error("Docker API call {call} failed: {source}")]
+    Docker {
+        call: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
 
+    /// An image archive or layer that breaks a rule minify checks (a bad digest, a missing
+    /// member, a path escaping the root): `message` says which, in minify's words.
     #[error("malformed image archive ({context}): {message}")]
     Archive { context: String, message: String },
 
+    /// The tar reader failed on an image archive or layer (a truncated or corrupt header).
+    #[error("malformed image archive ({context}): {source}")]
+    Tar {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An image archive's JSON member (manifest, config) that does not parse.
+    #[error("malformed image archive ({member}): {source}")]
+    ArchiveJson {
+        member: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A document minify reads or writes is not the JSON it should be (a report, an SBOM, an
+    /// image config, a seccomp profile).
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A task minify runs beside the pipeline (a blocking read of the image, a writer) panicked
+    /// or was cancelled: a bug in minify, not in the image.
+    #[error("{context}: an internal task failed ({source}; a bug in minify)")]
+    Task {
+        context: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
     #[error("the kernel sensor could not start: {message}. {hint}")]
     Sensor { message: String, hint: String },
+
+    /// The kernel (through aya) refused a step of starting the eBPF sensor. aya puts the errno
+    /// and the verifier log in its errors' sources, so the message says the whole chain.
+    #[error("the kernel sensor could not start: {context}: {}. {hint}", chain(.source.as_ref()))]
+    Kernel {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+        hint: String,
+    },
 
     #[error("container {container} exited (code {exit_code}) before it was ready.\nLast log lines:\n{logs}")]
     ContainerExited {
@@ -49,6 +119,18 @@ pub enum Error {
 
     #[error("probe failed: {message}")]
     Probe { message: String },
+
+    /// A container's ports never got ready for the probes (it still runs: one that exited is
+    /// [`Error::ContainerExited`]).
+    #[error("probe failed: {}{source}{}", image_prefix(.image), logs_suffix(.logs))]
+    NotReady {
+        /// The image, when more than one is run (`minify verify`).
+        image: Option<String>,
+        #[source]
+        source: crate::probe::ReadyError,
+        /// The container's last log lines (empty when not read).
+        logs: String,
+    },
 
     #[error("interrupted")]
     Interrupted,
@@ -90,6 +172,31 @@ pub enum Error {
     },
 }
 
+/// `error` and each of its sources, joined by `: ` (for dependencies whose Display leaves the
+/// cause to the source: aya's errno, reqwest's connection error).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn image_prefix(image: &Option<String>) -> String {
+    image.as_ref().map(|i| format!("{i}: ")).unwrap_or_default()
+}
+
+fn logs_suffix(logs: &str) -> String {
+    if logs.is_empty() {
+        String::new()
+    } else {
+        format!("\nLast log lines:\n{logs}")
+    }
+}
+
 fn join_errors(errors: &[Error]) -> String {
     errors
         .iter()
@@ -99,6 +206,57 @@ fn join_errors(errors: &[Error]) -> String {
 }
 
 impl Error {
+    /// The paragraph `main` prints: the message, which already says its sources' (see the
+    /// module doc), so the source chain is not repeated after it.
+    pub fn paragraph(&self) -> String {
+        self.to_string()
+    }
+
+    /// A failed Docker API call, as the daemon would answer it (for fakes and for calls whose
+    /// failure minify detects itself, such as a load that returned no image id).
+    pub fn docker(call: &'static str, status_code: u16, message: impl Into<String>) -> Error {
+        Error::Docker {
+            call,
+            source: bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message: message.into(),
+            },
+        }
+    }
+
+    /// Whether the image archive or a layer is itself bad (a rule broken, the tar reader's or
+    /// JSON parser's error on it), not the machine or the daemon.
+    pub fn is_malformed_archive(&self) -> bool {
+        matches!(
+            self,
+            Error::Archive { .. } | Error::Tar { .. } | Error::ArchiveJson { .. }
+        )
+    }
+
+    /// Wraps the JSON error of an image archive's member.
+    pub fn archive_json(member: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
+        let member = member.into();
+        move |source| Error::ArchiveJson { member, source }
+    }
+
+    /// Wraps a JSON error with what was being read or written.
+    pub fn json(context: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Json { context, source }
+    }
+
+    /// Wraps a tar reader's error with the archive or layer it was reading.
+    pub fn tar(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Tar { context, source }
+    }
+
+    /// Wraps a failed task's join error with what the task was doing.
+    pub fn task(context: impl Into<String>) -> impl FnOnce(tokio::task::JoinError) -> Error {
+        let context = context.into();
+        move |source| Error::Task { context, source }
+    }
+
     /// `work`'s outcome once its cleanup ran: a cleanup failure never hides the first error and
     /// is never dropped either; with no first error, the first cleanup failure is the error.
     pub fn after_cleanup<T>(work: Result<T>, cleanup: Vec<Error>) -> Result<T> {
@@ -153,10 +311,7 @@ mod tests {
     use super::*;
 
     fn docker(call: &'static str) -> Error {
-        Error::Docker {
-            call,
-            message: "boom".into(),
-        }
+        Error::docker(call, 500, "boom")
     }
 
     #[test]
@@ -168,7 +323,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err.primary(), Error::Interrupted));
         let text = err.to_string();
-        assert!(text.starts_with("interrupted\n(cleaning up afterwards also failed: Docker API call remove_container failed: boom; Docker API call sensor failed: boom)"), "{text}");
+        assert!(text.starts_with("interrupted\n(cleaning up afterwards also failed: Docker API call remove_container failed: Docker responded with status code 500: boom; Docker API call sensor failed: Docker responded with status code 500: boom)"), "{text}");
     }
 
     #[test]

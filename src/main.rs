@@ -31,14 +31,17 @@ fn main() -> ExitCode {
         .init();
     let code = match run(cli) {
         Ok(code) => code,
-        Err(error) => {
-            let code = error
-                .downcast_ref::<minify::Error>()
-                .map(exit_code)
-                .unwrap_or(exit::FAILURE);
-            eprintln!("minify: error: {error:#}");
-            code
-        }
+        Err(error) => match error.downcast_ref::<minify::Error>() {
+            // minify's messages already say their sources' (see `minify::error`).
+            Some(error) => {
+                eprintln!("minify: error: {}", error.paragraph());
+                exit_code(error)
+            }
+            None => {
+                eprintln!("minify: error: {error:#}");
+                exit::FAILURE
+            }
+        },
     };
     ExitCode::from(code as u8)
 }

@@ -504,13 +504,9 @@ async fn traced_run<D: DockerApi>(
 /// Waits for the image read (interruptibly: a `docker save` of a big image takes seconds).
 async fn wait_for_image(reading: Reading, progress: &mut Progress) -> Result<ImageFs> {
     let waited = Instant::now();
-    let read = run::interruptible(async {
-        reading.await.map_err(|e| Error::Archive {
-            context: "reading the image".into(),
-            message: e.to_string(),
-        })?
-    })
-    .await;
+    let read =
+        run::interruptible(async { reading.await.map_err(Error::task("reading the image"))? })
+            .await;
     let (fs, read_ms, flatten_warnings) = read?;
     progress.warnings.extend(flatten_warnings);
     progress
@@ -958,14 +954,16 @@ async fn observe<D: DockerApi>(
                     progress.warnings.push(note);
                 }
             }
-            Err(message) => {
+            Err(source) => {
                 let state = docker.inspect_container(&id).await?;
                 if !state.running {
                     return Err(run::exited_error(docker, &id, &state).await);
                 }
                 let logs = docker.logs_tail(&id, 20).await.unwrap_or_default();
-                return Err(Error::Probe {
-                    message: format!("{message}\nLast log lines:\n{logs}"),
+                return Err(Error::NotReady {
+                    image: None,
+                    source,
+                    logs,
                 });
             }
         }

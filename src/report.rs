@@ -234,10 +234,10 @@ pub fn kept_by_reason(kept: &[KeptPath]) -> BTreeMap<String, ReasonCount> {
 
 impl Report {
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::File {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let json = serde_json::to_vec_pretty(self).map_err(Error::json(format!(
+            "serialising report {}",
+            path.display()
+        )))?;
         std::fs::write(path, json).map_err(Error::io(format!("writing report {}", path.display())))
     }
 

@@ -536,10 +536,10 @@ pub fn write<V: ImageView + ?Sized>(
             &now,
         ),
     };
-    let text = serde_json::to_vec_pretty(&document).map_err(|e| crate::Error::File {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = serde_json::to_vec_pretty(&document).map_err(crate::Error::json(format!(
+        "serialising SBOM {}",
+        path.display()
+    )))?;
     std::fs::write(path, text).map_err(crate::Error::io(format!("writing {}", path.display())))
 }
 

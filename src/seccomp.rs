@@ -139,10 +139,10 @@ impl Profile {
 
     /// Writes the profile as pretty JSON.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::File {
-            path: path.to_path_buf(),
-            message: format!("serialising the seccomp profile: {e}"),
-        })?;
+        let json = serde_json::to_vec_pretty(self).map_err(Error::json(format!(
+            "serialising the seccomp profile {}",
+            path.display()
+        )))?;
         std::fs::write(path, json).map_err(Error::io(format!(
             "writing the seccomp profile {}",
             path.display()

@@ -146,13 +146,15 @@ async fn probe_image<D: DockerApi>(
             }),
             Drive::Replay(_) => target.wait_ready(readiness, &client).await,
         };
-        if let Err(message) = ready {
+        if let Err(source) = ready {
             let state = docker.inspect_container(&id).await?;
             if !state.running {
                 return Err(run::exited_error(docker, &id, &state).await);
             }
-            return Err(Error::Probe {
-                message: format!("{image}: {message}"),
+            return Err(Error::NotReady {
+                image: Some(image.to_string()),
+                source,
+                logs: String::new(),
             });
         }
         let ran = match drive {

@@ -41,13 +41,15 @@ pub fn exit_code(error: &Error) -> i32 {
     match error.primary() {
         Error::Usage(_) | Error::ApiSpec(_) | Error::Compose { .. } => exit::USAGE,
         Error::DaemonUnreachable { .. }
+        | Error::BadDockerHost { .. }
         | Error::ImageNotFound { .. }
         | Error::Pull { .. }
         | Error::FatBuild { .. }
         | Error::Docker { .. } => exit::IMAGE_OR_DAEMON,
-        Error::ContainerExited { .. } | Error::Probe { .. } | Error::Dependency { .. } => {
-            exit::PROBE_FAILED
-        }
+        Error::ContainerExited { .. }
+        | Error::Probe { .. }
+        | Error::NotReady { .. }
+        | Error::Dependency { .. } => exit::PROBE_FAILED,
         Error::VerifyFailed { .. } => exit::VERIFY_FAILED,
         Error::Interrupted => exit::INTERRUPTED,
         _ => exit::FAILURE,

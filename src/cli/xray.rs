@@ -297,10 +297,10 @@ pub fn run_report(args: ReportArgs) -> Result<i32> {
     check_output(&args.html, "--html")?;
     let text = std::fs::read_to_string(&args.report)
         .map_err(|e| Error::Usage(format!("{}: {e}", args.report.display())))?;
-    let report: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::File {
-        path: args.report.clone(),
-        message: format!("not a minify build report: {e}"),
-    })?;
+    let report: serde_json::Value = serde_json::from_str(&text).map_err(Error::json(format!(
+        "{}: not a minify build report",
+        args.report.display()
+    )))?;
     let source = match &args.source_archive {
         Some(path) => Some(xray::analyze(
             "source",

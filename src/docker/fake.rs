@@ -73,10 +73,11 @@ impl FakeDocker {
     fn call(&self, name: &'static str, arg: &str) -> Result<()> {
         self.calls.lock().unwrap().push(format!("{name} {arg}"));
         if self.failing.contains(name) {
-            return Err(Error::Docker {
-                call: name,
-                message: format!("scripted failure of {name}"),
-            });
+            return Err(Error::docker(
+                name,
+                500,
+                format!("scripted failure of {name}"),
+            ));
         }
         Ok(())
     }
@@ -172,10 +173,8 @@ impl DockerApi for FakeDocker {
                 manifest = serde_json::from_str::<serde_json::Value>(&text).ok();
             }
         }
-        let manifest = manifest.ok_or_else(|| Error::Docker {
-            call: "load_image",
-            message: "the archive has no manifest.json".into(),
-        })?;
+        let manifest = manifest
+            .ok_or_else(|| Error::docker("load_image", 400, "the archive has no manifest.json"))?;
         let tags: Vec<String> = manifest[0]["RepoTags"]
             .as_array()
             .into_iter()
@@ -333,10 +332,11 @@ impl DockerApi for FakeDocker {
             })
         }) {
             Some(()) => Ok(()),
-            None => Err(Error::Docker {
-                call: "start_container",
-                message: format!("no container {id}"),
-            }),
+            None => Err(Error::docker(
+                "start_container",
+                404,
+                format!("no container {id}"),
+            )),
         }
     }
 
@@ -421,10 +421,11 @@ impl DockerApi for FakeDocker {
         self.call("create_network", &spec.name)?;
         let mut networks = self.networks.lock().unwrap();
         if networks.contains_key(&spec.name) {
-            return Err(Error::Docker {
-                call: "create_network",
-                message: format!("network {} exists", spec.name),
-            });
+            return Err(Error::docker(
+                "create_network",
+                409,
+                format!("network {} exists", spec.name),
+            ));
         }
         networks.insert(spec.name.clone(), spec.labels.clone());
         Ok(())
@@ -441,10 +442,11 @@ impl DockerApi for FakeDocker {
             &format!("{network} {container} {}", aliases.join(",")),
         )?;
         if !self.networks.lock().unwrap().contains_key(network) {
-            return Err(Error::Docker {
-                call: "connect_network",
-                message: format!("no network {network}"),
-            });
+            return Err(Error::docker(
+                "connect_network",
+                404,
+                format!("no network {network}"),
+            ));
         }
         if let Some(id) = self.find(container) {
             if let Some(c) = self.containers.lock().unwrap().get_mut(&id) {
@@ -475,10 +477,11 @@ impl DockerApi for FakeDocker {
                     .values()
                     .any(|c| c.networks.iter().any(|n| n == name));
                 if attached {
-                    return Err(Error::Docker {
-                        call: "remove_network",
-                        message: format!("network {name} has active endpoints"),
-                    });
+                    return Err(Error::docker(
+                        "remove_network",
+                        409,
+                        format!("network {name} has active endpoints"),
+                    ));
                 }
                 self.networks.lock().unwrap().remove(name);
             }

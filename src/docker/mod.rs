@@ -279,18 +279,18 @@ impl Bollard {
     pub async fn connect() -> Result<Bollard> {
         let endpoint =
             std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let unreachable = |e: bollard::errors::Error| Error::DaemonUnreachable {
+        let unreachable = |source: bollard::errors::Error| Error::DaemonUnreachable {
             endpoint: endpoint.clone(),
-            message: e.to_string(),
+            source,
         };
         let ssh_relay = match parse_remote(&endpoint) {
             Some(remote) if remote.scheme == "ssh" => {
                 Some(std::sync::Arc::new(ssh::SshRelay::start(remote)?))
             }
             None if endpoint.starts_with("ssh://") => {
-                return Err(Error::DaemonUnreachable {
+                return Err(Error::BadDockerHost {
                     endpoint: endpoint.clone(),
-                    message: "expected ssh://[user@]host[:port]".into(),
+                    expected: "ssh://[user@]host[:port]",
                 })
             }
             _ => None,
@@ -504,10 +504,7 @@ pub fn create_body(spec: &ContainerSpec, bind_ip: &str) -> bollard::models::Cont
 }
 
 fn api_error(call: &'static str) -> impl Fn(bollard::errors::Error) -> Error {
-    move |e| Error::Docker {
-        call,
-        message: e.to_string(),
-    }
+    move |source| Error::Docker { call, source }
 }
 
 /// The daemon's own words for a failed streamed call (a pull's or build's `errorDetail`).

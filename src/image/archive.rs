@@ -136,10 +136,10 @@ fn spool_members(reader: impl Read, dir: &Path) -> Result<HashMap<String, Spoole
     let mut archive = tar::Archive::new(BufReader::with_capacity(STREAM_BUFFER_BYTES, reader));
     let entries = archive
         .entries()
-        .map_err(|e| archive_error("reading the image archive", e))?;
+        .map_err(Error::tar("reading the image archive"))?;
     let mut members = HashMap::new();
     for (blob_number, entry) in entries.enumerate() {
-        let entry = entry.map_err(|e| archive_error("reading the image archive", e))?;
+        let entry = entry.map_err(Error::tar("reading the image archive"))?;
         if !entry.header().entry_type().is_file() {
             // Directories, symlinks (docker dedups layers with symlinks in old versions: those
             // point at a member we spool anyway) and oddities carry no blob of their own.
@@ -263,7 +263,7 @@ fn spool_member<R: Read>(
             count: 0,
         },
     );
-    let head = peek(&mut source).map_err(|e| archive_error(context(), e))?;
+    let head = peek(&mut source).map_err(Error::tar(context()))?;
     let compression = sniff_compression(&head);
     let out = File::create(file).map_err(Error::io(format!(
         "creating spool file {} for {name}",
@@ -279,7 +279,7 @@ fn spool_member<R: Read>(
     };
     copied.map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
-            archive_error(context(), e)
+            Error::tar(context())(e)
         }
         _ => Error::Io {
             context: context(),
@@ -288,7 +288,7 @@ fn spool_member<R: Read>(
     })?;
     out.flush().map_err(Error::io(context()))?;
     // Whatever trailing bytes the decoder left belong to the member too.
-    io::copy(&mut source, &mut io::sink()).map_err(|e| archive_error(context(), e))?;
+    io::copy(&mut source, &mut io::sink()).map_err(Error::tar(context()))?;
     let archived_size = source.into_inner().count;
     // tar hands out a short read, not an error, when the stream ends inside a member.
     if archived_size != declared_size {
@@ -317,7 +317,7 @@ fn resolve_image(
     let config_member = lookup(&members, &refs.config, "config")?;
     let config_bytes = read_bounded(config_member, &refs.config)?;
     let config: Value = serde_json::from_slice(&config_bytes)
-        .map_err(|e| archive_error(format!("image config {}", refs.config), e))?;
+        .map_err(Error::archive_json(format!("image config {}", refs.config)))?;
     let config_digest = sha256_prefixed(&config_bytes);
 
     let mut layers = Vec::with_capacity(refs.layers.len());
@@ -400,7 +400,7 @@ fn read_bounded(member: &SpooledMember, name: &str) -> Result<Vec<u8>> {
 
 fn read_json(member: &SpooledMember, name: &str) -> Result<Value> {
     let bytes = read_bounded(member, name)?;
-    serde_json::from_slice(&bytes).map_err(|e| archive_error(name.to_string(), e))
+    serde_json::from_slice(&bytes).map_err(Error::archive_json(name))
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -515,7 +515,7 @@ mod tests {
         append(&mut builder, "layer0/layer.tar", &layer_tar(&[("a", b"x")]));
         let archive = builder.into_inner().unwrap();
         let err = spool_docker_archive(archive.as_slice(), None).unwrap_err();
-        assert!(matches!(err, Error::Archive { .. }), "{err}");
+        assert!(err.is_malformed_archive(), "{err}");
     }
 
     #[test]
@@ -542,7 +542,7 @@ mod tests {
         for cut in (0..content_end).step_by(97) {
             let result = spool_docker_archive(&archive[..cut], None);
             assert!(
-                matches!(result, Err(Error::Archive { .. })),
+                result.as_ref().is_err_and(Error::is_malformed_archive),
                 "cut at {cut} of {}: {result:?}",
                 archive.len()
             );
@@ -552,10 +552,9 @@ mod tests {
     #[test]
     fn garbage_is_an_archive_error() {
         let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 31 % 251) as u8).collect();
-        assert!(matches!(
-            spool_docker_archive(garbage.as_slice(), None),
-            Err(Error::Archive { .. })
-        ));
+        assert!(
+            spool_docker_archive(garbage.as_slice(), None).is_err_and(|e| e.is_malformed_archive())
+        );
     }
 
     #[test]

@@ -155,15 +155,9 @@ impl Flattener {
         context: &str,
     ) -> Result<()> {
         let mut archive = tar::Archive::new(reader);
-        let entries = archive.entries_with_seek().map_err(|e| Error::Archive {
-            context: context.to_string(),
-            message: e.to_string(),
-        })?;
+        let entries = archive.entries_with_seek().map_err(Error::tar(context))?;
         for member in entries {
-            let mut member = member.map_err(|e| Error::Archive {
-                context: context.to_string(),
-                message: e.to_string(),
-            })?;
+            let mut member = member.map_err(Error::tar(context))?;
             let change = self.read_member(layer, layer_len, &mut member);
             match change {
                 Change::Add(entry) => self.add(entry),
@@ -793,15 +787,12 @@ pub(crate) mod tests {
             let result = flatten_with_warnings(&paths);
             // A cut inside a header must fail; a cut inside content may only lose that entry.
             match result {
-                Err(Error::Archive { .. }) => {}
+                Err(e) if e.is_malformed_archive() => {}
                 Ok((_, warnings)) => assert!(!warnings.is_empty(), "cut {cut}"),
                 Err(other) => panic!("cut {cut}: unexpected {other}"),
             }
         }
         let (_dir, paths) = write_layers(vec![vec![0x55; 1536]]);
-        assert!(matches!(
-            flatten_with_warnings(&paths),
-            Err(Error::Archive { .. })
-        ));
+        assert!(flatten_with_warnings(&paths).is_err_and(|e| e.is_malformed_archive()));
     }
 }

@@ -16,10 +16,12 @@ pub struct ImageRefs {
     pub repo_tags: Vec<String>,
 }
 
-pub(crate) fn archive_error(context: impl Into<String>, message: impl ToString) -> Error {
+/// A rule of the archive format broken, in minify's words (a reader's own error is kept typed:
+/// [`Error::tar`], [`Error::json`]).
+pub(crate) fn archive_error(context: impl Into<String>, message: impl Into<String>) -> Error {
     Error::Archive {
         context: context.into(),
-        message: message.to_string(),
+        message: message.into(),
     }
 }
 

@@ -283,10 +283,7 @@ pub fn write_docker_archive_tagged(
             message: format!("bad diff_id {:?}", layer.diff_id),
         })?;
 
-    let config_bytes = serde_json::to_vec(config).map_err(|e| Error::Archive {
-        context: "slim image config".into(),
-        message: e.to_string(),
-    })?;
+    let config_bytes = serde_json::to_vec(config).map_err(Error::json("slim image config"))?;
     let image_id = sha256_prefixed(&config_bytes);
     let config_name = format!("{}.json", image_id.trim_start_matches("sha256:"));
     let layer_name = format!("{layer_hex}/layer.tar");
@@ -300,10 +297,7 @@ pub fn write_docker_archive_tagged(
         "RepoTags": repo_tags,
         "Layers": [layer_name],
     }]))
-    .map_err(|e| Error::Archive {
-        context: "slim image manifest".into(),
-        message: e.to_string(),
-    })?;
+    .map_err(Error::json("slim image manifest"))?;
 
     let mut layer_file = File::open(layer_tar).map_err(Error::io(format!(
         "opening slim layer {}",

@@ -31,10 +31,7 @@ pub async fn from_stream(stream: SaveStream, work_dir: Option<PathBuf>) -> Resul
     let reader = SyncIoBridge::new(StreamReader::new(stream));
     tokio::task::spawn_blocking(move || archive::spool_docker_archive(reader, work_dir.as_deref()))
         .await
-        .map_err(|e| Error::Archive {
-            context: "reading the image from the daemon".into(),
-            message: e.to_string(),
-        })?
+        .map_err(Error::task("reading the image from the daemon"))?
 }
 
 /// Reads a `docker save` tarball from disk.
@@ -60,10 +57,7 @@ pub async fn read_flattened(
                 None => Ok(None),
             })
             .await
-            .map_err(|e| Error::Archive {
-                context: "reading the layer store".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(Error::task("reading the layer store"))?;
         match read {
             Ok(Some(found)) => return Ok(found),
             Ok(None) => {}
@@ -75,8 +69,5 @@ pub async fn read_flattened(
     let image = from_stream(save, Some(spool_dir)).await?;
     tokio::task::spawn_blocking(move || ImageFs::new(image))
         .await
-        .map_err(|e| Error::Archive {
-            context: "flattening the image".into(),
-            message: e.to_string(),
-        })?
+        .map_err(Error::task("flattening the image"))?
 }

@@ -27,12 +27,24 @@ use serde_json::{Map, Value};
 
 /// A document that is not a usable API spec, naming where it came from (file or URL) and,
 /// when it is inside the document, where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("API spec {origin}: cannot read it: {message}")]
-    Read { origin: String, message: String },
-    #[error("API spec {origin}: neither JSON nor YAML: {message}")]
-    Syntax { origin: String, message: String },
+    #[error("API spec {origin}: cannot read it: {source}")]
+    Read {
+        origin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("API spec {origin}: neither JSON nor YAML: {source}")]
+    Syntax {
+        origin: String,
+        /// serde_json's or serde_yaml's error (the document's first character picks the parser).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The app answered the spec's URL with a status that is not a document.
+    #[error("API spec {origin}: answered {status}, not a document")]
+    NotServed { origin: String, status: u16 },
     #[error("API spec {origin}: not an OpenAPI 3.x or Swagger 2.0 document ({found})")]
     NotASpec { origin: String, found: String },
     #[error("API spec {origin}: {at}: {message}")]
@@ -79,15 +91,14 @@ pub const METHODS: &[&str] = &["get", "head", "options", "post", "put", "patch",
 /// Parses `text` (JSON if it starts with `{`, else YAML) as an OpenAPI 3.x or Swagger 2.0
 /// document; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<ApiSpec, SpecError> {
-    let syntax = |message: String| SpecError::Syntax {
+    let syntax = |source: Box<dyn std::error::Error + Send + Sync>| SpecError::Syntax {
         origin: origin.to_string(),
-        message,
+        source,
     };
     let doc: Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
+        serde_json::from_str(text).map_err(|e| syntax(e.into()))?
     } else {
-        let yaml: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| syntax(e.to_string()))?;
+        let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| syntax(e.into()))?;
         yaml_to_json(yaml)
     };
     let not_a_spec = |found: String| SpecError::NotASpec {

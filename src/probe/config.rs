@@ -107,9 +107,9 @@ impl ApiSpecProbe {
             return Ok(());
         };
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
             origin: origin.clone(),
-            message: e.to_string(),
+            source,
         })?;
         let spec = apispec::parse(&text, &origin)?;
         apispec::requests(&spec, self.prefix.as_deref())?;

@@ -80,10 +80,19 @@ pub async fn fetch(
                 Err(e) => result.error = Some(format!("reading body: {e}")),
             }
         }
-        Err(e) => result.error = Some(error_chain(&e)),
+        Err(e) => result.error = Some(crate::error::chain(&e)),
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
     (result, html)
+}
+
+/// Why [`wait_until_answering`] gave up.
+#[derive(Debug)]
+pub enum WaitError {
+    /// The deadline passed; the last attempt's error.
+    Timeout(reqwest::Error),
+    /// `still_alive` said no.
+    Stopped,
 }
 
 /// Waits until `base` answers any HTTP response, retrying with exponential backoff until
@@ -93,7 +102,7 @@ pub async fn wait_until_answering<F, Fut>(
     base: &Url,
     deadline: Instant,
     mut still_alive: F,
-) -> Result<(), String>
+) -> Result<(), WaitError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -107,15 +116,13 @@ where
         let attempt = client.get(base.clone()).timeout(Duration::from_secs(1));
         let last_error = match attempt.send().await {
             Ok(_) => return Ok(()),
-            Err(e) => error_chain(&e),
+            Err(e) => e,
         };
         if Instant::now() + delay > deadline {
-            return Err(format!(
-                "{base} did not answer HTTP in time (last error: {last_error})"
-            ));
+            return Err(WaitError::Timeout(last_error));
         }
         if !still_alive().await {
-            return Err(format!("the container stopped while waiting for {base}"));
+            return Err(WaitError::Stopped);
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 3 / 2).min(Duration::from_millis(250));
@@ -214,17 +221,6 @@ fn path_and_query(url: &Url) -> String {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
 }
 
 #[cfg(test)]

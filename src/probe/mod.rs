@@ -11,6 +11,8 @@ pub mod http;
 pub mod session;
 pub mod slim;
 
+pub use session::ReadyError;
+
 use serde::{Deserialize, Serialize};
 
 /// The outcome of one probe, comparable across runs of the original and the slim image.

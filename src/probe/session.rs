@@ -14,6 +14,34 @@ use super::http::{self, CrawlLimits};
 use super::{apispec, Operation, ProbeResult};
 use crate::docker::DockerApi;
 
+/// Why a container's port never got ready for the probes, or a probe could not be addressed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadyError {
+    #[error("container port {port} is not published")]
+    NotPublished { port: u16 },
+    #[error("{url:?} is not a usable URL: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    /// [`WaitStrategy::Http`]: no HTTP answer before the deadline.
+    #[error("port {port}: {base} did not answer HTTP in time (last error: {})", crate::error::chain(.source))]
+    HttpTimeout {
+        port: u16,
+        base: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A port assumed to speak HTTP held connections but never answered before the deadline.
+    #[error("port {port} did not answer HTTP in time")]
+    NoHttpAnswer { port: u16 },
+    #[error("port {port} did not accept TCP connections in time")]
+    NoTcp { port: u16 },
+    #[error("the container stopped while waiting for port {port}")]
+    Stopped { port: u16 },
+}
+
 /// One concrete, replayable probe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -342,11 +370,11 @@ impl<'a, D: DockerApi> Target<'a, D> {
         }
     }
 
-    fn host_port(&self, port: u16) -> Result<u16, String> {
+    fn host_port(&self, port: u16) -> Result<u16, ReadyError> {
         self.published
             .get(&port)
             .copied()
-            .ok_or_else(|| format!("container port {port} is not published"))
+            .ok_or(ReadyError::NotPublished { port })
     }
 
     async fn alive(&self) -> bool {
@@ -361,18 +389,23 @@ impl<'a, D: DockerApi> Target<'a, D> {
         &self,
         readiness: &BTreeMap<u16, (WaitStrategy, Duration)>,
         client: &reqwest::Client,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReadyError> {
         for (port, (strategy, timeout)) in readiness {
             let host_port = self.host_port(*port)?;
             let deadline = Instant::now() + *timeout;
             match strategy {
                 WaitStrategy::Http => {
-                    let base =
-                        reqwest::Url::parse(&format!("http://{}/", self.authority(host_port)))
-                            .map_err(|e| e.to_string())?;
+                    let base = self.base_url(*port, Scheme::Http)?;
                     http::wait_until_answering(client, &base, deadline, || self.alive())
                         .await
-                        .map_err(|e| format!("port {port}: {e}"))?;
+                        .map_err(|e| match e {
+                            http::WaitError::Timeout(source) => ReadyError::HttpTimeout {
+                                port: *port,
+                                base: base.to_string(),
+                                source,
+                            },
+                            http::WaitError::Stopped => ReadyError::Stopped { port: *port },
+                        })?;
                 }
                 WaitStrategy::Tcp => self.wait_tcp(*port, host_port, deadline).await?,
                 WaitStrategy::DelayMs(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
@@ -390,7 +423,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
         &self,
         plan: &mut Plan,
         client: &reqwest::Client,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, ReadyError> {
         let mut notes = Vec::new();
         let assumed: Vec<u16> = plan.assumed_http.iter().copied().collect();
         for port in assumed {
@@ -428,7 +461,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
         port: u16,
         host_port: u16,
         deadline: Instant,
-    ) -> Result<(bool, String), String> {
+    ) -> Result<(bool, String), ReadyError> {
         /// How long an attempt waits for the first bytes of an answer.
         const ANSWER_WAIT: Duration = Duration::from_millis(300);
         let mut up_since: Option<Instant> = None;
@@ -487,14 +520,12 @@ impl<'a, D: DockerApi> Target<'a, D> {
             }
             if now + delay > deadline {
                 return Err(match up_since {
-                    Some(_) => format!("port {port} did not answer HTTP in time"),
-                    None => format!("port {port} did not accept TCP connections in time"),
+                    Some(_) => ReadyError::NoHttpAnswer { port },
+                    None => ReadyError::NoTcp { port },
                 });
             }
             if !self.alive().await {
-                return Err(format!(
-                    "the container stopped while waiting for port {port}"
-                ));
+                return Err(ReadyError::Stopped { port });
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 3 / 2).min(Duration::from_millis(250));
@@ -517,7 +548,12 @@ impl<'a, D: DockerApi> Target<'a, D> {
 
     /// Docker's userland proxy accepts connections even when nothing listens behind it and
     /// closes them at once; a connection that stays open (or talks) means the app is there.
-    async fn wait_tcp(&self, port: u16, host_port: u16, deadline: Instant) -> Result<(), String> {
+    async fn wait_tcp(
+        &self,
+        port: u16,
+        host_port: u16,
+        deadline: Instant,
+    ) -> Result<(), ReadyError> {
         // Short and slowly growing: the wait is polled on loopback, where a poll costs nothing
         // and a long backoff step is pure delay once the app is up (nginx: ~0.1 s of 0.36).
         let mut delay = Duration::from_millis(20);
@@ -526,14 +562,10 @@ impl<'a, D: DockerApi> Target<'a, D> {
                 return Ok(());
             }
             if Instant::now() + delay > deadline {
-                return Err(format!(
-                    "port {port} did not accept TCP connections in time"
-                ));
+                return Err(ReadyError::NoTcp { port });
             }
             if !self.alive().await {
-                return Err(format!(
-                    "the container stopped while waiting for port {port}"
-                ));
+                return Err(ReadyError::Stopped { port });
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 3 / 2).min(Duration::from_millis(250));
@@ -604,14 +636,14 @@ impl<'a, D: DockerApi> Target<'a, D> {
         results
     }
 
-    fn base_url(&self, port: u16, scheme: Scheme) -> Result<reqwest::Url, String> {
+    fn base_url(&self, port: u16, scheme: Scheme) -> Result<reqwest::Url, ReadyError> {
         let scheme = match scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
         };
         let host_port = self.host_port(port)?;
-        reqwest::Url::parse(&format!("{scheme}://{}/", self.authority(host_port)))
-            .map_err(|e| e.to_string())
+        let url = format!("{scheme}://{}/", self.authority(host_port));
+        reqwest::Url::parse(&url).map_err(|source| ReadyError::BadUrl { url, source })
     }
 
     pub async fn run_step(&self, step: &Step, client: &reqwest::Client) -> ProbeResult {
@@ -644,7 +676,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
                         output_contains,
                         *dynamic_output,
                     ),
-                    Err(e) => failed("exec", &request, e.to_string()),
+                    Err(e) => failed("exec", &request, e),
                 }
             }
             Step::Host {
@@ -696,10 +728,12 @@ impl<'a, D: DockerApi> Target<'a, D> {
         };
         let target = format!("{port}/tcp");
         let request = format!("{method} {path}");
-        let url = match self
-            .base_url(*port, *scheme)
-            .and_then(|b| b.join(path).map_err(|e| e.to_string()))
-        {
+        let url = match self.base_url(*port, *scheme).and_then(|base| {
+            base.join(path).map_err(|source| ReadyError::BadUrl {
+                url: format!("{base}{path}"),
+                source,
+            })
+        }) {
             Ok(url) => url,
             Err(message) => {
                 let mut result = failed(&target, &request, message);
@@ -757,7 +791,7 @@ impl<'a, D: DockerApi> Target<'a, D> {
         if *api_spec {
             let origin = format!("{url} (container port {port})");
             if let Err(problem) = spec_requests(status, &bytes, &origin, None) {
-                problems.push(problem);
+                problems.push(problem.to_string());
             }
         }
         if !problems.is_empty() {
@@ -911,15 +945,15 @@ fn spec_requests(
     body: &[u8],
     origin: &str,
     prefix: Option<&str>,
-) -> Result<Vec<apispec::ApiRequest>, String> {
+) -> Result<Vec<apispec::ApiRequest>, apispec::SpecError> {
     if !(200..300).contains(&status) {
-        return Err(format!(
-            "API spec {origin}: answered {status}, not a document"
-        ));
+        return Err(apispec::SpecError::NotServed {
+            origin: origin.to_string(),
+            status,
+        });
     }
     apispec::parse(&String::from_utf8_lossy(body), origin)
         .and_then(|spec| apispec::requests(&spec, prefix))
-        .map_err(|e| e.to_string())
 }
 
 fn empty_result() -> ProbeResult {
@@ -937,12 +971,13 @@ fn empty_result() -> ProbeResult {
     }
 }
 
-fn failed(target: &str, request: &str, message: String) -> ProbeResult {
+/// A probe that could not be sent; `why` becomes its result's error (report text).
+fn failed(target: &str, request: &str, why: impl std::fmt::Display) -> ProbeResult {
     ProbeResult {
         kind: target.split('/').next_back().unwrap_or(target).into(),
         target: target.into(),
         request: request.into(),
-        error: Some(message),
+        error: Some(why.to_string()),
         ..empty_result()
     }
 }
@@ -1067,7 +1102,7 @@ mod tests {
         docker: &FakeDocker,
         host_port: u16,
         wait: Duration,
-    ) -> Result<(bool, String), String> {
+    ) -> Result<(bool, String), ReadyError> {
         let target = Target::new(docker, "app", BTreeMap::from([(80, host_port)]));
         target
             .detect_http(80, host_port, Instant::now() + wait)
@@ -1080,8 +1115,10 @@ mod tests {
         let port = server(3, b"HTTP/1.0 200 OK\r\n\r\nhi").await;
         let started = Instant::now();
         assert_eq!(
-            detect(&docker, port, Duration::from_secs(10)).await,
-            Ok((true, String::new()))
+            detect(&docker, port, Duration::from_secs(10))
+                .await
+                .unwrap(),
+            (true, String::new())
         );
         // Three refused attempts at 20, 30, 45 ms, then the answer: far below the 300 ms a held
         // connection was first waited for.
@@ -1151,12 +1188,20 @@ mod tests {
         let err = detect(&docker, port, Duration::from_millis(300))
             .await
             .unwrap_err();
-        assert_eq!(err, "port 80 did not accept TCP connections in time");
+        assert!(matches!(err, ReadyError::NoTcp { port: 80 }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "port 80 did not accept TCP connections in time"
+        );
         let stopped = FakeDocker::default();
         let err = detect(&stopped, port, Duration::from_secs(10))
             .await
             .unwrap_err();
-        assert_eq!(err, "the container stopped while waiting for port 80");
+        assert!(matches!(err, ReadyError::Stopped { port: 80 }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the container stopped while waiting for port 80"
+        );
     }
 
     #[test]

@@ -161,10 +161,7 @@ impl EbpfSensor {
             .override_global(TARGET_CGROUP_GLOBAL, &cgroup_id, true)
             .override_global(TARGET_LEVEL_GLOBAL, &cgroup_level, true)
             .load(BPF_OBJECT)
-            .map_err(|e| Error::Sensor {
-                message: format!("loading the BPF object failed: {}", error_chain(&e)),
-                hint: bpf_hint(),
-            })?;
+            .map_err(sensor_error("loading the BPF object failed"))?;
 
         let events: RingBuf<MapData> = RingBuf::try_from(
             bpf.take_map(EVENTS_MAP)
@@ -202,21 +199,13 @@ impl EbpfSensor {
             .map_err(sensor_error(format!(
                 "program {ENTER_PROGRAM} is not a raw tracepoint"
             )))?;
-        tracepoint.load().map_err(|e| Error::Sensor {
-            message: format!(
-                "the kernel rejected BPF program {ENTER_PROGRAM}: {}",
-                error_chain(&e)
-            ),
-            hint: bpf_hint(),
-        })?;
+        tracepoint.load().map_err(sensor_error(format!(
+            "the kernel rejected BPF program {ENTER_PROGRAM}"
+        )))?;
         // The link stays owned by the program: dropping `bpf` detaches it.
-        tracepoint.attach("sys_enter").map_err(|e| Error::Sensor {
-            message: format!(
-                "attaching to raw tracepoint sys_enter failed: {}",
-                error_chain(&e)
-            ),
-            hint: bpf_hint(),
-        })?;
+        tracepoint
+            .attach("sys_enter")
+            .map_err(sensor_error("attaching to raw tracepoint sys_enter failed"))?;
         sensor.programs = Some(bpf);
         Ok(sensor)
     }
@@ -328,18 +317,6 @@ fn check_privileges() -> Result<()> {
     })
 }
 
-/// aya's errors put the errno (and the verifier log) in their sources, not in Display.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn bpf_hint() -> String {
     "The sensor needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN), a kernel with BTF \
      (/sys/kernel/btf/vmlinux), raw tracepoints, BPF ring buffers and BTF task pointers (Linux 5.11+); \
@@ -354,10 +331,14 @@ fn missing(what: &str) -> Error {
     }
 }
 
-fn sensor_error<E: std::fmt::Display>(context: impl Into<String>) -> impl FnOnce(E) -> Error {
+/// aya's error for a step of starting the sensor, typed, with what minify was doing.
+fn sensor_error<E: std::error::Error + Send + Sync + 'static>(
+    context: impl Into<String>,
+) -> impl FnOnce(E) -> Error {
     let context = context.into();
-    move |e| Error::Sensor {
-        message: format!("{context}: {e}"),
+    move |e| Error::Kernel {
+        context,
+        source: Box::new(e),
         hint: bpf_hint(),
     }
 }

@@ -83,7 +83,7 @@ pub fn start_sensor(
                 sensor: Box::new(sensor),
                 reason: "auto: the daemon is local and BPF is permitted".into(),
             }),
-            Err(e @ (Error::Sensor { .. } | Error::Io { .. })) => {
+            Err(e @ (Error::Sensor { .. } | Error::Kernel { .. } | Error::Io { .. })) => {
                 ptrace(format!("auto: the eBPF sensor could not start ({e})"))
             }
             Err(e) => Err(e),
@@ -198,22 +198,20 @@ impl Sensor for PtraceSensor {
 /// The content of the first regular file in `tar` (the Docker API wraps the one file asked
 /// for in an archive).
 fn log_from_tar(tar_bytes: &[u8]) -> Result<Vec<u8>> {
-    let malformed = |message: String| Error::Archive {
-        context: format!("{TRACE_LOG} read back from the container"),
-        message,
-    };
+    let context = || format!("{TRACE_LOG} read back from the container");
     let mut archive = tar::Archive::new(tar_bytes);
-    for entry in archive.entries().map_err(|e| malformed(e.to_string()))? {
-        let mut entry = entry.map_err(|e| malformed(e.to_string()))?;
+    for entry in archive.entries().map_err(Error::tar(context()))? {
+        let mut entry = entry.map_err(Error::tar(context()))?;
         if entry.header().entry_type().is_file() {
             let mut log = Vec::new();
-            entry
-                .read_to_end(&mut log)
-                .map_err(|e| malformed(e.to_string()))?;
+            entry.read_to_end(&mut log).map_err(Error::tar(context()))?;
             return Ok(log);
         }
     }
-    Err(malformed("the archive holds no file".into()))
+    Err(Error::Archive {
+        context: context(),
+        message: "the archive holds no file".into(),
+    })
 }
 
 /// Parses the tracer's log (format: top of `sensor/ptrace_sensor.c`). Lines that do not parse

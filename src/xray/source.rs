@@ -85,12 +85,12 @@ pub fn read_archive(reader: impl Read, policy: HashPolicy) -> Result<RawImage> {
     let mut archive = tar::Archive::new(BufReader::with_capacity(STREAM_BUFFER_BYTES, reader));
     let entries = archive
         .entries()
-        .map_err(|e| archive_error("reading the image archive", e))?;
+        .map_err(Error::tar("reading the image archive"))?;
     let mut members: HashMap<String, Member> = HashMap::new();
     let mut aliases: HashMap<String, String> = HashMap::new();
     let mut warnings = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| archive_error("reading the image archive", e))?;
+        let entry = entry.map_err(Error::tar("reading the image archive"))?;
         let Ok(Some(name)) = normalize(&entry.path_bytes()) else {
             continue;
         };
@@ -120,7 +120,7 @@ pub fn read_archive(reader: impl Read, policy: HashPolicy) -> Result<RawImage> {
         };
         let member = read_member(&mut counted, &name, declared, policy, &mut warnings)?;
         io::copy(&mut counted, &mut io::sink())
-            .map_err(|e| archive_error(format!("archive member {name}"), e))?;
+            .map_err(Error::tar(format!("archive member {name}")))?;
         if counted.count != declared {
             return Err(archive_error(
                 format!("archive member {name}"),
@@ -155,7 +155,7 @@ fn read_member(
     reader
         .take(512)
         .read_to_end(&mut head)
-        .map_err(|e| archive_error(context(), e))?;
+        .map_err(Error::tar(context()))?;
     let rest = io::Cursor::new(head.clone()).chain(reader);
     let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -181,7 +181,7 @@ fn read_member(
         let mut bytes = Vec::new();
         rest.take(MAX_JSON_BYTES)
             .read_to_end(&mut bytes)
-            .map_err(|e| archive_error(context(), e))?;
+            .map_err(Error::tar(context()))?;
         return Ok(Some(Member::Json(bytes)));
     }
     Ok(None)
@@ -190,7 +190,7 @@ fn read_member(
 fn json(members: &HashMap<String, Member>, name: &str) -> Result<Value> {
     match members.get(name) {
         Some(Member::Json(bytes)) => {
-            serde_json::from_slice(bytes).map_err(|e| archive_error(name.to_string(), e))
+            serde_json::from_slice(bytes).map_err(Error::archive_json(name))
         }
         _ => Err(archive_error(
             name.to_string(),
@@ -330,7 +330,7 @@ pub(crate) mod tests {
 
         for cut in [100, archive.len() / 2, archive.len() - 1500] {
             let err = read_archive(&archive[..cut], HashPolicy::AtLeast(1)).unwrap_err();
-            assert!(matches!(err, Error::Archive { .. }), "cut at {cut}: {err}");
+            assert!(err.is_malformed_archive(), "cut at {cut}: {err}");
         }
     }
 
