@@ -17,7 +17,7 @@ pub enum Error {
     #[error("invalid usage: {0}")]
     Usage(String),
 
-    #[error("cannot reach the Docker daemon at {endpoint}: {source}. Is dockerd running and is DOCKER_HOST right?")]
+    #[error("cannot reach the Docker daemon at {endpoint}: {}. Is dockerd running and is DOCKER_HOST right?", chain(.source))]
     DaemonUnreachable {
         endpoint: String,
         #[source]
@@ -46,7 +46,7 @@ pub enum Error {
         output: String,
     },
 
-    #[error("Docker API call {call} failed: {source}")]
+    #[error("Docker API call {call} failed: {}", chain(.source))]
     Docker {
         call: &'static str,
         #[source]
@@ -173,13 +173,18 @@ pub enum Error {
 }
 
 /// `error` and each of its sources, joined by `: ` (for dependencies whose Display leaves the
-/// cause to the source: aya's errno, reqwest's connection error).
+/// cause to the source: aya's errno, reqwest's and hyper's connection error). A source whose
+/// text the message already ends with is not repeated: some errors (bollard's hyper error)
+/// both say their source and return it.
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -312,6 +317,49 @@ mod tests {
 
     fn docker(call: &'static str) -> Error {
         Error::docker(call, 500, "boom")
+    }
+
+    /// An error that says its source in its message and returns it too, as bollard's hyper
+    /// error does.
+    #[derive(Debug, thiserror::Error)]
+    #[error("client failed: {0}")]
+    struct SaysItsSource(#[source] std::io::Error);
+
+    #[test]
+    fn chain_says_every_cause_once() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(chain(&SaysItsSource(refused)), "client failed: refused");
+        let inner = Error::Io {
+            context: "connecting".into(),
+            source: std::io::Error::other("refused"),
+        };
+        let outer = Error::Kernel {
+            context: "loading".into(),
+            source: Box::new(inner),
+            hint: "hint".into(),
+        };
+        assert_eq!(
+            outer.paragraph(),
+            "the kernel sensor could not start: loading: connecting: refused. hint"
+        );
+    }
+
+    #[test]
+    fn the_paragraph_keeps_the_typed_source_and_says_it_once() {
+        let err = Error::docker("create container", 409, "name in use");
+        assert_eq!(
+            err.paragraph(),
+            "Docker API call create container failed: Docker responded with status code 409: name in use"
+        );
+        let Error::Docker {
+            source: bollard::errors::Error::DockerResponseServerError { status_code, .. },
+            ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*status_code, 409);
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]
