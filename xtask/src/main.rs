@@ -72,6 +72,15 @@ fn main() -> Result<()> {
             let minify = build_minify()?;
             app_closure_sizes(&minify)
         }
+        // --compile [--baseline REV]: release build times, this tree against REV's.
+        Some("bench") if args.iter().any(|a| a == "--compile") => {
+            let baseline = args
+                .iter()
+                .position(|a| a == "--baseline")
+                .and_then(|i| args.get(i + 1))
+                .map_or(COMPILE_BASELINE, String::as_str);
+            compile_times(baseline)
+        }
         // --builds: only the build table (with --big: and the big fixture, and xray vs dive).
         Some("bench") if args.iter().any(|a| a == "--builds") => {
             bench(args.iter().any(|a| a == "--big"))
@@ -83,11 +92,136 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--big] [--builds] | --overhead | --app-closure | --interrupts"
+                "usage: cargo xtask bench [--big] [--builds] | --overhead | --app-closure | --interrupts | --compile [--baseline REV]"
             );
             std::process::exit(2)
         }
     }
+}
+
+/// The last commit before the workspace split (issue #12): one crate, whose build script needed
+/// the BPF toolchain for everything, `minify lint` included.
+const COMPILE_BASELINE: &str = "d08fc5e~1";
+
+/// One tree's compile measurements, in seconds.
+struct CompileTimes {
+    scratch: f64,
+    touch_lint: f64,
+    touch_sense: f64,
+    /// The linter alone from scratch (only where it is a crate of its own).
+    lint_alone: Option<f64>,
+}
+
+/// `cargo build --release` of `minify` from scratch (a fresh target dir, the registry already
+/// downloaded), then after touching one file of the linter and one of the sensor's Rust half,
+/// for this tree and for `baseline` (checked out as a detached worktree), in one run on the
+/// same machine, so the ratios hold even where the absolute times do not (a busy 2-core VM).
+fn compile_times(baseline: &str) -> Result<()> {
+    let root = root();
+    let scratch = std::env::temp_dir().join(format!("minify-compile-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let base_tree = scratch.join("baseline");
+    run_ok(
+        Command::new("git")
+            .args(["worktree", "add", "--detach"])
+            .arg(&base_tree)
+            .arg(baseline)
+            .current_dir(&root),
+    )?;
+    let measured = (|| -> Result<(CompileTimes, CompileTimes)> {
+        let before = compile_tree(
+            &base_tree,
+            &scratch.join("baseline-target"),
+            "src/lint/rules.rs",
+            None,
+        )?;
+        let now = compile_tree(
+            &root,
+            &scratch.join("current-target"),
+            "crates/minify-lint/src/rules.rs",
+            Some("minify-lint"),
+        )?;
+        Ok((before, now))
+    })();
+    let _ = Command::new("git")
+        .args(["worktree", "remove", "--force"])
+        .arg(&base_tree)
+        .current_dir(&root)
+        .status();
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (before, now) = measured?;
+    println!(
+        "\n## cargo build --release (baseline {baseline} = one crate; this tree = workspace)\n"
+    );
+    println!("| step | baseline s | this tree s | ratio |");
+    println!("|---|---:|---:|---:|");
+    for (step, b, n) in [
+        ("from scratch", before.scratch, now.scratch),
+        (
+            "after touching a lint file",
+            before.touch_lint,
+            now.touch_lint,
+        ),
+        (
+            "after touching src/sense/ebpf.rs",
+            before.touch_sense,
+            now.touch_sense,
+        ),
+    ] {
+        println!("| {step} | {b:.1} | {n:.1} | {:.2}x |", n / b);
+    }
+    if let Some(lint) = now.lint_alone {
+        println!(
+            "| `-p minify-lint` alone from scratch (no BPF toolchain needed) | {:.1} (whole build) | {lint:.1} | {:.2}x |",
+            before.scratch,
+            lint / before.scratch
+        );
+    }
+    Ok(())
+}
+
+fn compile_tree(
+    tree: &Path,
+    target: &Path,
+    lint_file: &str,
+    lint_crate: Option<&str>,
+) -> Result<CompileTimes> {
+    let build = |extra: &[&str]| -> Result<f64> {
+        let started = Instant::now();
+        run_ok(
+            Command::new("cargo")
+                .args(["build", "--release", "--quiet"])
+                .args(extra)
+                .env("CARGO_TARGET_DIR", target)
+                .current_dir(tree),
+        )?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let touch = |file: &str| run_ok(Command::new("touch").arg(tree.join(file)));
+    run_ok(Command::new("cargo").arg("fetch").current_dir(tree))?;
+    let lint_alone = match lint_crate {
+        Some(name) => {
+            let seconds = build(&["-p", name])?;
+            let _ = std::fs::remove_dir_all(target);
+            Some(seconds)
+        }
+        None => None,
+    };
+    let scratch = build(&[])?;
+    touch(lint_file)?;
+    let touch_lint = build(&[])?;
+    touch("src/sense/ebpf.rs")?;
+    let touch_sense = build(&[])?;
+    eprintln!(
+        "{}: scratch {scratch:.1} s, lint touched {touch_lint:.1} s, sense touched {touch_sense:.1} s",
+        tree.display()
+    );
+    Ok(CompileTimes {
+        scratch,
+        touch_lint,
+        touch_sense,
+        lint_alone,
+    })
 }
 
 /// Builds the release binary the benchmarks run and returns its path.
