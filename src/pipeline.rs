@@ -419,7 +419,7 @@ async fn traced_run<D: DockerApi>(
 ) -> Result<TracedRun> {
     run::check_interrupted()?;
     // The probe plan first: it needs nothing running, so a bad probe flag starts nothing.
-    let tcp_ports = verify::tcp_ports(&source.exposed_ports);
+    let tcp_ports = run::tcp_ports(&source.exposed_ports);
     let probe_file = crate::probe::slim::resolve(
         options.probes.as_ref(),
         options.slim_probes.as_ref(),
@@ -946,7 +946,7 @@ async fn observe<D: DockerApi>(
             .or(Some(ContinueAfter::Duration(wait)))
     } else {
         let client = http::client(options.crawl.request_timeout);
-        let target = Target::new(docker, &id, verify::published_ports(&state.published));
+        let target = Target::new(docker, &id, run::published_ports(&state.published));
         match target.prepare(plan, &client).await {
             Ok(notes) => {
                 for note in notes {

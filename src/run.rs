@@ -84,6 +84,23 @@ pub fn shell_words(text: &str) -> std::result::Result<Vec<String>, String> {
     Ok(words)
 }
 
+/// `80/tcp` → 80 for TCP ports (and bare numbers).
+pub fn tcp_ports(exposed: &[String]) -> Vec<u16> {
+    exposed
+        .iter()
+        .filter(|p| p.ends_with("/tcp") || !p.contains('/'))
+        .filter_map(|p| p.split('/').next()?.parse().ok())
+        .collect()
+}
+
+/// Docker's `80/tcp` → host port map, keyed by the number.
+pub fn published_ports(published: &BTreeMap<String, u16>) -> BTreeMap<u16, u16> {
+    published
+        .iter()
+        .filter_map(|(port, host)| Some((port.split('/').next()?.parse().ok()?, *host)))
+        .collect()
+}
+
 /// The spec for running `image` under the run name `run_name`, publishing its TCP ports.
 pub fn container_spec(run_name: &str, image: &str, exposed_ports: &[String]) -> ContainerSpec {
     container_spec_with(run_name, image, exposed_ports, &RunOptions::default())

@@ -133,7 +133,7 @@ async fn probe_image<D: DockerApi>(
     let outcome = run::interruptible(async {
         let id = run::create_and_start(docker, &spec, &[]).await?;
         let state = run::require_running(docker, &id).await?;
-        let target = Target::new(docker, &id, published_ports(&state.published));
+        let target = Target::new(docker, &id, run::published_ports(&state.published));
         let client = http::client(Duration::from_secs(10));
         // A plan's ports found not to speak HTTP are probed as TCP, as in `minify build`; a
         // replay waits for the readiness it was given.
@@ -216,7 +216,7 @@ pub async fn verify_images<D: DockerApi>(
     let mut source = docker.inspect_image(original).await?;
     run_options.apply_to_image(&mut source);
     docker.inspect_image(slim).await?;
-    let plan = plan_for(&tcp_ports(&source.exposed_ports));
+    let plan = plan_for(&run::tcp_ports(&source.exposed_ports));
     let ports = plan.ports();
     let (steps, original_results, readiness) = probe_image(
         docker,
@@ -261,23 +261,6 @@ pub async fn verify_images<D: DockerApi>(
     ))
 }
 
-/// `80/tcp` → 80 for TCP ports (and bare numbers).
-pub fn tcp_ports(exposed: &[String]) -> Vec<u16> {
-    exposed
-        .iter()
-        .filter(|p| p.ends_with("/tcp") || !p.contains('/'))
-        .filter_map(|p| p.split('/').next()?.parse().ok())
-        .collect()
-}
-
-/// Docker's `80/tcp` → host port map, keyed by the number.
-pub fn published_ports(published: &BTreeMap<String, u16>) -> BTreeMap<u16, u16> {
-    published
-        .iter()
-        .filter_map(|(port, host)| Some((port.split('/').next()?.parse().ok()?, *host)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,10 +302,10 @@ mod tests {
     #[test]
     fn ports_parse_from_docker_notation() {
         assert_eq!(
-            tcp_ports(&["80/tcp".into(), "53/udp".into(), "8080".into()]),
+            run::tcp_ports(&["80/tcp".into(), "53/udp".into(), "8080".into()]),
             vec![80, 8080]
         );
         let map = BTreeMap::from([("80/tcp".to_string(), 32768u16)]);
-        assert_eq!(published_ports(&map), BTreeMap::from([(80u16, 32768u16)]));
+        assert_eq!(run::published_ports(&map), BTreeMap::from([(80u16, 32768u16)]));
     }
 }
