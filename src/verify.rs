@@ -306,6 +306,9 @@ mod tests {
             vec![80, 8080]
         );
         let map = BTreeMap::from([("80/tcp".to_string(), 32768u16)]);
-        assert_eq!(run::published_ports(&map), BTreeMap::from([(80u16, 32768u16)]));
+        assert_eq!(
+            run::published_ports(&map),
+            BTreeMap::from([(80u16, 32768u16)])
+        );
     }
 }
