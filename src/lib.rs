@@ -25,6 +25,8 @@ pub mod seccomp;
 pub mod sense;
 pub mod surface;
 pub mod sys;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod verify;
 pub mod xray;
 

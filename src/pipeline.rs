@@ -1089,9 +1089,9 @@ mod tests {
     //! failure is kept next to the error that came first.
     use super::*;
     use crate::docker::fake::FakeDocker;
-    use crate::image::flatten::tests::LayerBuilder;
     use crate::sense::fake::FakeSensors;
     use crate::sense::{Access, AccessKind};
+    use crate::testkit::LayerBuilder;
 
     const SOURCE: &str = "fake/app:1";
     const SLIM: &str = "fake/app.slim:1";
@@ -1116,7 +1116,7 @@ mod tests {
                 cmd: vec!["/bin/app".into()],
                 ..ImageSummary::default()
             },
-            crate::xray::source::tests::docker_archive(&[layer], &config),
+            crate::testkit::DockerArchive::of(&[layer], &config, "t/x:1"),
         );
         docker
     }

@@ -10,29 +10,23 @@ mod common;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::layers::{DockerArchive, LayerBuilder};
 use minify::image::{
     retain, slim_config, spool_docker_archive, spool_tarball, write_docker_archive, write_layer,
     write_layer_file, EntryKind, ImageFs, RunConfig,
 };
 
-/// Returns false (after saying why) when the test cannot run here; panics instead under CI.
-fn prerequisite(ok: bool, why: &str) -> bool {
-    common::require(
-        "a prerequisite",
-        if ok { Ok(()) } else { Err(why.to_string()) },
-    )
-}
-
-fn command_succeeds(program: &str, args: &[&str]) -> bool {
+/// `Ok` when `program args` succeeds, else `why` (for `common::require`).
+fn succeeds(program: &str, args: &[&str], why: &str) -> Result<(), String> {
     Command::new(program)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+        .is_ok_and(|s| s.success())
+        .then_some(())
+        .ok_or_else(|| why.to_string())
 }
 
 fn run(program: &str, args: &[&str]) -> String {
@@ -47,23 +41,6 @@ fn run(program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Removes the images and container this test created, whatever happens to the test.
-struct Cleanup {
-    images: Vec<String>,
-    containers: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for container in &self.containers {
-            let _ = command_succeeds("docker", &["rm", "-f", container]);
-        }
-        for image in &self.images {
-            let _ = command_succeeds("docker", &["rmi", "-f", image]);
-        }
-    }
 }
 
 const HELLO_C: &str = r#"
@@ -110,62 +87,37 @@ fn save_and_flatten(tag: &str, work: &Path) -> ImageFs {
 }
 
 fn source_rootfs_tar(hello: &Path, out: &Path) {
-    let mut builder = tar::Builder::new(std::fs::File::create(out).unwrap());
-    let dir = |path: &str| {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_size(0);
-        header.set_mtime(1_700_000_000);
-        (header, path.to_string())
-    };
-    for path in ["bin/", "etc/", "unneeded/"] {
-        let (mut header, path) = dir(path);
-        builder.append_data(&mut header, path, &[][..]).unwrap();
-    }
-    let file = |builder: &mut tar::Builder<std::fs::File>, path: &str, mode, data: &[u8]| {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(mode);
-        header.set_size(data.len() as u64);
-        header.set_mtime(1_700_000_000);
-        builder.append_data(&mut header, path, data).unwrap();
-    };
-    builder
-        .append_pax_extensions([("SCHILY.xattr.security.capability", NET_BIND_CAPABILITY)])
+    LayerBuilder::to(std::fs::File::create(out).unwrap())
+        .dir("bin/")
+        .dir("etc/")
+        .dir("unneeded/")
+        .xattrs(&[("security.capability", NET_BIND_CAPABILITY)])
+        .entry(
+            "bin/hello",
+            tar::EntryType::Regular,
+            &std::fs::read(hello).unwrap(),
+            0o755,
+        )
+        .file("etc/greeting", b"hi from minify")
+        .file("unneeded/big", &vec![0x5a; 1 << 20])
+        .hardlink("bin/hello-alias", "bin/hello")
+        .finish()
+        .flush()
         .unwrap();
-    file(
-        &mut builder,
-        "bin/hello",
-        0o755,
-        &std::fs::read(hello).unwrap(),
-    );
-    file(&mut builder, "etc/greeting", 0o644, b"hi from minify");
-    file(&mut builder, "unneeded/big", 0o644, &vec![0x5a; 1 << 20]);
-    let mut link = tar::Header::new_gnu();
-    link.set_entry_type(tar::EntryType::Link);
-    link.set_mode(0o755);
-    link.set_size(0);
-    builder
-        .append_link(&mut link, "bin/hello-alias", "bin/hello")
-        .unwrap();
-    builder.into_inner().unwrap().flush().unwrap();
 }
 
 #[test]
 fn docker_round_trip_of_a_slimmed_image() {
-    if !prerequisite(
-        command_succeeds("docker", &["info"]),
-        "no reachable Docker daemon (`docker info` failed)",
-    ) {
+    if !common::require("the Docker daemon", common::docker_check()) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
     let source_c = work.path().join("hello.c");
     let hello = work.path().join("hello");
     std::fs::write(&source_c, HELLO_C).unwrap();
-    if !prerequisite(
-        command_succeeds(
+    if !common::require(
+        "gcc -static",
+        succeeds(
             "gcc",
             &[
                 "-static",
@@ -174,24 +126,20 @@ fn docker_round_trip_of_a_slimmed_image() {
                 hello.to_str().unwrap(),
                 source_c.to_str().unwrap(),
             ],
+            "`gcc -static` could not build the test binary",
         ),
-        "`gcc -static` could not build the test binary",
     ) {
         return;
     }
 
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("minify-image-test-{}-{nanos}", std::process::id());
+    let name = common::unique("minify-image-test");
     let source_tag = format!("{name}:source");
     let slim_tag = format!("{name}:slim");
     let container = format!("{name}-run");
-    let _cleanup = Cleanup {
-        images: vec![source_tag.clone(), slim_tag.clone()],
-        containers: vec![container.clone()],
-    };
+    let mut cleanup = common::Cleanup::default();
+    cleanup.image(&source_tag);
+    cleanup.image(&slim_tag);
+    cleanup.container(&container);
 
     let rootfs = work.path().join("rootfs.tar");
     source_rootfs_tar(&hello, &rootfs);
@@ -329,68 +277,37 @@ fn peak_rss_of_a_big_synthetic_image() {
 fn write_big_archive(out: &Path, megabytes: u64, scratch: &Path) {
     let small_files = (megabytes * 1024 * 6 / 10) / 16; // 60% in 16 KiB files
     let big_files = (megabytes * 4 / 10).max(1); // 40% in 1 MiB files
-    let mut layer_paths = Vec::new();
+    let mut archive =
+        DockerArchive::to(std::io::BufWriter::new(std::fs::File::create(out).unwrap()));
     for layer in 0..3 {
         let path = scratch.join(format!("layer{layer}.tar"));
-        let mut builder = tar::Builder::new(std::io::BufWriter::new(
+        let mut tar = LayerBuilder::to(std::io::BufWriter::new(
             std::fs::File::create(&path).unwrap(),
         ));
-        let mut add = |name: String, size: u64| {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(0o644);
-            header.set_size(size);
+        let add = |tar: LayerBuilder<_>, name: String, size: u64| {
             let data = std::io::repeat(name.len() as u8).take(size);
-            builder.append_data(&mut header, name, data).unwrap();
+            tar.file_from(&name, 0o644, size, data)
         };
-        match layer {
-            0 => (0..small_files)
-                .for_each(|i| add(format!("usr/share/d{}/file{i}", i % 500), 16 * 1024)),
-            1 => (0..big_files).for_each(|i| add(format!("opt/big/blob{i}"), 1 << 20)),
+        tar = match layer {
+            0 => (0..small_files).fold(tar, |tar, i| {
+                add(tar, format!("usr/share/d{}/file{i}", i % 500), 16 * 1024)
+            }),
+            1 => (0..big_files).fold(tar, |tar, i| add(tar, format!("opt/big/blob{i}"), 1 << 20)),
             _ => {
-                add("usr/share/d1/.wh.file1".into(), 0);
-                add("usr/share/d2/.wh..wh..opq".into(), 0);
-                add("opt/big/blob0".into(), 4096);
+                let tar = add(tar, "usr/share/d1/.wh.file1".into(), 0);
+                let tar = add(tar, "usr/share/d2/.wh..wh..opq".into(), 0);
+                add(tar, "opt/big/blob0".into(), 4096)
             }
-        }
-        builder.into_inner().unwrap().flush().unwrap();
-        layer_paths.push(path);
+        };
+        tar.finish().flush().unwrap();
+        archive = archive.layer_file(&path);
+        std::fs::remove_file(&path).unwrap();
     }
-
-    let mut archive =
-        tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(out).unwrap()));
-    let mut names = Vec::new();
-    for (i, path) in layer_paths.iter().enumerate() {
-        let name = format!("layer{i}/layer.tar");
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
-        header.set_size(std::fs::metadata(path).unwrap().len());
-        archive
-            .append_data(&mut header, &name, std::fs::File::open(path).unwrap())
-            .unwrap();
-        std::fs::remove_file(path).unwrap();
-        names.push(name);
-    }
-    let config = serde_json::to_vec(&serde_json::json!({
+    let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "config": {},
         "rootfs": {"type": "layers", "diff_ids": ["sha256:0", "sha256:1", "sha256:2"]},
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&serde_json::json!([
-        {"Config": "config.json", "RepoTags": ["big:test"], "Layers": names}
-    ]))
-    .unwrap();
-    for (name, data) in [("config.json", config), ("manifest.json", manifest)] {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        archive
-            .append_data(&mut header, name, data.as_slice())
-            .unwrap();
-    }
-    archive.into_inner().unwrap().flush().unwrap();
+    });
+    archive.finish(&config, &["big:test"]).flush().unwrap();
 }
 
 /// The local daemon's layer store, read as `build` reads it, gives exactly the image that
@@ -399,35 +316,29 @@ fn write_big_archive(out: &Path, megabytes: u64, scratch: &Path) {
 /// replace a directory and hard-link across layers.
 #[test]
 fn the_layer_store_reads_the_same_image_as_docker_save() {
-    if !prerequisite(
-        command_succeeds("docker", &["info"]),
-        "no reachable Docker daemon (`docker info` failed)",
-    ) {
+    if !common::require("the Docker daemon", common::docker_check()) {
         return;
     }
     let base = "minify-fixture/base:bookworm";
-    if !prerequisite(
-        command_succeeds("docker", &["image", "inspect", base]),
-        "the base fixture is missing (run integration/setup.sh)",
+    if !common::require(
+        &format!("fixture image {base}"),
+        common::fixture_check(base),
     ) {
         return;
     }
     let root = minify::image::layerstore::docker_root();
-    if !prerequisite(
-        root.join("image/overlay2").is_dir(),
-        "the daemon's layer store is not readable here (not root, or not overlay2)",
+    if !common::require(
+        "the daemon's layer store",
+        root.join("image/overlay2")
+            .is_dir()
+            .then_some(())
+            .ok_or_else(|| "not readable here (not root, or not overlay2)".to_string()),
     ) {
         return;
     }
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let tag = format!("minify-layerstore-test-{}-{nanos}:1", std::process::id());
-    let _cleanup = Cleanup {
-        images: vec![tag.clone()],
-        containers: vec![],
-    };
+    let tag = format!("{}:1", common::unique("minify-layerstore-test"));
+    let mut cleanup = common::Cleanup::default();
+    cleanup.image(&tag);
     let context = tempfile::tempdir().unwrap();
     std::fs::write(
         context.path().join("Dockerfile"),

@@ -473,10 +473,8 @@ fn image_flag_adds_the_daemon_size() {
     }
     let image = "minify-fixture/python:1";
     if !common::require(
-        &format!("fixture image {image} (integration/fixtures.sh)"),
-        common::image_exists(image)
-            .then_some(())
-            .ok_or_else(|| "not built".to_string()),
+        &format!("fixture image {image}"),
+        common::fixture_check(image),
     ) {
         return;
     }

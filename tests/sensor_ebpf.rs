@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use minify::sense::ebpf::EbpfSensor;
 use minify::sense::{cgroup, Access, AccessKind, Sensor, Trace};
@@ -23,39 +23,13 @@ static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
 const OUR_PROGRAMS: &[&str] = &["minify_enter"];
 
-/// Why the kernel sensor cannot run here, if it cannot.
-fn missing_facility() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    for (bit, name) in [(39, "CAP_BPF"), (38, "CAP_PERFMON"), (21, "CAP_SYS_ADMIN")] {
-        if caps & (1u64 << bit) == 0 {
-            return Some(format!("{name} is missing (run the tests as root)"));
-        }
-    }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Some("the kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
-    }
-    None
-}
-
 /// True when the test should go on; under CI a missing facility fails the test.
 fn kernel_sensor_available(test: &str) -> bool {
-    common::require(
-        &format!("the eBPF sensor ({test})"),
-        missing_facility().map_or(Ok(()), Err),
-    )
+    common::require(&format!("the eBPF sensor ({test})"), common::sensor_check())
 }
 
 fn unique_name(tag: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("minify-test-{tag}-{}-{nanos}", std::process::id())
+    common::unique(&format!("minify-test-{tag}"))
 }
 
 /// Ids of loaded BPF programs carrying our program names.
@@ -383,26 +357,6 @@ impl Drop for DockerCleanup {
     }
 }
 
-fn docker_missing() -> Option<String> {
-    match Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-    {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            return Some(format!(
-                "the Docker daemon is not reachable: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-        Err(e) => return Some(format!("the docker CLI cannot run: {e}")),
-    }
-    match Command::new("gcc").arg("--version").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("gcc is missing (needed to build the static test binary)".into()),
-    }
-}
-
 const CONTAINER_APP: &str = r#"
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -429,7 +383,12 @@ fn traces_a_real_container_with_container_paths() {
     if !kernel_sensor_available("traces_a_real_container_with_container_paths") {
         return;
     }
-    if !common::require("the Docker daemon", docker_missing().map_or(Ok(()), Err)) {
+    if !(common::require("the Docker daemon", common::docker_check())
+        && common::require(
+            "gcc (static test binary)",
+            common::tool_check("gcc", "--version"),
+        ))
+    {
         return;
     }
     let _serial = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());

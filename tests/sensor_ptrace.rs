@@ -16,12 +16,7 @@ const BASE: &str = "minify-fixture/base:bookworm";
 
 fn require_base() -> bool {
     require("the Docker daemon", docker_check())
-        && require(
-            &format!("fixture image {BASE} (integration/fixtures.sh)"),
-            image_exists(BASE)
-                .then_some(())
-                .ok_or_else(|| "not built".to_string()),
-        )
+        && require(&format!("fixture image {BASE}"), fixture_check(BASE))
 }
 
 /// Creates a container running `command` under the wrapper (as minify would), uploads the

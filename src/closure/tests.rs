@@ -75,18 +75,10 @@ fn copy_host_library(image: &mut FakeImage, soname: &str) -> Option<String> {
 
 /// `cc` is needed to build tiny ELF objects; absent, the test is skipped (but not under CI).
 fn compiler_available() -> bool {
-    let ok = std::process::Command::new("cc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "cc is required under CI"
-        );
-        eprintln!("skipping: no cc on this host");
-    }
-    ok
+    crate::testkit::require(
+        "a C compiler (cc)",
+        crate::testkit::ci::tool_check("cc", "--version"),
+    )
 }
 
 fn host_ls_image() -> Option<FakeImage> {

@@ -411,28 +411,15 @@ pub fn sha256_prefixed(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::write::GzEncoder;
+    use crate::testkit::{gzip, DockerArchive, LayerBuilder};
 
-    fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, path, data).unwrap();
-    }
-
-    fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (path, data) in files {
-            append(&mut builder, path, data);
-        }
-        builder.into_inner().unwrap()
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(data).unwrap();
-        encoder.finish().unwrap()
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        files
+            .iter()
+            .fold(LayerBuilder::new(), |layer, (path, data)| {
+                layer.file(path, data)
+            })
+            .bytes()
     }
 
     fn config_json(layers: usize) -> Vec<u8> {
@@ -446,35 +433,21 @@ mod tests {
 
     /// A docker-save archive with the manifest last, as docker writes it.
     fn docker_archive(layers: &[Vec<u8>]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut names = Vec::new();
-        for (i, layer) in layers.iter().enumerate() {
-            let name = format!("layer{i}/layer.tar");
-            append(&mut builder, &name, layer);
-            names.push(name);
-        }
-        append(&mut builder, "cfg.json", &config_json(layers.len()));
-        let manifest =
-            serde_json::json!([{"Config": "cfg.json", "RepoTags": ["t:1"], "Layers": names}]);
-        append(
-            &mut builder,
-            "manifest.json",
-            &serde_json::to_vec(&manifest).unwrap(),
-        );
-        builder.into_inner().unwrap()
+        let config: Value = serde_json::from_slice(&config_json(layers.len())).unwrap();
+        DockerArchive::of(layers, &config, "t:1")
     }
 
     #[test]
     fn docker_layout_spools_layers_in_manifest_order_and_gunzips() {
-        let plain = layer_tar(&[("a", b"first")]);
-        let compressed = gzip(&layer_tar(&[("b", b"second")]));
+        let plain = tar_of(&[("a", b"first")]);
+        let compressed = gzip(&tar_of(&[("b", b"second")]));
         let archive = docker_archive(&[plain.clone(), compressed]);
         let image = spool_docker_archive(archive.as_slice(), None).unwrap();
         assert_eq!(image.layers.len(), 2);
         assert_eq!(std::fs::read(&image.layers[0]).unwrap(), plain);
         assert_eq!(
             std::fs::read(&image.layers[1]).unwrap(),
-            layer_tar(&[("b", b"second")])
+            tar_of(&[("b", b"second")])
         );
         assert_eq!(image.repo_tags, vec!["t:1".to_string()]);
         assert_eq!(image.config["config"]["Cmd"][0], "/bin/sh");
@@ -483,7 +456,7 @@ mod tests {
 
     #[test]
     fn oci_layout_is_followed_from_index_json() {
-        let layer = layer_tar(&[("x", b"oci")]);
+        let layer = tar_of(&[("x", b"oci")]);
         let config = config_json(1);
         let hex = |b: &[u8]| hex::encode(Sha256::digest(b));
         let manifest = serde_json::to_vec(&serde_json::json!({
@@ -498,12 +471,13 @@ mod tests {
                 "annotations": {"io.containerd.image.name": "oci:tag"}}],
         }))
         .unwrap();
-        let mut builder = tar::Builder::new(Vec::new());
-        append(&mut builder, "index.json", &index);
-        for blob in [&layer, &config, &manifest] {
-            append(&mut builder, &format!("blobs/sha256/{}", hex(blob)), blob);
-        }
-        let archive = builder.into_inner().unwrap();
+        let archive = [&layer, &config, &manifest]
+            .into_iter()
+            .fold(
+                LayerBuilder::new().file("index.json", &index),
+                |tar, blob| tar.file(&format!("blobs/sha256/{}", hex(blob)), blob),
+            )
+            .bytes();
         let image = spool_docker_archive(archive.as_slice(), None).unwrap();
         assert_eq!(std::fs::read(&image.layers[0]).unwrap(), layer);
         assert_eq!(image.repo_tags, vec!["oci:tag".to_string()]);
@@ -511,31 +485,25 @@ mod tests {
 
     #[test]
     fn missing_manifest_is_an_archive_error() {
-        let mut builder = tar::Builder::new(Vec::new());
-        append(&mut builder, "layer0/layer.tar", &layer_tar(&[("a", b"x")]));
-        let archive = builder.into_inner().unwrap();
+        let archive = tar_of(&[("layer0/layer.tar", &tar_of(&[("a", b"x")]))]);
         let err = spool_docker_archive(archive.as_slice(), None).unwrap_err();
         assert!(err.is_malformed_archive(), "{err}");
     }
 
     #[test]
     fn missing_layer_is_an_archive_error() {
-        let mut builder = tar::Builder::new(Vec::new());
-        append(&mut builder, "cfg.json", &config_json(1));
         let manifest = serde_json::json!([{"Config": "cfg.json", "Layers": ["gone/layer.tar"]}]);
-        append(
-            &mut builder,
-            "manifest.json",
-            &serde_json::to_vec(&manifest).unwrap(),
-        );
-        let archive = builder.into_inner().unwrap();
+        let archive = tar_of(&[
+            ("cfg.json", &config_json(1)),
+            ("manifest.json", &serde_json::to_vec(&manifest).unwrap()),
+        ]);
         let err = spool_docker_archive(archive.as_slice(), None).unwrap_err();
         assert!(err.to_string().contains("gone/layer.tar"), "{err}");
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let layer = layer_tar(&[("a", &[7u8; 3000])]);
+        let layer = tar_of(&[("a", &[7u8; 3000])]);
         let archive = docker_archive(&[layer.clone(), gzip(&layer)]);
         // Cutting off the trailing zero blocks loses nothing; anything earlier must fail.
         let content_end = archive.len() - 1024;
@@ -559,22 +527,18 @@ mod tests {
 
     #[test]
     fn layer_count_mismatch_with_config_is_refused() {
-        let mut builder = tar::Builder::new(Vec::new());
-        append(&mut builder, "l/layer.tar", &layer_tar(&[("a", b"x")]));
-        append(&mut builder, "cfg.json", &config_json(3));
         let manifest = serde_json::json!([{"Config": "cfg.json", "Layers": ["l/layer.tar"]}]);
-        append(
-            &mut builder,
-            "manifest.json",
-            &serde_json::to_vec(&manifest).unwrap(),
-        );
-        let archive = builder.into_inner().unwrap();
+        let archive = tar_of(&[
+            ("l/layer.tar", &tar_of(&[("a", b"x")])),
+            ("cfg.json", &config_json(3)),
+            ("manifest.json", &serde_json::to_vec(&manifest).unwrap()),
+        ]);
         assert!(spool_docker_archive(archive.as_slice(), None).is_err());
     }
 
     #[test]
     fn gzipped_whole_tarball_is_accepted() {
-        let archive = docker_archive(&[layer_tar(&[("a", b"x")])]);
+        let archive = docker_archive(&[tar_of(&[("a", b"x")])]);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("image.tar.gz");
         std::fs::write(&path, gzip(&archive)).unwrap();

@@ -217,7 +217,8 @@ impl ImageView for ImageFs {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::image::flatten::tests::{write_layers, LayerBuilder};
+    use crate::testkit::write_layers;
+    use crate::testkit::LayerBuilder;
 
     pub(crate) fn image_fs(layers: Vec<Vec<u8>>) -> ImageFs {
         let (dir, paths) = write_layers(layers);

@@ -214,7 +214,7 @@ pub fn decode<R: std::io::Read>(member: &mut tar::Entry<'_, R>, layer_len: u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::flatten::tests::LayerBuilder;
+    use crate::testkit::LayerBuilder;
 
     fn decode_all(tar: &[u8]) -> Vec<Decoded> {
         let len = tar.len() as u64;

@@ -410,7 +410,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_stored_image_is_located_with_its_layers_files() {
-        use crate::image::flatten::tests::LayerBuilder;
+        use crate::testkit::LayerBuilder;
         let root = tempfile::tempdir().unwrap();
         let layers = [
             LayerBuilder::new().file("a", b"1").bytes(),
@@ -439,7 +439,7 @@ pub(crate) mod tests {
     #[test]
     fn replays_headers_with_holes_and_collects_crcs() {
         use tar::EntryType as T;
-        let tar = crate::xray::scan::tests::layer_tar(&[
+        let tar = crate::testkit::layer_tar(&[
             ("d/", T::Directory, b"", 0o755),
             ("d/f", T::Regular, b"hello", 0o644),
         ]);
@@ -457,7 +457,7 @@ pub(crate) mod tests {
     #[test]
     fn seeking_skips_holes_and_segments_and_reports_the_position() {
         use tar::EntryType as T;
-        let tar = crate::xray::scan::tests::layer_tar(&[
+        let tar = crate::testkit::layer_tar(&[
             ("a", T::Regular, &[1u8; 3000], 0o644),
             ("b", T::Regular, b"xy", 0o644),
         ]);
@@ -479,7 +479,7 @@ pub(crate) mod tests {
     #[test]
     fn a_tar_reader_with_seeking_sees_every_member() {
         use tar::EntryType as T;
-        let tar = crate::xray::scan::tests::layer_tar(&[
+        let tar = crate::testkit::layer_tar(&[
             ("d/", T::Directory, b"", 0o755),
             ("d/big", T::Regular, &[9u8; 70_000], 0o644),
             ("d/small", T::Regular, b"abc", 0o600),

@@ -352,9 +352,10 @@ mod tests {
     use crate::image::archive::{spool_docker_archive, SpooledImage};
     use crate::image::config::slim_config;
     use crate::image::flatten::flatten_with_warnings;
-    use crate::image::flatten::tests::{write_layers, LayerBuilder};
     use crate::image::retain::retain;
     use crate::image::view::ImageView;
+    use crate::testkit::write_layers;
+    use crate::testkit::LayerBuilder;
     use std::io::Read;
 
     use crate::image::fs::tests::image_fs;
@@ -509,7 +510,7 @@ mod tests {
                 .file("d/g", b"g")
                 .bytes(),
         ];
-        let archive = crate::xray::source::tests::docker_archive(&layers, &serde_json::json!({}));
+        let archive = crate::testkit::DockerArchive::of(&layers, &serde_json::json!({}), "t/x:1");
         let lines =
             crate::image::layerstore::tests::split_lines(&layers[0], &[("d/f", 1024, 1500)]);
         let work = tempfile::tempdir().unwrap();

@@ -240,32 +240,16 @@ mod tests {
 
     #[tokio::test]
     async fn crawl_stays_on_origin_and_respects_page_limit() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let body = match path.as_str() {
-                        "/" => r#"<a href="/one">1</a><a href="http://example.com/x">ext</a><a href="/two#frag">2</a>"#.to_string(),
-                        "/one" => r#"<a href="/">home</a><a href="/deep/three">3</a>"#.to_string(),
-                        _ => format!("page {path}"),
-                    };
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
+        use crate::testkit::http::{serve, Reply};
+        let port = serve(0, |request| {
+            let body = match request.path.as_str() {
+                "/" => r#"<a href="/one">1</a><a href="http://example.com/x">ext</a><a href="/two#frag">2</a>"#.to_string(),
+                "/one" => r#"<a href="/">home</a><a href="/deep/three">3</a>"#.to_string(),
+                path => format!("page {path}"),
+            };
+            Reply::html(&body)
+        })
+        .await;
         let base = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
         let client = client(Duration::from_secs(5));
         let results = crawl(&client, "80/tcp", &base, &CrawlLimits::default()).await;

@@ -1048,7 +1048,6 @@ fn normalized_hash(body: &[u8], dynamic: Option<&DynamicBody>) -> Option<String>
 mod tests {
     use super::*;
     use crate::docker::fake::{FakeContainer, FakeDocker};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A fake daemon with one running container `app`, and a target whose port 80 is `host_port`.
     fn docker_with_running_app() -> FakeDocker {
@@ -1072,30 +1071,12 @@ mod tests {
     /// with nothing listening behind it), then answers each request with `answer`, or holds the
     /// connection silently when `answer` is empty.
     async fn server(closed: usize, answer: &'static [u8]) -> u16 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            let mut seen = 0;
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                seen += 1;
-                if seen <= closed {
-                    continue;
-                }
-                tokio::spawn(async move {
-                    let mut request = [0u8; 256];
-                    let _ = stream.read(&mut request).await;
-                    if answer.is_empty() {
-                        tokio::time::sleep(Duration::from_secs(60)).await;
-                    } else {
-                        let _ = stream.write_all(answer).await;
-                    }
-                });
-            }
-        });
-        port
+        use crate::testkit::http::{serve, Reply};
+        serve(closed, move |_| match answer {
+            [] => Reply::Hold,
+            bytes => Reply::Raw(bytes.to_vec()),
+        })
+        .await
     }
 
     async fn detect(
@@ -1144,17 +1125,7 @@ mod tests {
 
     /// Like redis: holds an idle connection, closes one at once when a request comes in.
     async fn closing_on_request_server() -> u16 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut request = [0u8; 256];
-                    let _ = stream.read(&mut request).await;
-                });
-            }
-        });
-        port
+        crate::testkit::http::serve(0, |_| crate::testkit::http::Reply::Close).await
     }
 
     #[tokio::test]
@@ -1290,7 +1261,6 @@ mod tests {
     /// A tiny HTTP server: `/openapi.json` is a spec, `/broken.json` is not, anything else
     /// echoes the request line and body. Returns its port.
     async fn api_server() -> u16 {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         const SPEC: &str = r#"{"openapi": "3.0.0", "servers": [{"url": "/v1"}], "paths": {
             "/items/{id}": {"get": {"parameters": [{"name": "id", "in": "path",
                                                     "schema": {"type": "integer"}}]},
@@ -1298,59 +1268,20 @@ mod tests {
             "/items": {"post": {"requestBody": {"content": {"application/json": {"schema": {
                 "type": "object", "required": ["name"],
                 "properties": {"name": {"type": "string"}}}}}}}}}}"#;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let mut raw = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    // Headers, then as much body as Content-Length says.
-                    let body_start = loop {
-                        let n = socket.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        raw.extend_from_slice(&buf[..n]);
-                        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&raw[..body_start]).to_string();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    while raw.len() < body_start + length {
-                        let n = socket.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        raw.extend_from_slice(&buf[..n]);
-                    }
-                    let line = head.lines().next().unwrap_or("").to_string();
-                    let path = line.split_whitespace().nth(1).unwrap_or("/");
-                    let body = match path {
-                        "/openapi.json" => SPEC.to_string(),
-                        "/broken.json" => "<html>nope</html>".to_string(),
-                        _ => format!("{line} {}", String::from_utf8_lossy(&raw[body_start..])),
-                    };
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
-        port
+        use crate::testkit::http::{serve, Reply};
+        serve(0, |request| {
+            let body = match request.path.as_str() {
+                "/openapi.json" => SPEC.to_string(),
+                "/broken.json" => "<html>nope</html>".to_string(),
+                _ => format!(
+                    "{} {}",
+                    request.line,
+                    String::from_utf8_lossy(&request.body)
+                ),
+            };
+            Reply::ok(&body)
+        })
+        .await
     }
 
     #[tokio::test]

@@ -547,8 +547,7 @@ fn treemap(dir_sizes: &HashMap<&str, u64>, files: &[(&str, u64)]) -> TreeNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xray::scan::tests::layer_tar;
-    use crate::xray::source::tests::docker_archive;
+    use crate::testkit::layer_tar;
 
     #[test]
     fn end_to_end_on_a_synthetic_archive() {
@@ -578,7 +577,7 @@ mod tests {
             ],
             "rootfs": {"diff_ids": ["sha256:0", "sha256:1"]}
         });
-        let archive = docker_archive(&[base, top], &config);
+        let archive = crate::testkit::DockerArchive::of(&[base, top], &config, "t/x:1");
         let raw =
             source::read_archive(&archive[..], HashPolicy::AtLeast(DUPLICATE_MIN_BYTES)).unwrap();
         let x = analyze("t/x:1", raw, std::time::Instant::now());

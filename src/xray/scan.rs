@@ -228,20 +228,9 @@ fn check_hardlinks(scan: &LayerScan, layer: &str, warnings: &mut Vec<String>) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A layer tar built in memory: `(path, type, body, mode)`, through the image core's one
-    /// test layer builder (a link's body is its target).
-    pub(crate) fn layer_tar(entries: &[(&str, tar::EntryType, &[u8], u32)]) -> Vec<u8> {
-        entries
-            .iter()
-            .fold(
-                crate::image::flatten::tests::LayerBuilder::new(),
-                |layer, (path, kind, body, mode)| layer.entry(path, *kind, body, *mode),
-            )
-            .bytes()
-    }
+    use crate::testkit::layer_tar;
 
     #[test]
     fn normalize_handles_dots_and_refuses_escapes() {

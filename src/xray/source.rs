@@ -278,38 +278,12 @@ fn assemble(mut members: HashMap<String, Member>) -> Result<RawImage> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::xray::scan::tests::layer_tar;
+    use crate::testkit::layer_tar;
 
-    /// A Docker 20.10-style `docker save` archive: layers first, then config and manifest.
-    pub(crate) fn docker_archive(layers: &[Vec<u8>], config: &Value) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut refs = Vec::new();
-        for (i, layer) in layers.iter().enumerate() {
-            let name = format!("l{i}/layer.tar");
-            let mut header = tar::Header::new_gnu();
-            header.set_size(layer.len() as u64);
-            header.set_mode(0o644);
-            builder.append_data(&mut header, &name, &layer[..]).unwrap();
-            refs.push(name);
-        }
-        let config = serde_json::to_vec(config).unwrap();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(config.len() as u64);
-        builder
-            .append_data(&mut header, "cfg.json", &config[..])
-            .unwrap();
-        let manifest = serde_json::to_vec(&serde_json::json!([
-            {"Config": "cfg.json", "RepoTags": ["t/x:1"], "Layers": refs}
-        ]))
-        .unwrap();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(manifest.len() as u64);
-        builder
-            .append_data(&mut header, "manifest.json", &manifest[..])
-            .unwrap();
-        builder.into_inner().unwrap()
+    fn docker_archive(layers: &[Vec<u8>], config: &Value) -> Vec<u8> {
+        crate::testkit::DockerArchive::of(layers, config, "t/x:1")
     }
 
     #[test]

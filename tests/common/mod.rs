@@ -7,24 +7,14 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// True when running under CI, where a missing facility is a failure, not a skip.
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Returns whether the test can go on; panics under CI when it can't.
-pub fn require(facility: &str, check: Result<(), String>) -> bool {
-    match check {
-        Ok(()) => true,
-        Err(why) if under_ci() => {
-            panic!("{facility} is required under CI=true but unavailable: {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIP: {facility} unavailable ({why}); run integration/setup.sh as root");
-            false
-        }
-    }
-}
+// The skip-or-fail rule and the tar/archive builders are the library's own test plumbing
+// (src/testkit), included here so there is one copy of each.
+#[path = "../../src/testkit/ci.rs"]
+mod ci;
+#[path = "../../src/testkit/layers.rs"]
+pub mod layers;
+#[allow(unused_imports)] // each test binary uses its own part
+pub use ci::{require, tool_check, under_ci};
 
 pub fn docker_check() -> Result<(), String> {
     let out = Command::new("docker")
@@ -41,26 +31,38 @@ pub fn docker_check() -> Result<(), String> {
     }
 }
 
+/// Why the kernel sensor cannot run here, if it cannot: the capabilities it loads programs
+/// with, and kernel BTF for CO-RE.
 pub fn sensor_check() -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("not root".into());
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    for (bit, name) in [(39, "CAP_BPF"), (38, "CAP_PERFMON"), (21, "CAP_SYS_ADMIN")] {
+        if caps & (1u64 << bit) == 0 {
+            return Err(format!("{name} is missing (run the tests as root)"));
+        }
     }
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Err("no kernel BTF at /sys/kernel/btf/vmlinux".into());
+        return Err("the kernel has no BTF (/sys/kernel/btf/vmlinux)".into());
     }
     Ok(())
+}
+
+/// The named fixture image, or why not.
+pub fn fixture_check(image: &str) -> Result<(), String> {
+    image_exists(image)
+        .then_some(())
+        .ok_or_else(|| format!("{image} is not built (integration/fixtures.sh)"))
 }
 
 /// The daemon, the sensor and the named fixture image, or false (skip) outside CI.
 pub fn require_fixture(image: &str) -> bool {
     require("the Docker daemon", docker_check())
         && require("the eBPF sensor (root + BTF)", sensor_check())
-        && require(
-            &format!("fixture image {image} (integration/fixtures.sh)"),
-            image_exists(image)
-                .then_some(())
-                .ok_or_else(|| "not built".to_string()),
-        )
+        && require(&format!("fixture image {image}"), fixture_check(image))
 }
 
 pub fn image_exists(image: &str) -> bool {
