@@ -5,12 +5,15 @@
 //! `--image`, and a hadolint comparison (hadolint is installed by integration/setup.sh).
 
 mod common;
+#[path = "../crates/minify-lint/tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use minify::lint::{self, Options};
 use serde_json::Value;
+use support::dockerfile_in;
 
 /// The linter crate's corpus, relative to the repository root (SARIF URIs are relative to it).
 const CORPUS: &str = "crates/minify-lint/tests/corpus";
@@ -20,25 +23,7 @@ fn corpus() -> PathBuf {
 }
 
 fn cases() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus())
-        .expect("the lint corpus exists")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("expected").is_file())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-fn dockerfile_in(dir: &Path) -> PathBuf {
-    let found = lint::discover(&[dir.to_path_buf()]).unwrap();
-    assert_eq!(
-        found.len(),
-        1,
-        "one Dockerfile per case in {}",
-        dir.display()
-    );
-    found[0].clone()
+    support::cases_in(&corpus())
 }
 
 #[test]

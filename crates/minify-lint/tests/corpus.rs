@@ -6,35 +6,20 @@
 //! on the same corpus (exit codes, JSON, SARIF, --fix, --image) is tested by the workspace
 //! root's tests/lint_corpus.rs.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use minify_lint::{self as lint, Context, Options};
+use support::dockerfile_in;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
 fn cases() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus())
-        .expect("tests/corpus exists")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("expected").is_file())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-fn dockerfile_in(dir: &Path) -> PathBuf {
-    let found = lint::discover(&[dir.to_path_buf()]).unwrap();
-    assert_eq!(
-        found.len(),
-        1,
-        "one Dockerfile per case in {}",
-        dir.display()
-    );
-    found[0].clone()
+    support::cases_in(&corpus())
 }
 
 fn expected(dir: &Path) -> Vec<String> {
