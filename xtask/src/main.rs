@@ -72,14 +72,19 @@ fn main() -> Result<()> {
             let minify = build_minify()?;
             app_closure_sizes(&minify)
         }
-        // --compile [--baseline REV]: release build times, this tree against REV's.
+        // --compile [--baseline REV] [--tree REV]: release build times, this tree (or the
+        // commit --tree names) against REV's.
         Some("bench") if args.iter().any(|a| a == "--compile") => {
-            let baseline = args
-                .iter()
-                .position(|a| a == "--baseline")
-                .and_then(|i| args.get(i + 1))
-                .map_or(COMPILE_BASELINE, String::as_str);
-            compile_times(baseline)
+            let value = |flag: &str| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| args.get(i + 1))
+                    .map(String::as_str)
+            };
+            compile_times(
+                value("--baseline").unwrap_or(COMPILE_BASELINE),
+                value("--tree"),
+            )
         }
         // --builds: only the build table (with --big: and the big fixture, and xray vs dive).
         Some("bench") if args.iter().any(|a| a == "--builds") => {
@@ -92,7 +97,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask bench [--big] [--builds] | --overhead | --app-closure | --interrupts | --compile [--baseline REV]"
+                "usage: cargo xtask bench [--big] [--builds] | --overhead | --app-closure | --interrupts | --compile [--baseline REV] [--tree REV]"
             );
             std::process::exit(2)
         }
@@ -116,7 +121,10 @@ struct CompileTimes {
 /// downloaded), then after touching one file of the linter and one of the sensor's Rust half,
 /// for this tree and for `baseline` (checked out as a detached worktree), in one run on the
 /// same machine, so the ratios hold even where the absolute times do not (a busy 2-core VM).
-fn compile_times(baseline: &str) -> Result<()> {
+/// With `tree`, that commit (also as a worktree) is measured instead of the working tree: the
+/// split commit against its parent isolates what the workspace itself changed, as the tree
+/// has grown since.
+fn compile_times(baseline: &str, tree: Option<&str>) -> Result<()> {
     let root = root();
     let scratch = std::env::temp_dir().join(format!("minify-compile-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
@@ -128,6 +136,20 @@ fn compile_times(baseline: &str) -> Result<()> {
             .arg(baseline)
             .current_dir(&root),
     )?;
+    let this_tree = match tree {
+        Some(rev) => {
+            let path = scratch.join("tree");
+            run_ok(
+                Command::new("git")
+                    .args(["worktree", "add", "--detach"])
+                    .arg(&path)
+                    .arg(rev)
+                    .current_dir(&root),
+            )?;
+            path
+        }
+        None => root.clone(),
+    };
     let measured = (|| -> Result<(CompileTimes, CompileTimes)> {
         let before = compile_tree(
             &base_tree,
@@ -136,24 +158,30 @@ fn compile_times(baseline: &str) -> Result<()> {
             None,
         )?;
         let now = compile_tree(
-            &root,
+            &this_tree,
             &scratch.join("current-target"),
             "crates/minify-lint/src/rules.rs",
             Some("minify-lint"),
         )?;
         Ok((before, now))
     })();
-    let _ = Command::new("git")
-        .args(["worktree", "remove", "--force"])
-        .arg(&base_tree)
-        .current_dir(&root)
-        .status();
+    for worktree in [&base_tree, &this_tree].into_iter().filter(|t| **t != root) {
+        let _ = Command::new("git")
+            .args(["worktree", "remove", "--force"])
+            .arg(worktree)
+            .current_dir(&root)
+            .status();
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     let (before, now) = measured?;
     println!(
-        "\n## cargo build --release (baseline {baseline} = one crate; this tree = workspace)\n"
+        "\n## cargo build --release (baseline {baseline} = one crate; {} = workspace)\n",
+        tree.unwrap_or("this tree")
     );
-    println!("| step | baseline s | this tree s | ratio |");
+    println!(
+        "| step | baseline s | {} s | ratio |",
+        tree.unwrap_or("this tree")
+    );
     println!("|---|---:|---:|---:|");
     for (step, b, n) in [
         ("from scratch", before.scratch, now.scratch),
