@@ -128,26 +128,20 @@ fn compile_times(baseline: &str, tree: Option<&str>) -> Result<()> {
     let root = root();
     let scratch = std::env::temp_dir().join(format!("minify-compile-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let base_tree = scratch.join("baseline");
-    run_ok(
-        Command::new("git")
-            .args(["worktree", "add", "--detach"])
-            .arg(&base_tree)
-            .arg(baseline)
-            .current_dir(&root),
-    )?;
+    let worktree = |name: &str, rev: &str| -> Result<PathBuf> {
+        let path = scratch.join(name);
+        run_ok(
+            Command::new("git")
+                .args(["worktree", "add", "--detach"])
+                .arg(&path)
+                .arg(rev)
+                .current_dir(&root),
+        )?;
+        Ok(path)
+    };
+    let base_tree = worktree("baseline", baseline)?;
     let this_tree = match tree {
-        Some(rev) => {
-            let path = scratch.join("tree");
-            run_ok(
-                Command::new("git")
-                    .args(["worktree", "add", "--detach"])
-                    .arg(&path)
-                    .arg(rev)
-                    .current_dir(&root),
-            )?;
-            path
-        }
+        Some(rev) => worktree("tree", rev)?,
         None => root.clone(),
     };
     let measured = (|| -> Result<(CompileTimes, CompileTimes)> {
