@@ -128,37 +128,27 @@ fn compile_times(baseline: &str, tree: Option<&str>) -> Result<()> {
     let root = root();
     let scratch = std::env::temp_dir().join(format!("minify-compile-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let worktree = |name: &str, rev: &str| -> Result<PathBuf> {
-        let path = scratch.join(name);
+    let worktree = |name: &str, rev: &str| -> Result<()> {
         run_ok(
             Command::new("git")
                 .args(["worktree", "add", "--detach"])
-                .arg(&path)
+                .arg(scratch.join(name))
                 .arg(rev)
                 .current_dir(&root),
-        )?;
-        Ok(path)
+        )
     };
-    let base_tree = worktree("baseline", baseline)?;
-    let this_tree = match tree {
-        Some(rev) => worktree("tree", rev)?,
-        None => root.clone(),
-    };
+    let base_tree = scratch.join("baseline");
+    let this_tree = tree.map_or_else(|| root.clone(), |_| scratch.join("tree"));
     let measured = (|| -> Result<(CompileTimes, CompileTimes)> {
-        let before = compile_tree(
-            &base_tree,
-            &scratch.join("baseline-target"),
-            "src/lint/rules.rs",
-            None,
-        )?;
-        let now = compile_tree(
-            &this_tree,
-            &scratch.join("current-target"),
-            "crates/minify-lint/src/rules.rs",
-            Some("minify-lint"),
-        )?;
+        worktree("baseline", baseline)?;
+        if let Some(rev) = tree {
+            worktree("tree", rev)?;
+        }
+        let before = compile_tree(&base_tree, &scratch.join("baseline-target"))?;
+        let now = compile_tree(&this_tree, &scratch.join("current-target"))?;
         Ok((before, now))
     })();
+    // Also after a failed checkout or build: no worktree of ours is left registered.
     for worktree in [&base_tree, &this_tree].into_iter().filter(|t| **t != root) {
         let _ = Command::new("git")
             .args(["worktree", "remove", "--force"])
@@ -202,12 +192,14 @@ fn compile_times(baseline: &str, tree: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn compile_tree(
-    tree: &Path,
-    target: &Path,
-    lint_file: &str,
-    lint_crate: Option<&str>,
-) -> Result<CompileTimes> {
+/// The measurements of one checkout. The linter is where that checkout has it: its own crate
+/// (then also built alone) or `src/lint` of the one crate.
+fn compile_tree(tree: &Path, target: &Path) -> Result<CompileTimes> {
+    let (lint_file, lint_crate) = if tree.join("crates/minify-lint").is_dir() {
+        ("crates/minify-lint/src/rules.rs", Some("minify-lint"))
+    } else {
+        ("src/lint/rules.rs", None)
+    };
     let build = |extra: &[&str]| -> Result<f64> {
         let started = Instant::now();
         run_ok(
