@@ -75,6 +75,7 @@ fn a_compose_target_builds_verifies_beside_its_redis_and_leaves_nothing() {
     cleanup.image(&tag);
     let volume = unique("minify-test-shared");
     docker(&["volume", "create", &volume]);
+    cleanup.volume(&volume);
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("r.json");
 
@@ -87,9 +88,6 @@ fn a_compose_target_builds_verifies_beside_its_redis_and_leaves_nothing() {
         .unwrap()
         .status
         .success();
-    let _ = std::process::Command::new("docker")
-        .args(["volume", "rm", &volume])
-        .output();
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("compose: redis: service_healthy after"),
@@ -130,15 +128,8 @@ fn a_compose_target_builds_verifies_beside_its_redis_and_leaves_nothing() {
     // With the same dependency, of the test's own, the slim image answers like the original.
     let network = unique("minify-test-net");
     docker(&["network", "create", &network]);
-    struct Network(String);
-    impl Drop for Network {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("docker")
-                .args(["network", "rm", &self.0])
-                .output();
-        }
-    }
-    let _network = Network(network.clone());
+    // Removed after the containers on it: a guard of its own, dropped first, left it behind.
+    cleanup.network(&network);
     let redis = unique("minify-test-redis");
     cleanup.container(&redis);
     docker(&[
@@ -196,17 +187,16 @@ fn without_its_dependency_the_app_is_not_ready_and_the_build_says_why() {
     }
     let dir = tempfile::tempdir().unwrap();
     let tag = format!("minify-test/compose-nodep.slim:{}", unique("n"));
+    let mut cleanup = Cleanup::default();
     let volume = unique("minify-test-shared");
     docker(&["volume", "create", &volume]);
+    cleanup.volume(&volume);
     let (code, stderr, pid) = build(
         &tag,
         &dir.path().join("r.json"),
         &volume,
         &["--dep-exclude-compose-svc", "redis"],
     );
-    let _ = std::process::Command::new("docker")
-        .args(["volume", "rm", &volume])
-        .output();
     assert_eq!(code, 4, "{stderr}");
     assert!(
         stderr.contains("cannot reach redis at redis:6379"),

@@ -93,10 +93,14 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos:x}", std::process::id())
 }
 
-/// Removes what a test made (containers, images) when dropped, also when the test panics.
+/// Removes what a test made when dropped, also when the test panics: containers first, then
+/// the networks and volumes they used (Docker refuses to remove a network a container is still
+/// attached to), then images.
 #[derive(Default)]
 pub struct Cleanup {
     containers: Vec<String>,
+    networks: Vec<String>,
+    volumes: Vec<String>,
     images: Vec<String>,
 }
 
@@ -107,12 +111,24 @@ impl Cleanup {
     pub fn image(&mut self, name: &str) {
         self.images.push(name.to_string());
     }
+    pub fn network(&mut self, name: &str) {
+        self.networks.push(name.to_string());
+    }
+    pub fn volume(&mut self, name: &str) {
+        self.volumes.push(name.to_string());
+    }
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for c in &self.containers {
             let _ = Command::new("docker").args(["rm", "-f", "-v", c]).output();
+        }
+        for n in &self.networks {
+            let _ = Command::new("docker").args(["network", "rm", n]).output();
+        }
+        for v in &self.volumes {
+            let _ = Command::new("docker").args(["volume", "rm", v]).output();
         }
         for i in &self.images {
             let _ = Command::new("docker").args(["rmi", i]).output();
