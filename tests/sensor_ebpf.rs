@@ -340,23 +340,6 @@ fn stale_cgroups_without_processes_are_removed() {
     assert!(!stale.exists());
 }
 
-/// Removes the test image (and any container left by a failed run) however the test ends.
-struct DockerCleanup {
-    image: String,
-    container: String,
-}
-
-impl Drop for DockerCleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.container])
-            .output();
-        let _ = Command::new("docker")
-            .args(["rmi", "-f", &self.image])
-            .output();
-    }
-}
-
 const CONTAINER_APP: &str = r#"
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -412,10 +395,10 @@ fn traces_a_real_container_with_container_paths() {
     );
 
     let name = unique_name("docker");
-    let cleanup = DockerCleanup {
-        image: format!("{name}:latest"),
-        container: name.clone(),
-    };
+    let image = format!("{name}:latest");
+    let mut cleanup = common::Cleanup::default();
+    cleanup.container(&name);
+    cleanup.image(&image);
     let archive = work.path().join("rootfs.tar");
     let tar = Command::new("tar")
         .arg("-C")
@@ -429,7 +412,7 @@ fn traces_a_real_container_with_container_paths() {
     let import = Command::new("docker")
         .arg("import")
         .arg(&archive)
-        .arg(&cleanup.image)
+        .arg(&image)
         .output()
         .unwrap();
     assert!(
@@ -448,10 +431,10 @@ fn traces_a_real_container_with_container_paths() {
             "run",
             "--rm",
             "--name",
-            &cleanup.container,
+            &name,
             "--cgroup-parent",
             &cgroup_parent,
-            &cleanup.image,
+            &image,
             "/app",
         ])
         .output()

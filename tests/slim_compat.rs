@@ -239,15 +239,7 @@ fn a_service_that_needs_an_env_var_and_volumes_runs_with_them_traced_and_verifie
     let env_file = host.path().join("app.env");
     std::fs::write(&env_file, "# the service's secret\nAPP_TOKEN=s3cret\n").unwrap();
     let volume = unique("minify-test-vol");
-    struct Volume(String);
-    impl Drop for Volume {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("docker")
-                .args(["volume", "rm", "-f", &self.0])
-                .output();
-        }
-    }
-    let _volume = Volume(volume.clone());
+    cleanup.volume(&volume);
     let tag = format!("minify-test/slim-compat.slim:{}", unique("t"));
     cleanup.image(&tag);
     let report_path = host.path().join("r.json");
